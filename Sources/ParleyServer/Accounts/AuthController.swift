@@ -1,0 +1,159 @@
+import Fluent
+import Vapor
+
+/// `/v1/auth`: registration, sign-in, token refresh, sign-out and browser sessions.
+struct AuthController: RouteCollection {
+    let dependencies: AccountDependencies
+
+    func boot(routes: any RoutesBuilder) throws {
+        let auth = routes.grouped("auth")
+        auth.post("register", use: register)
+        auth.post("login", use: login)
+        auth.post("refresh", use: refresh)
+        auth.post("session", use: createSession)
+
+        let signedIn = auth.grouped(dependencies.authentication())
+        signedIn.post("logout", use: logout)
+        signedIn.delete("session", use: deleteSession)
+    }
+
+    @Sendable
+    func register(_ request: Request) async throws -> Response {
+        let input = try request.decodeJSON(RegisterRequest.self)
+        let issued = try await dependencies.service(request.db).register(input)
+        return try tokenResponse(issued, status: .created)
+    }
+
+    @Sendable
+    func login(_ request: Request) async throws -> Response {
+        let input = try request.decodeJSON(LoginRequest.self)
+        let issued = try await dependencies.service(request.db).login(input, clientAddress: dependencies.clientAddress(of: request))
+        return try tokenResponse(issued, status: .ok)
+    }
+
+    @Sendable
+    func refresh(_ request: Request) async throws -> Response {
+        let input = try request.decodeJSON(RefreshRequest.self)
+        let issued = try await dependencies.service(request.db).refresh(input)
+        return try tokenResponse(issued, status: .ok)
+    }
+
+    @Sendable
+    func logout(_ request: Request) async throws -> Response {
+        let principal = try request.principal()
+        try await dependencies.service(request.db).logout(sessionID: principal.sessionID)
+        let response = Response(status: .noContent)
+        if principal.method == .cookie { response.cookies[AuthenticationMiddleware.cookieName] = expiredCookie() }
+        return response
+    }
+
+    @Sendable
+    func createSession(_ request: Request) async throws -> Response {
+        let input = try request.decodeJSON(LoginRequest.self)
+        let service = dependencies.service(request.db)
+        let user = try await service.authenticate(login: input.handle, password: input.password,
+                                                  clientAddress: dependencies.clientAddress(of: request))
+        let session = try await service.startBrowserSession(user: user)
+        let body = BrowserSessionResponse(
+            user: try UserDTO(session.user, profile: session.profile, includeEmail: true),
+            csrfToken: session.csrfToken, expiresAt: session.expiresAt)
+        let response = try await body.encodeResponse(status: .created, for: request)
+        response.cookies[AuthenticationMiddleware.cookieName] = HTTPCookies.Value(
+            string: session.cookieValue, expires: session.expiresAt, path: "/",
+            isSecure: dependencies.secureCookies, isHTTPOnly: true, sameSite: .lax)
+        return response
+    }
+
+    @Sendable
+    func deleteSession(_ request: Request) async throws -> Response {
+        let principal = try request.principal()
+        guard principal.method == .cookie else {
+            throw ProblemError.badRequest("DELETE /v1/auth/session ends a browser session; API clients use POST /v1/auth/logout.")
+        }
+        try await dependencies.service(request.db).logout(sessionID: principal.sessionID)
+        let response = Response(status: .noContent)
+        response.cookies[AuthenticationMiddleware.cookieName] = expiredCookie()
+        return response
+    }
+
+    private func expiredCookie() -> HTTPCookies.Value {
+        HTTPCookies.Value(string: "", expires: Date(timeIntervalSince1970: 0), maxAge: 0, path: "/",
+                          isSecure: dependencies.secureCookies, isHTTPOnly: true, sameSite: .lax)
+    }
+
+    private func tokenResponse(_ issued: AccountService.IssuedTokens, status: HTTPResponseStatus) throws -> Response {
+        let body = TokenResponse(
+            user: try UserDTO(issued.user, profile: issued.profile, includeEmail: true),
+            accessToken: issued.accessToken, refreshToken: issued.refreshToken, expiresIn: issued.expiresIn)
+        let response = Response(status: status)
+        try response.content.encode(body, as: .json)
+        return response
+    }
+}
+
+/// `/v1/me`: the signed-in user.
+struct MeController: RouteCollection {
+    let dependencies: AccountDependencies
+
+    func boot(routes: any RoutesBuilder) throws {
+        let me = routes.grouped(dependencies.authentication()).grouped("me")
+        me.get(use: show)
+        me.patch(use: update)
+        me.put("password", use: changePassword)
+    }
+
+    @Sendable
+    func show(_ request: Request) async throws -> UserDTO {
+        let principal = try request.principal()
+        guard let user = try await User.query(on: request.db).filter(\.$id == principal.userID).with(\.$profile).first() else {
+            throw ProblemError.unauthorized("The account no longer exists.")
+        }
+        return try UserDTO(user, profile: user.profile, includeEmail: true)
+    }
+
+    @Sendable
+    func update(_ request: Request) async throws -> UserDTO {
+        let principal = try request.principal()
+        let input = try request.decodeJSON(UpdateMeRequest.self)
+        let (user, profile) = try await dependencies.service(request.db).update(userID: principal.userID, with: input)
+        return try UserDTO(user, profile: profile, includeEmail: true)
+    }
+
+    @Sendable
+    func changePassword(_ request: Request) async throws -> HTTPStatus {
+        let principal = try request.principal()
+        let input = try request.decodeJSON(ChangePasswordRequest.self)
+        try await dependencies.service(request.db).changePassword(
+            userID: principal.userID, currentSessionID: principal.sessionID, input)
+        return .noContent
+    }
+}
+
+/// What the account controllers share, built once in `configure`.
+struct AccountDependencies: Sendable {
+    let tokens: TokenService
+    let passwords: PasswordHasher
+    let throttle: LoginThrottle
+    let clock: AppClock
+    let settings: Settings
+
+    var secureCookies: Bool { settings.secureCookies }
+
+    func service(_ db: any Database) -> AccountService {
+        AccountService(db: db, tokens: tokens, passwords: passwords, throttle: throttle, clock: clock,
+                       refreshTokenLifetime: settings.refreshTokenLifetime, sessionLifetime: settings.sessionLifetime)
+    }
+
+    func authentication(required: Bool = true) -> AuthenticationMiddleware {
+        AuthenticationMiddleware(tokens: tokens, clock: clock, required: required)
+    }
+
+    /// The client's address for the login throttle: the peer, or the first `X-Forwarded-For`
+    /// hop when the operator says a trusted proxy sets it.
+    func clientAddress(of request: Request) -> String? {
+        if settings.trustForwardedFor, let forwarded = request.headers.first(name: "X-Forwarded-For") {
+            return forwarded.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        return request.remoteAddress?.ipAddress
+    }
+}

@@ -1,0 +1,145 @@
+import Crypto
+import Foundation
+import JWT
+
+/// The claims of a Parley access token.
+struct AccessClaims: JWTPayload {
+    var sub: SubjectClaim
+    /// The session (refresh-token family) the token belongs to; revoking it ends the token.
+    var sid: String
+    var iat: IssuedAtClaim
+    var exp: ExpirationClaim
+    var jti: IDClaim
+
+    /// Expiry is checked by `TokenService` against its injected clock, after the signature.
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// Keys derived from the server secret, one per purpose, so a leak of one use cannot forge another.
+struct ServerKeys: Sendable {
+    let tokenSigning: SymmetricKey
+    let csrf: SymmetricKey
+
+    init(secret: String) {
+        let master = SymmetricKey(data: Data(secret.utf8))
+        func derive(_ purpose: String) -> SymmetricKey {
+            HKDF<SHA256>.deriveKey(inputKeyMaterial: master, salt: Data("parley".utf8), info: Data(purpose.utf8), outputByteCount: 32)
+        }
+        tokenSigning = derive("access-token")
+        csrf = derive("csrf")
+    }
+}
+
+/// Random opaque tokens and their stored digests.
+enum OpaqueToken {
+    /// 256 random bits, base64url without padding.
+    static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return Data(bytes).base64URLEncodedString()
+    }
+
+    /// The hex SHA-256 under which a token is stored (tokens are high-entropy, so no salt is needed).
+    static func digest(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).hexString
+    }
+}
+
+extension Data {
+    func base64URLEncodedString() -> String {
+        base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    init?(base64URLEncoded string: String) {
+        var base64 = string.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        self.init(base64Encoded: base64)
+    }
+}
+
+extension Digest {
+    var hexString: String {
+        map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Signs and verifies access tokens; computes CSRF tokens.
+struct TokenService: Sendable {
+    let keys: JWTKeyCollection
+    let algorithm: Settings.TokenAlgorithm
+    let csrfKey: SymmetricKey
+    let accessTokenLifetime: Duration
+    let clock: AppClock
+
+    static func makeKeys(_ serverKeys: ServerKeys, algorithm: Settings.TokenAlgorithm) async -> JWTKeyCollection {
+        let digest: DigestAlgorithm = switch algorithm {
+        case .hs256: .sha256
+        case .hs384: .sha384
+        case .hs512: .sha512
+        }
+        let bytes = serverKeys.tokenSigning.withUnsafeBytes { Data($0) }
+        return await JWTKeyCollection().add(hmac: HMACKey(key: SymmetricKey(data: bytes)), digestAlgorithm: digest)
+    }
+
+    func issue(userID: UUID, sessionID: UUID) async throws -> (token: String, expiresIn: Int) {
+        let now = clock.now()
+        let lifetime = Int(accessTokenLifetime.components.seconds)
+        let claims = AccessClaims(
+            sub: .init(value: userID.uuidString.lowercased()),
+            sid: sessionID.uuidString.lowercased(),
+            iat: .init(value: now),
+            exp: .init(value: now.addingTimeInterval(TimeInterval(lifetime))),
+            jti: .init(value: OpaqueToken.generate()))
+        return (try await keys.sign(claims), lifetime)
+    }
+
+    enum Failure: Error { case malformed, wrongAlgorithm, badSignature, expired }
+
+    /// Verifies a token. Only the configured algorithm is accepted: `alg: none`, another HMAC
+    /// size or an asymmetric algorithm is refused before any signature check.
+    func verify(_ token: String) async throws(Failure) -> (userID: UUID, sessionID: UUID) {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3,
+              let headerData = Data(base64URLEncoded: String(parts[0])),
+              let header = try? JSONDecoder().decode(Header.self, from: headerData)
+        else { throw .malformed }
+        guard header.alg == algorithm.rawValue else { throw .wrongAlgorithm }
+        let claims: AccessClaims
+        do {
+            claims = try await keys.verify(token, as: AccessClaims.self)
+        } catch {
+            throw .badSignature
+        }
+        guard claims.exp.value > clock.now() else { throw .expired }
+        guard let userID = UUID(uuidString: claims.sub.value), let sessionID = UUID(uuidString: claims.sid) else {
+            throw .malformed
+        }
+        return (userID, sessionID)
+    }
+
+    private struct Header: Decodable { var alg: String }
+
+    /// The CSRF token that goes with a browser session: an HMAC of the session cookie, so it
+    /// needs no storage and cannot be computed without the server secret.
+    func csrfToken(forSessionToken sessionToken: String) -> String {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(sessionToken.utf8), using: csrfKey)).base64URLEncodedString()
+    }
+
+    func csrfTokenMatches(_ presented: String, sessionToken: String) -> Bool {
+        let expected = Data(csrfToken(forSessionToken: sessionToken).utf8)
+        let given = Data(presented.utf8)
+        // Constant-time comparison of equal-length values.
+        guard expected.count == given.count else { return false }
+        return zip(expected, given).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// The wall clock, injectable so tests can move time.
+public struct AppClock: Sendable {
+    public var now: @Sendable () -> Date
+    public init(now: @escaping @Sendable () -> Date) { self.now = now }
+    public static let live = AppClock { Date() }
+}

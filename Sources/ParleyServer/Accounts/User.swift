@@ -1,0 +1,74 @@
+import Fluent
+import Vapor
+
+final class User: Model, @unchecked Sendable {
+    static let schema = "users"
+
+    enum Role: String, Codable, Sendable, CaseIterable { case user, admin }
+    enum Kind: String, Codable, Sendable, CaseIterable { case human, assistant }
+
+    // identity
+    @ID(key: .id) var id: UUID?
+    /// Lower-case, 3-32 of `[a-z0-9_.-]`; unique.
+    @Field(key: "handle") var handle: String
+
+    // data
+    @Field(key: "display_name") var displayName: String
+    /// Lower-case; unique when present.
+    @OptionalField(key: "email") var email: String?
+    @Field(key: "password_hash") var passwordHash: String
+    @Enum(key: "role") var role: Role
+    @Enum(key: "kind") var kind: Kind
+    @OptionalChild(for: \.$user) var profile: Profile?
+
+    // timestamps
+    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
+
+    init() {}
+
+    init(id: UUID? = nil, handle: String, displayName: String, email: String?, passwordHash: String,
+         role: Role = .user, kind: Kind = .human) {
+        self.id = id
+        self.handle = handle
+        self.displayName = displayName
+        self.email = email
+        self.passwordHash = passwordHash
+        self.role = role
+        self.kind = kind
+    }
+}
+
+extension User {
+    static func find(handle: String, on db: any Database) async throws -> User? {
+        try await User.query(on: db).filter(\.$handle == handle.lowercased()).first()
+    }
+
+    static func find(email: String, on db: any Database) async throws -> User? {
+        try await User.query(on: db).filter(\.$email == email.lowercased()).first()
+    }
+}
+
+/// One-to-one with `User`: what a person says about themselves.
+final class Profile: Model, @unchecked Sendable {
+    static let schema = "profiles"
+
+    // identity
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "user_id") var user: User
+
+    // data
+    @Field(key: "bio") var bio: String
+    @OptionalField(key: "time_zone") var timeZone: String?
+
+    // timestamps
+    @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
+
+    init() {}
+
+    init(userID: UUID, bio: String = "", timeZone: String? = nil) {
+        self.$user.id = userID
+        self.bio = bio
+        self.timeZone = timeZone
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Logging
+
+/// Everything Parley can be configured with, as one typed value.
+///
+/// `Settings.load(from:)` is the only place that reads `PARLEY_*` variables; tests build a
+/// `Settings` in code. Every variable is listed in the README's configuration table.
+public struct Settings: Sendable {
+    public enum Mode: String, Sendable, CaseIterable {
+        case development, production, testing
+    }
+
+    public enum Database: Sendable, Equatable {
+        /// An SQLite file (created if missing).
+        case sqlite(path: String)
+        /// A private SQLite database that lives as long as the application (tests).
+        case sqliteInMemory
+        /// A PostgreSQL server; `searchPath` isolates a schema (tests use one per test).
+        case postgres(url: String, searchPath: String? = nil)
+    }
+
+    /// The HMAC algorithms an access token may be signed with. Only the configured one is accepted.
+    public enum TokenAlgorithm: String, Sendable, CaseIterable {
+        case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512"
+    }
+
+    public struct LoginThrottle: Sendable {
+        /// Failures (per handle and per address) after which each further attempt is delayed.
+        public var slowAfter: Int = 5
+        /// Failures after which attempts are refused with 429 until the window passes.
+        public var blockAfter: Int = 10
+        /// How long a failure counts.
+        public var window: Duration = .seconds(15 * 60)
+        /// The first delay once slowing starts; it doubles with every further failure.
+        public var baseDelay: Duration = .milliseconds(250)
+        public var maxDelay: Duration = .seconds(2)
+        public init() {}
+    }
+
+    public var mode: Mode = .development
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8080
+    public var database: Database = .sqlite(path: "parley.sqlite")
+    /// Where development secrets are generated (mode 0600).
+    public var dataDirectory: String = ".parley"
+    /// The server secret that signs access tokens and CSRF tokens. `nil` means "generate a
+    /// development secret"; production refuses to start without it.
+    public var secretKey: String?
+    public var tokenAlgorithm: TokenAlgorithm = .hs256
+    public var accessTokenLifetime: Duration = .seconds(15 * 60)
+    public var refreshTokenLifetime: Duration = .seconds(30 * 24 * 3600)
+    public var sessionLifetime: Duration = .seconds(30 * 24 * 3600)
+    public var bcryptCost: Int = 12
+    /// The largest request body accepted, in bytes; larger bodies get 413.
+    public var maxBodyBytes: Int = 256 * 1024
+    public var logLevel: Logger.Level = .info
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    public var trustForwardedFor: Bool = false
+    public var loginThrottle = LoginThrottle()
+    /// Apply pending migrations on `serve` (development default); production refuses instead.
+    public var autoMigrate: Bool = true
+
+    public init() {}
+
+    /// Cookies carry `Secure` in production (served behind TLS).
+    public var secureCookies: Bool { mode == .production }
+
+    /// Settings for tests: in-memory SQLite and cheap password hashing.
+    public static func testing(database: Database = .sqliteInMemory) -> Settings {
+        var settings = Settings()
+        settings.mode = .testing
+        settings.database = database
+        settings.secretKey = "test-secret-key-that-is-at-least-32-bytes-long"
+        settings.bcryptCost = 4
+        settings.logLevel = .info
+        settings.autoMigrate = true
+        return settings
+    }
+}
+
+/// A configuration problem, naming every variable that is wrong or missing.
+public struct SettingsError: Error, CustomStringConvertible, Sendable {
+    public var problems: [String]
+    public var description: String {
+        "Parley cannot start:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+extension Settings {
+    /// The minimum length of `PARLEY_SECRET_KEY`.
+    static let minimumSecretLength = 32
+
+    /// Builds settings from `PARLEY_*` variables. Unset variables keep their defaults.
+    public static func load(from environment: [String: String]) throws -> Settings {
+        var settings = Settings()
+        var problems: [String] = []
+        let env = environment.filter { $0.key.hasPrefix("PARLEY_") && !$0.value.isEmpty }
+
+        if let raw = env["PARLEY_ENV"] {
+            if let mode = Mode(rawValue: raw.lowercased()) { settings.mode = mode }
+            else { problems.append("PARLEY_ENV must be one of \(Mode.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(raw)\"") }
+        }
+        if let host = env["PARLEY_HOST"] { settings.host = host }
+        if let raw = env["PARLEY_PORT"] {
+            if let port = Int(raw), (1...65535).contains(port) { settings.port = port }
+            else { problems.append("PARLEY_PORT must be a port number (1-65535), not \"\(raw)\"") }
+        }
+        if let url = env["PARLEY_DATABASE_URL"] {
+            if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+                settings.database = .postgres(url: url)
+            } else if url.hasPrefix("sqlite://") {
+                settings.database = .sqlite(path: String(url.dropFirst("sqlite://".count)))
+            } else {
+                problems.append("PARLEY_DATABASE_URL must start with postgres://, postgresql:// or sqlite://")
+            }
+        }
+        if let dir = env["PARLEY_DATA_DIR"] { settings.dataDirectory = dir }
+        if let secret = env["PARLEY_SECRET_KEY"] {
+            if secret.utf8.count >= minimumSecretLength { settings.secretKey = secret }
+            else { problems.append("PARLEY_SECRET_KEY must be at least \(minimumSecretLength) bytes (try: openssl rand -base64 48)") }
+        }
+        if let raw = env["PARLEY_TOKEN_ALGORITHM"] {
+            if let alg = TokenAlgorithm(rawValue: raw.uppercased()) { settings.tokenAlgorithm = alg }
+            else { problems.append("PARLEY_TOKEN_ALGORITHM must be one of \(TokenAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))") }
+        }
+        func seconds(_ name: String, range: ClosedRange<Int>, apply: (Duration) -> Void) {
+            guard let raw = env[name] else { return }
+            if let value = Int(raw), range.contains(value) { apply(.seconds(value)) }
+            else { problems.append("\(name) must be a whole number of seconds in \(range.lowerBound)...\(range.upperBound)") }
+        }
+        seconds("PARLEY_ACCESS_TOKEN_TTL", range: 60...86_400) { settings.accessTokenLifetime = $0 }
+        seconds("PARLEY_REFRESH_TOKEN_TTL", range: 300...31_536_000) { settings.refreshTokenLifetime = $0 }
+        seconds("PARLEY_SESSION_TTL", range: 300...31_536_000) { settings.sessionLifetime = $0 }
+        if let raw = env["PARLEY_BCRYPT_COST"] {
+            if let cost = Int(raw), (4...31).contains(cost) { settings.bcryptCost = cost }
+            else { problems.append("PARLEY_BCRYPT_COST must be in 4...31") }
+        }
+        if let raw = env["PARLEY_MAX_BODY_BYTES"] {
+            if let bytes = Int(raw), bytes >= 1024 { settings.maxBodyBytes = bytes }
+            else { problems.append("PARLEY_MAX_BODY_BYTES must be a number of bytes, at least 1024") }
+        }
+        if let raw = env["PARLEY_LOG_LEVEL"] {
+            // `trace` is not offered: Vapor's HTTP decoder logs raw request heads at that level,
+            // which would put bearer tokens and cookies into the log.
+            if let level = Logger.Level(rawValue: raw.lowercased()), level != .trace { settings.logLevel = level }
+            else { problems.append("PARLEY_LOG_LEVEL must be one of debug, info, notice, warning, error, critical") }
+        }
+        if let raw = env["PARLEY_TRUST_FORWARDED_FOR"] {
+            if let flag = parseBool(raw) { settings.trustForwardedFor = flag }
+            else { problems.append("PARLEY_TRUST_FORWARDED_FOR must be true or false") }
+        }
+        settings.autoMigrate = settings.mode != .production
+        if let raw = env["PARLEY_AUTO_MIGRATE"] {
+            if let flag = parseBool(raw) { settings.autoMigrate = flag }
+            else { problems.append("PARLEY_AUTO_MIGRATE must be true or false") }
+        }
+        if settings.mode == .production {
+            if settings.secretKey == nil, env["PARLEY_SECRET_KEY"] == nil {
+                problems.append("PARLEY_SECRET_KEY is required in production (at least \(minimumSecretLength) bytes; try: openssl rand -base64 48)")
+            }
+        }
+        if !problems.isEmpty { throw SettingsError(problems: problems) }
+        return settings
+    }
+
+    private static func parseBool(_ raw: String) -> Bool? {
+        switch raw.lowercased() {
+        case "1", "true", "yes", "on": true
+        case "0", "false", "no", "off": false
+        default: nil
+        }
+    }
+}

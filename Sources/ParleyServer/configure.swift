@@ -1,0 +1,96 @@
+import Fluent
+import JWT
+import Prometheus
+import Vapor
+
+/// Wires the application: database, migrations, middleware (outermost first), services and
+/// routes. The one place that reads `Settings`.
+public func configure(_ app: Application, settings: Settings, clock: AppClock = .live) async throws {
+    app.storage[SettingsKey.self] = settings
+    let secret = try resolveSecret(app, settings: settings)
+
+    // Database and migrations.
+    try DatabaseSetup.configure(app, settings: settings)
+    app.migrations.add(CreateUsers())
+    app.migrations.add(CreateSessions())
+
+    // HTTP server.
+    app.http.server.configuration.hostname = settings.host
+    app.http.server.configuration.port = settings.port
+    app.routes.defaultMaxBodySize = ByteCount(value: settings.maxBodyBytes)
+
+    // Middleware, outermost first: request id → access log and metrics → security headers → errors.
+    let metrics = HTTPMetrics(registry: PrometheusCollectorRegistry())
+    app.storage[MetricsKey.self] = metrics
+    // async-kit's pools expose no live counts, so the pool's configured bounds are what is exported.
+    let pool = DatabaseSetup.poolSize(settings, eventLoops: app.eventLoopGroup.makeIterator().reduce(0) { n, _ in n + 1 })
+    metrics.registry.makeGauge(
+        descriptor: .init(metricName: "parley_db_pool_connections_max", helpText: "Most database connections the pool may open."),
+        labels: [("driver", pool.driver)]
+    ).set(Double(pool.connections))
+    app.middleware = Middlewares()
+    app.middleware.use(RequestIDMiddleware())
+    app.middleware.use(AccessLogMiddleware(metrics: metrics, logger: app.logger))
+    app.middleware.use(SecurityHeadersMiddleware())
+    app.middleware.use(ProblemMiddleware())
+
+    // Services.
+    let serverKeys = ServerKeys(secret: secret)
+    let tokens = TokenService(
+        keys: await TokenService.makeKeys(serverKeys, algorithm: settings.tokenAlgorithm),
+        algorithm: settings.tokenAlgorithm, csrfKey: serverKeys.csrf,
+        accessTokenLifetime: settings.accessTokenLifetime, clock: clock)
+    let accounts = AccountDependencies(
+        tokens: tokens,
+        passwords: PasswordHasher(cost: settings.bcryptCost, threadPool: app.threadPool),
+        throttle: LoginThrottle(policy: settings.loginThrottle, clock: clock),
+        clock: clock, settings: settings)
+    app.storage[AccountsKey.self] = accounts
+
+    try routes(app, accounts: accounts, metrics: metrics)
+
+    app.asyncCommands.use(CreateAdminCommand(), as: "create-admin")
+}
+
+/// Prepares the database before serving: SQLite connection settings, then migrations
+/// (development) or a refusal naming the pending ones (production).
+public func prepareToServe(_ app: Application) async throws {
+    let settings = app.settings
+    try await DatabaseSetup.prepareSQLite(app)
+    if settings.autoMigrate {
+        try await app.autoMigrate()
+        return
+    }
+    try await app.migrator.setupIfNeeded().get()
+    let pending = try await DatabaseSetup.pendingMigrations(app)
+    if !pending.isEmpty {
+        throw SettingsError(problems: [
+            "the database schema is not migrated (\(pending.count) pending: \(pending.joined(separator: ", "))); run `parley migrate` first",
+        ])
+    }
+}
+
+private func resolveSecret(_ app: Application, settings: Settings) throws -> String {
+    if let secret = settings.secretKey { return secret }
+    guard settings.mode != .production else {
+        throw SettingsError(problems: ["PARLEY_SECRET_KEY is required in production"])
+    }
+    let (secret, path, created) = try DevelopmentSecret.loadOrCreate(in: settings.dataDirectory)
+    if created {
+        app.logger.notice("generated a development secret; set PARLEY_SECRET_KEY in production", metadata: ["path": .string(path)])
+    }
+    return secret
+}
+
+struct SettingsKey: StorageKey { typealias Value = Settings }
+struct MetricsKey: StorageKey { typealias Value = HTTPMetrics }
+struct AccountsKey: StorageKey { typealias Value = AccountDependencies }
+
+extension Application {
+    public var settings: Settings {
+        guard let settings = storage[SettingsKey.self] else {
+            preconditionFailure("configure(_:settings:) has not run")
+        }
+        return settings
+    }
+}

@@ -1,0 +1,23 @@
+import Foundation
+import Vapor
+
+func routes(_ app: Application, accounts: AccountDependencies, metrics: HTTPMetrics) throws {
+    // Operations: liveness, readiness, metrics, the API contract.
+    try app.register(collection: HealthController(metrics: metrics, openAPIDocument: OpenAPIDocument.load()))
+
+    let v1 = app.grouped("v1")
+
+    // Accounts.
+    try v1.register(collection: AuthController(dependencies: accounts))
+    try v1.register(collection: MeController(dependencies: accounts))
+}
+
+/// The bundled `openapi.yaml` (the same file as the repository root's, which links to it).
+enum OpenAPIDocument {
+    static func load() -> ByteBuffer? {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+              let data = try? Data(contentsOf: url)
+        else { return nil }
+        return ByteBuffer(data: data)
+    }
+}

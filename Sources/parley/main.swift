@@ -1,0 +1,3 @@
+import ParleyServer
+
+await ParleyMain.run()

@@ -1,0 +1,134 @@
+import Foundation
+import NIOConcurrencyHelpers
+import SQLKit
+import Testing
+import VaporTesting
+@testable import ParleyServer
+
+/// A clock tests can move.
+final class TestClock: Sendable {
+    private let current = NIOLockedValueBox(Date(timeIntervalSince1970: 1_790_000_000))
+    var now: Date { current.withLockedValue { $0 } }
+    func advance(by seconds: TimeInterval) { current.withLockedValue { $0 = $0.addingTimeInterval(seconds) } }
+    var appClock: AppClock { AppClock { [self] in self.now } }
+}
+
+/// Everything a test may look at besides the application.
+struct TestContext: Sendable {
+    let clock: TestClock
+    let logs: MemoryLogSink
+    let settings: Settings
+}
+
+/// The database the suite runs on: in-memory SQLite, or PostgreSQL when
+/// `PARLEY_TEST_DATABASE_URL` is set (each test in a schema of its own, dropped afterwards).
+enum TestDatabase {
+    static var postgresURL: String? {
+        ProcessInfo.processInfo.environment["PARLEY_TEST_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    static var name: String { postgresURL == nil ? "sqlite" : "postgres" }
+}
+
+/// Builds, migrates and tears down an application for one test.
+func withParley(
+    migrate: Bool = true,
+    logLevel: Logger.Level = .info,
+    _ adjust: (inout Settings) -> Void = { _ in },
+    _ body: (Application, TestContext) async throws -> Void
+) async throws {
+    var schema: String?
+    var settings: Settings
+    if let url = TestDatabase.postgresURL {
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        schema = name
+        settings = .testing(database: .postgres(url: url, searchPath: name))
+    } else {
+        settings = .testing()
+    }
+    settings.logLevel = logLevel
+    adjust(&settings)
+
+    let clock = TestClock()
+    let logs = MemoryLogSink()
+    let app = try await Application.make(.testing)
+    app.logger = Logger(label: "parley.test") { label in JSONLogHandler(label: label, level: logLevel, sink: logs) }
+    app.logger.logLevel = logLevel
+    do {
+        try await configure(app, settings: settings, clock: clock.appClock)
+        if let schema, let sql = app.db as? any SQLDatabase {
+            try await sql.raw("CREATE SCHEMA \(ident: schema)").run()
+        }
+        if migrate { try await prepareToServe(app) }
+        try await body(app, TestContext(clock: clock, logs: logs, settings: settings))
+    } catch {
+        await dropSchema(schema, app)
+        try? await app.asyncShutdown()
+        throw error
+    }
+    await dropSchema(schema, app)
+    try await app.asyncShutdown()
+}
+
+private func dropSchema(_ schema: String?, _ app: Application) async {
+    guard let schema, let sql = app.db as? any SQLDatabase else { return }
+    try? await sql.raw("DROP SCHEMA \(ident: schema) CASCADE").run()
+}
+
+/// A response decoded as a JSON object, for assertions on exact wire fields.
+struct JSONResponse {
+    let status: HTTPResponseStatus
+    let headers: HTTPHeaders
+    let body: String
+    var object: [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+    }
+    subscript(key: String) -> Any? { object[key] }
+    func string(_ key: String) -> String? { object[key] as? String }
+    var fieldErrors: [String: String] {
+        var out: [String: String] = [:]
+        for item in object["errors"] as? [[String: Any]] ?? [] {
+            if let field = item["field"] as? String { out[field] = item["code"] as? String }
+        }
+        return out
+    }
+}
+
+extension Application {
+    /// Sends a request with an optional raw JSON body and bearer token.
+    @discardableResult
+    func send(
+        _ method: HTTPMethod, _ path: String, json: String? = nil, token: String? = nil,
+        headers extra: HTTPHeaders = [:]
+    ) async throws -> JSONResponse {
+        var headers = extra
+        if json != nil, !headers.contains(name: .contentType) { headers.contentType = .json }
+        if let token { headers.bearerAuthorization = BearerAuthorization(token: token) }
+        let response = try await testing().sendRequest(method, path, headers: headers,
+                                                       body: json.map { ByteBuffer(string: $0) })
+        return JSONResponse(status: response.status, headers: response.headers, body: response.body.string)
+    }
+
+    /// Registers a user and returns the token response.
+    @discardableResult
+    func register(_ handle: String, password: String = "correct horse battery", email: String? = nil) async throws -> JSONResponse {
+        var fields = [#""handle":"\#(handle)""#, #""password":"\#(password)""#]
+        if let email { fields.append(#""email":"\#(email)""#) }
+        let response = try await send(.POST, "v1/auth/register", json: "{" + fields.joined(separator: ",") + "}")
+        #expect(response.status == .created, "register \(handle): \(response.body)")
+        return response
+    }
+}
+
+/// Checks the RFC 9457 shape every error shares.
+func expectProblem(_ response: JSONResponse, _ status: HTTPResponseStatus, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(response.status == status, "\(response.body)", sourceLocation: sourceLocation)
+    #expect(response.headers.first(name: .contentType)?.hasPrefix("application/problem+json") == true, sourceLocation: sourceLocation)
+    let object = response.object
+    #expect(object["type"] is String, sourceLocation: sourceLocation)
+    #expect(object["title"] is String, sourceLocation: sourceLocation)
+    #expect(object["status"] as? Int == Int(status.code), sourceLocation: sourceLocation)
+    #expect(object["instance"] is String, sourceLocation: sourceLocation)
+    #expect((object["request_id"] as? String)?.isEmpty == false, sourceLocation: sourceLocation)
+    #expect(response.headers.first(name: "X-Request-ID") == object["request_id"] as? String, sourceLocation: sourceLocation)
+}
