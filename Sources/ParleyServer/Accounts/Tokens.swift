@@ -85,7 +85,8 @@ struct TokenService: Sendable {
     }
 
     func issue(userID: UUID, sessionID: UUID) async throws -> (token: String, expiresIn: Int) {
-        let now = clock.now()
+        // Whole seconds: NumericDate values are conventionally integers.
+        let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
         let lifetime = Int(accessTokenLifetime.components.seconds)
         let claims = AccessClaims(
             sub: .init(value: userID.uuidString.lowercased()),
