@@ -37,6 +37,9 @@ public enum ParleyMain {
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             app.logger.critical("refusing to start", metadata: ["problems": .array(error.problems.map { .string($0) })])
             failed = true
+        } catch is ExitCode {
+            // The command has already said what went wrong.
+            failed = true
         } catch {
             app.logger.report(error: error)
             failed = true
