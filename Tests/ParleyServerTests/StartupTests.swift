@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SQLKit
 import VaporTesting
 @testable import ParleyServer
 
@@ -30,6 +31,23 @@ struct StartupTests {
             try await configure(app, settings: settings)
         }
         try await app.asyncShutdown()
+    }
+
+    @Test("an SQLite file runs in WAL mode with foreign keys and a busy timeout on every connection",
+          .enabled(if: TestDatabase.postgresURL == nil))
+    func sqlitePragmas() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await withParley({ $0.database = .sqlite(path: directory.appendingPathComponent("p.sqlite").path) }) { app, _ in
+            for eventLoop in app.eventLoopGroup.makeIterator() {
+                let db = try #require(app.databases.database(.sqlite, logger: app.logger, on: eventLoop) as? any SQLDatabase)
+                struct Row: Decodable { let journal_mode: String?; let foreign_keys: Int?; let timeout: Int? }
+                #expect(try await db.raw("PRAGMA journal_mode").first(decoding: Row.self)?.journal_mode == "wal")
+                #expect(try await db.raw("PRAGMA foreign_keys").first(decoding: Row.self)?.foreign_keys == 1)
+                #expect(try await db.raw("PRAGMA busy_timeout").first(decoding: Row.self)?.timeout == 5000)
+            }
+        }
     }
 
     @Test("migrations revert cleanly and apply again")
