@@ -13,6 +13,10 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     try DatabaseSetup.configure(app, settings: settings)
     app.migrations.add(CreateUsers())
     app.migrations.add(CreateSessions())
+    app.migrations.add(CreateConversations())
+    app.migrations.add(CreateMessages())
+    app.migrations.add(AddMessageSearch())
+    app.migrations.add(CreateEvents())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -46,8 +50,10 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         throttle: LoginThrottle(policy: settings.loginThrottle, clock: clock),
         clock: clock, settings: settings)
     app.storage[AccountsKey.self] = accounts
+    let chat = ChatDependencies(clock: clock, maxMessageLength: settings.maxMessageLength, hooks: MessageService.Hooks())
+    app.storage[ChatKey.self] = chat
 
-    try routes(app, accounts: accounts, metrics: metrics)
+    try routes(app, accounts: accounts, chat: chat, metrics: metrics)
 
     app.asyncCommands.use(CreateAdminCommand(), as: "create-admin")
 }
@@ -85,6 +91,7 @@ private func resolveSecret(_ app: Application, settings: Settings) throws -> Str
 struct SettingsKey: StorageKey { typealias Value = Settings }
 struct MetricsKey: StorageKey { typealias Value = HTTPMetrics }
 struct AccountsKey: StorageKey { typealias Value = AccountDependencies }
+struct ChatKey: StorageKey { typealias Value = ChatDependencies }
 
 extension Application {
     public var settings: Settings {

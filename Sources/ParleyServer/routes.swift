@@ -1,7 +1,7 @@
 import Foundation
 import Vapor
 
-func routes(_ app: Application, accounts: AccountDependencies, metrics: HTTPMetrics) throws {
+func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDependencies, metrics: HTTPMetrics) throws {
     // Operations: liveness, readiness, metrics, the API contract.
     try app.register(collection: HealthController(metrics: metrics, openAPIDocument: OpenAPIDocument.load()))
 
@@ -10,6 +10,12 @@ func routes(_ app: Application, accounts: AccountDependencies, metrics: HTTPMetr
     // Accounts.
     try v1.register(collection: AuthController(dependencies: accounts))
     try v1.register(collection: MeController(dependencies: accounts))
+
+    // Conversations, messages, people and search.
+    let authentication = accounts.authentication()
+    try v1.register(collection: ConversationController(chat: chat, authentication: authentication))
+    try v1.register(collection: MessageController(chat: chat, authentication: authentication))
+    try v1.register(collection: DirectoryController(authentication: authentication))
 }
 
 /// The bundled `openapi.yaml` (the same file as the repository root's, which links to it).

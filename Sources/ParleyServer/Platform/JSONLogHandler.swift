@@ -131,4 +131,8 @@ public final class MemoryLogSink: LogSink {
     public var contents: [String] {
         lines.withLockedValue { $0 }
     }
+
+    public func reset() {
+        lines.withLockedValue { $0.removeAll() }
+    }
 }

@@ -53,6 +53,8 @@ public struct Settings: Sendable {
     public var bcryptCost: Int = 12
     /// The largest request body accepted, in bytes; larger bodies get 413.
     public var maxBodyBytes: Int = 256 * 1024
+    /// The longest message body, in characters after trimming.
+    public var maxMessageLength: Int = 4000
     public var logLevel: Logger.Level = .info
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     public var trustForwardedFor: Bool = false
@@ -138,6 +140,10 @@ extension Settings {
         if let raw = env["PARLEY_MAX_BODY_BYTES"] {
             if let bytes = Int(raw), bytes >= 1024 { settings.maxBodyBytes = bytes }
             else { problems.append("PARLEY_MAX_BODY_BYTES must be a number of bytes, at least 1024") }
+        }
+        if let raw = env["PARLEY_MAX_MESSAGE_LENGTH"] {
+            if let length = Int(raw), (1...100_000).contains(length) { settings.maxMessageLength = length }
+            else { problems.append("PARLEY_MAX_MESSAGE_LENGTH must be a number of characters in 1...100000") }
         }
         if let raw = env["PARLEY_LOG_LEVEL"] {
             // `trace` is not offered: Vapor's HTTP decoder logs raw request heads at that level,

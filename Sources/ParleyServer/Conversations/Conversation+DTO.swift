@@ -1,0 +1,180 @@
+import Vapor
+
+/// Lower-case UUID strings on the wire.
+extension UUID {
+    var wire: String { uuidString.lowercased() }
+}
+
+struct MembershipDTO: Content, Equatable {
+    var role: Membership.Role
+    var lastReadSeq: Int
+    var muted: Bool
+    var joinedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case role, muted
+        case lastReadSeq = "last_read_seq"
+        case joinedAt = "joined_at"
+    }
+
+    init(_ membership: Membership) {
+        role = membership.role
+        lastReadSeq = membership.lastReadSeq
+        muted = membership.muted
+        joinedAt = membership.joinedAt
+    }
+}
+
+struct ConversationDTO: Content {
+    var id: String
+    var kind: Conversation.Kind
+    var visibility: Conversation.Visibility?
+    var title: String?
+    var topic: String?
+    var lastSeq: Int
+    var createdBy: String
+    var createdAt: Date?
+    var updatedAt: Date?
+    var lastActivityAt: Date
+    /// The caller's membership; absent when the caller only sees a public channel.
+    var membership: MembershipDTO?
+    var unreadCount: Int?
+    var lastMessage: MessageDTO?
+    var memberCount: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, visibility, title, topic, membership
+        case lastSeq = "last_seq"
+        case createdBy = "created_by"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+        case lastActivityAt = "last_activity_at"
+        case unreadCount = "unread_count"
+        case lastMessage = "last_message"
+        case memberCount = "member_count"
+    }
+
+    init(_ conversation: Conversation, membership: Membership?, unreadCount: Int? = nil,
+         lastMessage: MessageDTO? = nil, memberCount: Int? = nil) throws {
+        id = try conversation.requireID().wire
+        kind = conversation.kind
+        visibility = conversation.visibility
+        title = conversation.title
+        topic = conversation.topic
+        lastSeq = conversation.lastSeq
+        createdBy = conversation.$creator.id.wire
+        createdAt = conversation.createdAt
+        updatedAt = conversation.updatedAt
+        lastActivityAt = conversation.lastActivityAt
+        self.membership = membership.map(MembershipDTO.init)
+        self.unreadCount = unreadCount
+        self.lastMessage = lastMessage
+        self.memberCount = memberCount
+    }
+}
+
+/// A user as others see them (no email).
+struct PublicUserDTO: Content, Equatable {
+    var id: String
+    var handle: String
+    var displayName: String
+    var kind: User.Kind
+
+    enum CodingKeys: String, CodingKey {
+        case id, handle, kind
+        case displayName = "display_name"
+    }
+
+    init(_ user: User) throws {
+        id = try user.requireID().wire
+        handle = user.handle
+        displayName = user.displayName
+        kind = user.kind
+    }
+}
+
+struct MemberDTO: Content {
+    var user: PublicUserDTO
+    var role: Membership.Role
+    var joinedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case user, role
+        case joinedAt = "joined_at"
+    }
+}
+
+/// A page of a cursor-paginated list.
+struct Page<Item: Content>: Content {
+    var items: [Item]
+    /// Pass as `cursor` for the next page; null on the last page.
+    var nextCursor: String?
+
+    enum CodingKeys: String, CodingKey {
+        case items
+        case nextCursor = "next_cursor"
+    }
+}
+
+struct CreateConversationRequest: Decodable {
+    var kind: String?
+    var title: String?
+    var topic: String?
+    var visibility: String?
+    var memberIDs: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, title, topic, visibility
+        case memberIDs = "member_ids"
+    }
+}
+
+/// A JSON merge patch (RFC 7396) of a conversation: absent keys are left alone, `null` clears.
+struct UpdateConversationRequest: Decodable {
+    var title: String??
+    var topic: String??
+    var visibility: String??
+
+    enum CodingKeys: String, CodingKey { case title, topic, visibility }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        title = try container.decodePresence(String.self, forKey: .title)
+        topic = try container.decodePresence(String.self, forKey: .topic)
+        visibility = try container.decodePresence(String.self, forKey: .visibility)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// `nil` when the key is absent, `.some(nil)` when it is `null`, `.some(value)` otherwise.
+    func decodePresence<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T?? {
+        guard contains(key) else { return nil }
+        return .some(try decodeIfPresent(T.self, forKey: key))
+    }
+}
+
+struct AddMemberRequest: Decodable {
+    var userID: String?
+    var role: String?
+    enum CodingKeys: String, CodingKey {
+        case role
+        case userID = "user_id"
+    }
+}
+
+struct ChangeRoleRequest: Decodable {
+    var role: String?
+}
+
+struct ReadMarkerRequest: Decodable {
+    var seq: Int?
+}
+
+struct ReadMarkerDTO: Content {
+    var lastReadSeq: Int
+    var unreadCount: Int
+    enum CodingKeys: String, CodingKey {
+        case lastReadSeq = "last_read_seq"
+        case unreadCount = "unread_count"
+    }
+}

@@ -1,0 +1,107 @@
+import Fluent
+import Vapor
+
+final class Conversation: Model, @unchecked Sendable {
+    static let schema = "conversations"
+
+    enum Kind: String, Codable, Sendable, CaseIterable { case direct, group, channel }
+    enum Visibility: String, Codable, Sendable, CaseIterable { case `public`, `private` }
+
+    // identity
+    @ID(key: .id) var id: UUID?
+
+    // data
+    @Enum(key: "kind") var kind: Kind
+    /// Channels only.
+    @OptionalEnum(key: "visibility") var visibility: Visibility?
+    @OptionalField(key: "title") var title: String?
+    @OptionalField(key: "topic") var topic: String?
+    /// The highest message seq handed out; the next message gets `last_seq + 1`.
+    @Field(key: "last_seq") var lastSeq: Int
+    /// For direct conversations: the two member ids, sorted and joined; unique, so a pair has one.
+    @OptionalField(key: "direct_key") var directKey: String?
+    @Parent(key: "created_by") var creator: User
+    @Siblings(through: Membership.self, from: \.$conversation, to: \.$user) var members: [User]
+
+    // timestamps
+    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
+    /// The newest message's time (or creation); the conversation list is ordered by it.
+    @Field(key: "last_activity_at") var lastActivityAt: Date
+    @Timestamp(key: "deleted_at", on: .delete) var deletedAt: Date?
+
+    init() {}
+
+    init(id: UUID = UUID(), kind: Kind, visibility: Visibility?, title: String?, topic: String?,
+         directKey: String?, creatorID: UUID, at now: Date) {
+        self.id = id
+        self.kind = kind
+        self.visibility = visibility
+        self.title = title
+        self.topic = topic
+        self.lastSeq = 0
+        self.directKey = directKey
+        self.$creator.id = creatorID
+        self.lastActivityAt = now
+    }
+
+    var isPublicChannel: Bool { kind == .channel && visibility == .public }
+
+    static func directKey(_ a: UUID, _ b: UUID) -> String {
+        [a.uuidString.lowercased(), b.uuidString.lowercased()].sorted().joined(separator: ":")
+    }
+}
+
+/// The through-table of the User–Conversation many-to-many, with the member's role and read state.
+final class Membership: Model, @unchecked Sendable {
+    static let schema = "memberships"
+
+    enum Role: String, Codable, Sendable, CaseIterable, Comparable {
+        case owner, admin, member
+
+        var rank: Int {
+            switch self {
+            case .owner: 2
+            case .admin: 1
+            case .member: 0
+            }
+        }
+
+        static func < (lhs: Role, rhs: Role) -> Bool { lhs.rank < rhs.rank }
+    }
+
+    // identity
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "conversation_id") var conversation: Conversation
+    @Parent(key: "user_id") var user: User
+
+    // data
+    @Enum(key: "role") var role: Role
+    @Field(key: "last_read_seq") var lastReadSeq: Int
+    @Field(key: "muted") var muted: Bool
+
+    // timestamps
+    @Field(key: "joined_at") var joinedAt: Date
+
+    init() {}
+
+    init(conversationID: UUID, userID: UUID, role: Role, lastReadSeq: Int = 0, at now: Date) {
+        self.$conversation.id = conversationID
+        self.$user.id = userID
+        self.role = role
+        self.lastReadSeq = lastReadSeq
+        self.muted = false
+        self.joinedAt = now
+    }
+
+    var canManage: Bool { role >= .admin }
+}
+
+extension Membership {
+    static func find(conversationID: UUID, userID: UUID, on db: any Database) async throws -> Membership? {
+        try await Membership.query(on: db)
+            .filter(\.$conversation.$id == conversationID)
+            .filter(\.$user.$id == userID)
+            .first()
+    }
+}

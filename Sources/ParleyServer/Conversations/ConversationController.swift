@@ -1,0 +1,194 @@
+import Fluent
+import Vapor
+
+/// What the chat controllers share, built once in `configure`.
+struct ChatDependencies: Sendable {
+    let clock: AppClock
+    let maxMessageLength: Int
+    let hooks: MessageService.Hooks
+
+    func conversations(_ db: any Database) -> ConversationService {
+        ConversationService(db: db, clock: clock)
+    }
+
+    func messages(_ db: any Database) -> MessageService {
+        MessageService(db: db, clock: clock, maxBodyLength: maxMessageLength, hooks: hooks)
+    }
+}
+
+/// `/v1/conversations` and `/v1/channels`.
+struct ConversationController: RouteCollection {
+    let chat: ChatDependencies
+    let authentication: AuthenticationMiddleware
+
+    func boot(routes: any RoutesBuilder) throws {
+        let signedIn = routes.grouped(authentication)
+        signedIn.get("channels", use: channels)
+
+        let conversations = signedIn.grouped("conversations")
+        conversations.get(use: list)
+        conversations.post(use: create)
+        conversations.group(":conversation_id") { conversation in
+            conversation.get(use: show)
+            conversation.patch(use: update)
+            conversation.delete(use: delete)
+            conversation.post("join", use: join)
+            conversation.post("leave", use: leave)
+            conversation.put("read", use: markRead)
+            conversation.get("members", use: members)
+            conversation.post("members", use: addMember)
+            conversation.patch("members", ":user_id", use: changeRole)
+            conversation.delete("members", ":user_id", use: removeMember)
+        }
+    }
+
+    @Sendable
+    func list(_ request: Request) async throws -> Page<ConversationDTO> {
+        let principal = try request.principal()
+        let limit = try request.pageLimit(default: 50, range: 1...200)
+        return try await chat.conversations(request.db).list(userID: principal.userID, cursor: request.query["cursor"], limit: limit)
+    }
+
+    @Sendable
+    func create(_ request: Request) async throws -> Response {
+        let principal = try request.principal()
+        let input = try request.decodeJSON(CreateConversationRequest.self)
+        let (dto, created) = try await chat.conversations(request.db).create(input, creatorID: principal.userID)
+        let response = try await dto.encodeResponse(status: created ? .created : .ok, for: request)
+        response.headers.replaceOrAdd(name: .location, value: "/v1/conversations/\(dto.id)")
+        return response
+    }
+
+    @Sendable
+    func show(_ request: Request) async throws -> Response {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        return try request.conditionalJSON(try await service.show(access, userID: principal.userID))
+    }
+
+    @Sendable
+    func update(_ request: Request) async throws -> ConversationDTO {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let patch = try request.decodeJSON(UpdateConversationRequest.self)
+        return try await service.update(access, with: patch, by: principal.userID)
+    }
+
+    @Sendable
+    func delete(_ request: Request) async throws -> HTTPStatus {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        try await service.delete(try await service.access(request.parameters.get("conversation_id"), userID: principal.userID))
+        return .noContent
+    }
+
+    @Sendable
+    func channels(_ request: Request) async throws -> Page<ConversationDTO> {
+        _ = try request.principal()
+        let limit = try request.pageLimit(default: 50, range: 1...100)
+        return try await chat.conversations(request.db).channels(query: request.query["q"], cursor: request.query["cursor"], limit: limit)
+    }
+
+    @Sendable
+    func join(_ request: Request) async throws -> Response {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (dto, joined) = try await service.join(access, userID: principal.userID)
+        return try await dto.encodeResponse(status: joined ? .created : .ok, for: request)
+    }
+
+    @Sendable
+    func leave(_ request: Request) async throws -> HTTPStatus {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        try await service.leave(try await service.access(request.parameters.get("conversation_id"), userID: principal.userID),
+                                userID: principal.userID)
+        return .noContent
+    }
+
+    @Sendable
+    func markRead(_ request: Request) async throws -> ReadMarkerDTO {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        return try await service.markRead(access, try request.decodeJSON(ReadMarkerRequest.self), userID: principal.userID)
+    }
+
+    @Sendable
+    func members(_ request: Request) async throws -> Page<MemberDTO> {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let limit = try request.pageLimit(default: 100, range: 1...200)
+        return try await service.members(access, cursor: request.query["cursor"], limit: limit)
+    }
+
+    @Sendable
+    func addMember(_ request: Request) async throws -> Response {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (member, added) = try await service.addMember(access, try request.decodeJSON(AddMemberRequest.self))
+        return try await member.encodeResponse(status: added ? .created : .ok, for: request)
+    }
+
+    @Sendable
+    func changeRole(_ request: Request) async throws -> MemberDTO {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        return try await service.changeRole(access, userID: request.parameters.get("user_id"),
+                                            try request.decodeJSON(ChangeRoleRequest.self))
+    }
+
+    @Sendable
+    func removeMember(_ request: Request) async throws -> HTTPStatus {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        try await service.removeMember(access, userID: request.parameters.get("user_id"), by: principal.userID)
+        return .noContent
+    }
+}
+
+extension Request {
+    /// `?limit=` within `range`, 422 otherwise.
+    func pageLimit(default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let raw = query[String.self, at: "limit"] else { return value }
+        guard let limit = Int(raw), range.contains(limit) else {
+            throw ProblemError.validation(field: "limit", code: "out_of_range",
+                                          message: "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return limit
+    }
+
+    /// An optional integer query parameter, 422 when it is not one.
+    func intQuery(_ name: String, minimum: Int = 0) throws -> Int? {
+        guard let raw = query[String.self, at: name] else { return nil }
+        guard let value = Int(raw), value >= minimum else {
+            throw ProblemError.validation(field: name, code: "invalid", message: "must be a whole number ≥ \(minimum)")
+        }
+        return value
+    }
+
+    /// JSON with a strong ETag over the exact bytes; a matching `If-None-Match` gets 304 and no body.
+    func conditionalJSON(_ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(value)
+        let etag = "\"" + String(SHA256.hash(data: data).hexString.prefix(32)) + "\""
+        var headers = HTTPHeaders()
+        headers.replaceOrAdd(name: .eTag, value: etag)
+        headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
+        if let match = self.headers.first(name: .ifNoneMatch),
+           match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
+            return Response(status: .notModified, headers: headers)
+        }
+        headers.contentType = .json
+        return Response(status: .ok, headers: headers, body: .init(data: data))
+    }
+}

@@ -1,0 +1,88 @@
+import Vapor
+
+struct ReactionSummaryDTO: Content, Equatable {
+    var emoji: String
+    var count: Int
+    /// Whether the caller is among those who reacted.
+    var me: Bool
+}
+
+struct MessageDTO: Content {
+    var id: String
+    var conversationID: String
+    var seq: Int
+    var authorID: String
+    /// Null once the message is deleted (the seq stays, as a tombstone).
+    var body: String?
+    var replyTo: String?
+    var replyToSeq: Int?
+    var createdAt: Date
+    var editedAt: Date?
+    var deletedAt: Date?
+    var reactions: [ReactionSummaryDTO]
+    var replyCount: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, seq, body, reactions
+        case conversationID = "conversation_id"
+        case authorID = "author_id"
+        case replyTo = "reply_to"
+        case replyToSeq = "reply_to_seq"
+        case createdAt = "created_at"
+        case editedAt = "edited_at"
+        case deletedAt = "deleted_at"
+        case replyCount = "reply_count"
+    }
+
+    init(_ message: Message, reactions: [ReactionSummaryDTO] = [], replyCount: Int = 0) throws {
+        id = try message.requireID().wire
+        conversationID = message.$conversation.id.wire
+        seq = message.seq
+        authorID = message.$author.id.wire
+        body = message.isDeleted ? nil : message.body
+        replyTo = message.replyToID?.wire
+        replyToSeq = message.replyToSeq
+        createdAt = message.createdAt
+        editedAt = message.editedAt
+        deletedAt = message.deletedAt
+        self.reactions = message.isDeleted ? [] : reactions
+        self.replyCount = replyCount
+    }
+}
+
+struct MessagePage: Content {
+    var items: [MessageDTO]
+    /// More messages exist beyond this page in the direction of paging.
+    var hasMore: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case items
+        case hasMore = "has_more"
+    }
+}
+
+struct SendMessageRequest: Decodable {
+    var body: String??
+    var replyTo: String??
+
+    enum CodingKeys: String, CodingKey {
+        case body
+        case replyTo = "reply_to"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        body = try container.decodePresence(String.self, forKey: .body)
+        replyTo = try container.decodePresence(String.self, forKey: .replyTo)
+    }
+}
+
+/// PUT and merge-PATCH bodies of a message: which keys are present matters.
+typealias EditMessageRequest = SendMessageRequest
+
+struct SearchHitDTO: Content {
+    var message: MessageDTO
+    /// The matching passage, HTML-escaped, with matches wrapped in `<mark>…</mark>`.
+    var snippet: String
+    var rank: Double
+}

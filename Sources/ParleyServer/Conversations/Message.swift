@@ -1,0 +1,99 @@
+import Fluent
+import Vapor
+
+final class Message: Model, @unchecked Sendable {
+    static let schema = "messages"
+
+    // identity
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "conversation_id") var conversation: Conversation
+    /// Per conversation, from 1, without gaps; assigned in the inserting transaction.
+    @Field(key: "seq") var seq: Int
+
+    // data
+    @Parent(key: "author_id") var author: User
+    /// Empty once deleted: a deleted message keeps its seq (a tombstone) but not its text.
+    @Field(key: "body") var body: String
+    /// The thread root this message replies to (same conversation).
+    @OptionalField(key: "reply_to_id") var replyToID: UUID?
+    @OptionalField(key: "reply_to_seq") var replyToSeq: Int?
+    /// Bumped by every edit and the deletion; the ETag is built from it.
+    @Field(key: "version") var version: Int
+    /// The author's Idempotency-Key (unique per author) and a digest of the request it came with.
+    @OptionalField(key: "idempotency_key") var idempotencyKey: String?
+    @OptionalField(key: "request_digest") var requestDigest: String?
+
+    // timestamps
+    @Field(key: "created_at") var createdAt: Date
+    @OptionalField(key: "edited_at") var editedAt: Date?
+    @OptionalField(key: "deleted_at") var deletedAt: Date?
+
+    init() {}
+
+    init(id: UUID = UUID(), conversationID: UUID, seq: Int, authorID: UUID, body: String, replyToID: UUID?,
+         replyToSeq: Int?, idempotencyKey: String?, requestDigest: String?, at now: Date) {
+        self.id = id
+        self.$conversation.id = conversationID
+        self.seq = seq
+        self.$author.id = authorID
+        self.body = body
+        self.replyToID = replyToID
+        self.replyToSeq = replyToSeq
+        self.version = 1
+        self.idempotencyKey = idempotencyKey
+        self.requestDigest = requestDigest
+        self.createdAt = now
+    }
+
+    var isDeleted: Bool { deletedAt != nil }
+
+    /// A strong validator for If-Match / If-None-Match.
+    var etag: String { "\"\(id?.uuidString.lowercased() ?? "")-\(version)\"" }
+}
+
+extension Message {
+    static func find(conversationID: UUID, seq: Int, on db: any Database) async throws -> Message? {
+        try await Message.query(on: db)
+            .filter(\.$conversation.$id == conversationID)
+            .filter(\.$seq == seq)
+            .first()
+    }
+}
+
+/// A message's previous body, kept on every edit (and purged when the message is deleted).
+final class MessageRevision: Model, @unchecked Sendable {
+    static let schema = "message_revisions"
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "message_id") var message: Message
+    @Field(key: "body") var body: String
+    @Field(key: "created_at") var createdAt: Date
+
+    init() {}
+
+    init(messageID: UUID, body: String, at now: Date) {
+        self.$message.id = messageID
+        self.body = body
+        self.createdAt = now
+    }
+}
+
+/// One user's emoji on one message; unique per message, user and emoji.
+final class Reaction: Model, @unchecked Sendable {
+    static let schema = "reactions"
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "message_id") var message: Message
+    @Parent(key: "user_id") var user: User
+    @Field(key: "emoji") var emoji: String
+    @Field(key: "created_at") var createdAt: Date
+
+    init() {}
+
+    init(messageID: UUID, userID: UUID, emoji: String, at now: Date) {
+        self.$message.id = messageID
+        self.$user.id = userID
+        self.emoji = emoji
+        self.createdAt = now
+    }
+}

@@ -1,0 +1,173 @@
+import Fluent
+import Vapor
+
+/// `/v1/conversations/{id}/messages…`: history, sending, editing, deleting, threads, reactions.
+struct MessageController: RouteCollection {
+    let chat: ChatDependencies
+    let authentication: AuthenticationMiddleware
+
+    func boot(routes: any RoutesBuilder) throws {
+        let messages = routes.grouped(authentication).grouped("conversations", ":conversation_id", "messages")
+        messages.get(use: page)
+        messages.post(use: send)
+        messages.group(":seq") { message in
+            message.get(use: show)
+            message.put(use: replace)
+            message.patch(use: patch)
+            message.delete(use: delete)
+            message.get("replies", use: replies)
+            message.put("reactions", ":emoji", use: react)
+            message.delete("reactions", ":emoji", use: unreact)
+        }
+    }
+
+    private func access(_ request: Request) async throws -> (ConversationService.Access, Principal) {
+        let principal = try request.principal()
+        let access = try await chat.conversations(request.db).access(request.parameters.get("conversation_id"), userID: principal.userID)
+        return (access, principal)
+    }
+
+    @Sendable
+    func page(_ request: Request) async throws -> Response {
+        let (access, principal) = try await access(request)
+        let limit = try request.pageLimit(default: MessageService.defaultPageSize, range: MessageService.pageLimit)
+        let before = try request.intQuery("before", minimum: 1)
+        let after = try request.intQuery("after", minimum: 0)
+        if before != nil, after != nil {
+            throw ProblemError.validation(field: "before", code: "conflict", message: "give before or after, not both")
+        }
+        let direction: MessageService.Direction = before.map { .before($0) } ?? after.map { .after($0) } ?? .latest
+        let page = try await chat.messages(request.db).page(access, direction: direction, limit: limit, viewer: principal.userID)
+        return try request.conditionalJSON(page)
+    }
+
+    @Sendable
+    func send(_ request: Request) async throws -> Response {
+        let (access, principal) = try await access(request)
+        let input = try request.decodeJSON(SendMessageRequest.self)
+        let sent = try await chat.messages(request.db).send(access, input, authorID: principal.userID,
+                                                            idempotencyKey: request.headers.first(name: "Idempotency-Key"))
+        let response = try await sent.message.encodeResponse(status: .created, for: request)
+        response.headers.replaceOrAdd(name: .location, value: "/v1/conversations/\(sent.message.conversationID)/messages/\(sent.message.seq)")
+        if sent.replayed { response.headers.replaceOrAdd(name: "Idempotent-Replayed", value: "true") }
+        return response
+    }
+
+    @Sendable
+    func show(_ request: Request) async throws -> Response {
+        let (access, principal) = try await access(request)
+        let (message, dto) = try await chat.messages(request.db).message(access, seq: request.parameters.get("seq"), viewer: principal.userID)
+        let response = try await dto.encodeResponse(for: request)
+        response.headers.replaceOrAdd(name: .eTag, value: message.etag)
+        response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
+        return response
+    }
+
+    @Sendable
+    func replace(_ request: Request) async throws -> Response {
+        try await edit(request, mode: .replace)
+    }
+
+    @Sendable
+    func patch(_ request: Request) async throws -> Response {
+        try await edit(request, mode: .mergePatch)
+    }
+
+    private func edit(_ request: Request, mode: MessageService.EditMode) async throws -> Response {
+        let (access, principal) = try await access(request)
+        let input = try request.decodeJSON(EditMessageRequest.self)
+        let service = chat.messages(request.db)
+        let message = try await service.edit(access, seq: request.parameters.get("seq"), input, mode: mode,
+                                             ifMatch: request.headers.first(name: .ifMatch), editorID: principal.userID)
+        let (_, dto) = try await service.message(access, seq: String(message.seq), viewer: principal.userID)
+        let response = try await dto.encodeResponse(for: request)
+        response.headers.replaceOrAdd(name: .eTag, value: message.etag)
+        return response
+    }
+
+    @Sendable
+    func delete(_ request: Request) async throws -> HTTPStatus {
+        let (access, principal) = try await access(request)
+        try await chat.messages(request.db).delete(access, seq: request.parameters.get("seq"),
+                                                   ifMatch: request.headers.first(name: .ifMatch), by: principal.userID)
+        return .noContent
+    }
+
+    @Sendable
+    func replies(_ request: Request) async throws -> MessagePage {
+        let (access, principal) = try await access(request)
+        let limit = try request.pageLimit(default: MessageService.defaultPageSize, range: MessageService.pageLimit)
+        return try await chat.messages(request.db).replies(access, seq: request.parameters.get("seq"),
+                                                           after: try request.intQuery("after", minimum: 0),
+                                                           limit: limit, viewer: principal.userID)
+    }
+
+    @Sendable
+    func react(_ request: Request) async throws -> HTTPStatus {
+        let (access, principal) = try await access(request)
+        let added = try await chat.messages(request.db).react(access, seq: request.parameters.get("seq"),
+                                                              emoji: request.parameters.get("emoji")?.removingPercentEncoding,
+                                                              userID: principal.userID)
+        return added ? .created : .ok
+    }
+
+    @Sendable
+    func unreact(_ request: Request) async throws -> HTTPStatus {
+        let (access, principal) = try await access(request)
+        try await chat.messages(request.db).unreact(access, seq: request.parameters.get("seq"),
+                                                    emoji: request.parameters.get("emoji")?.removingPercentEncoding,
+                                                    userID: principal.userID)
+        return .noContent
+    }
+}
+
+/// `/v1/users` and `/v1/search/messages`.
+struct DirectoryController: RouteCollection {
+    let authentication: AuthenticationMiddleware
+
+    func boot(routes: any RoutesBuilder) throws {
+        let signedIn = routes.grouped(authentication)
+        signedIn.get("users", use: users)
+        signedIn.get("users", ":user_id", use: user)
+        signedIn.get("search", "messages", use: search)
+    }
+
+    /// People whose handle or display name starts with `q`, for pickers.
+    @Sendable
+    func users(_ request: Request) async throws -> Page<PublicUserDTO> {
+        _ = try request.principal()
+        let limit = try request.pageLimit(default: 20, range: 1...50)
+        var query = User.query(on: request.db)
+        if let q = request.query[String.self, at: "q"]?.trimmingCharacters(in: .whitespaces).lowercased(), !q.isEmpty {
+            let pattern = ConversationService.escapeLike(q) + "%"
+            query = query.group(.or) { or in
+                or.filter(.sql(embed: "LOWER(\(ident: "handle")) LIKE \(bind: pattern)"))
+                or.filter(.sql(embed: "LOWER(\(ident: "display_name")) LIKE \(bind: pattern)"))
+            }
+        }
+        if let cursor = request.query[String.self, at: "cursor"] {
+            query = query.filter(\.$handle > cursor)
+        }
+        let rows = try await query.sort(\.$handle).limit(limit + 1).all()
+        let page = Array(rows.prefix(limit))
+        return Page(items: try page.map(PublicUserDTO.init), nextCursor: rows.count > limit ? page.last?.handle : nil)
+    }
+
+    @Sendable
+    func user(_ request: Request) async throws -> UserDTO {
+        _ = try request.principal()
+        guard let raw = request.parameters.get("user_id"), let id = UUID(uuidString: raw),
+              let user = try await User.query(on: request.db).filter(\.$id == id).with(\.$profile).first()
+        else { throw ProblemError.notFound("No such user.") }
+        return try UserDTO(user, profile: user.profile, includeEmail: false)
+    }
+
+    @Sendable
+    func search(_ request: Request) async throws -> Page<SearchHitDTO> {
+        let principal = try request.principal()
+        let limit = try request.pageLimit(default: 20, range: 1...50)
+        return try await SearchService(db: request.db).search(
+            request.query[String.self, at: "q"], conversationID: request.query[String.self, at: "conversation_id"],
+            userID: principal.userID, cursor: request.query[String.self, at: "cursor"], limit: limit)
+    }
+}

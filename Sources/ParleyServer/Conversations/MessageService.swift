@@ -1,0 +1,376 @@
+import Crypto
+import Fluent
+import NIOConcurrencyHelpers
+import SQLKit
+import Vapor
+
+/// Messages, edits, deletions, reactions and threads, independent of HTTP.
+struct MessageService: Sendable {
+    let db: any Database
+    let clock: AppClock
+    let maxBodyLength: Int
+    let hooks: Hooks
+
+    /// Points where tests inject failures to prove atomicity; no-ops in production.
+    final class Hooks: Sendable {
+        private let afterSeqAssignedBox = NIOLockedValueBox<(@Sendable (Int) throws -> Void)?>(nil)
+
+        init() {}
+
+        /// Runs inside the sending transaction, right after the seq is taken.
+        var afterSeqAssigned: (@Sendable (Int) throws -> Void)? {
+            get { afterSeqAssignedBox.withLockedValue { $0 } }
+            set { afterSeqAssignedBox.withLockedValue { $0 = newValue } }
+        }
+    }
+
+    static let pageLimit = 1...100
+    static let defaultPageSize = 50
+
+    // MARK: Reading
+
+    enum Direction: Sendable { case latest, before(Int), after(Int) }
+
+    func page(_ access: ConversationService.Access, direction: Direction, limit: Int, viewer: UUID) async throws -> MessagePage {
+        var query = Message.query(on: db).filter(\.$conversation.$id == access.conversationID)
+        let ascending: Bool
+        switch direction {
+        case .latest:
+            ascending = false
+        case .before(let seq):
+            query = query.filter(\.$seq < seq)
+            ascending = false
+        case .after(let seq):
+            query = query.filter(\.$seq > seq)
+            ascending = true
+        }
+        let rows = try await query.sort(\.$seq, ascending ? .ascending : .descending).limit(limit + 1).all()
+        var page = Array(rows.prefix(limit))
+        if !ascending { page.reverse() }
+        return MessagePage(items: try await Self.dtos(for: page, viewer: viewer, on: db), hasMore: rows.count > limit)
+    }
+
+    func message(_ access: ConversationService.Access, seq rawSeq: String?, viewer: UUID) async throws -> (Message, MessageDTO) {
+        let message = try await find(access, seq: rawSeq)
+        guard let dto = try await Self.dtos(for: [message], viewer: viewer, on: db).first else { throw Self.notFound }
+        return (message, dto)
+    }
+
+    /// The replies of a thread root, oldest first.
+    func replies(_ access: ConversationService.Access, seq rawSeq: String?, after: Int?, limit: Int, viewer: UUID) async throws -> MessagePage {
+        let root = try await find(access, seq: rawSeq)
+        var query = Message.query(on: db)
+            .filter(\.$conversation.$id == access.conversationID)
+            .filter(\.$replyToSeq == root.seq)
+        if let after { query = query.filter(\.$seq > after) }
+        let rows = try await query.sort(\.$seq).limit(limit + 1).all()
+        let page = Array(rows.prefix(limit))
+        return MessagePage(items: try await Self.dtos(for: page, viewer: viewer, on: db), hasMore: rows.count > limit)
+    }
+
+    static let notFound = ProblemError.notFound("No such message.")
+
+    private func find(_ access: ConversationService.Access, seq rawSeq: String?) async throws -> Message {
+        guard let rawSeq, let seq = Int(rawSeq), seq >= 1,
+              let message = try await Message.find(conversationID: access.conversationID, seq: seq, on: db)
+        else { throw Self.notFound }
+        return message
+    }
+
+    /// DTOs with reaction summaries and reply counts, in two statements for any number of messages.
+    static func dtos(for messages: [Message], viewer: UUID, on db: any Database, withReplyCounts: Bool = true) async throws -> [MessageDTO] {
+        guard !messages.isEmpty, let sql = db as? any SQLDatabase else { return [] }
+        let ids = messages.compactMap(\.id)
+        struct ReactionRow: Decodable { let message_id: UUID; let emoji: String; let n: Int; let mine: Int }
+        let reactionRows = try await sql.raw("""
+            SELECT message_id, emoji, COUNT(*) AS n, MAX(CASE WHEN user_id = \(bind: viewer) THEN 1 ELSE 0 END) AS mine
+            FROM reactions WHERE message_id IN (\(binds: ids)) GROUP BY message_id, emoji
+            """).all(decoding: ReactionRow.self)
+        var reactions: [UUID: [ReactionSummaryDTO]] = [:]
+        for row in reactionRows {
+            reactions[row.message_id, default: []].append(ReactionSummaryDTO(emoji: row.emoji, count: row.n, me: row.mine == 1))
+        }
+        var replyCounts: [Int: Int] = [:]
+        let conversationIDs = Set(messages.map { $0.$conversation.id })
+        if withReplyCounts, conversationIDs.count == 1, let conversationID = conversationIDs.first {
+            struct ReplyRow: Decodable { let reply_to_seq: Int; let n: Int }
+            let seqs = messages.map(\.seq)
+            let rows = try await sql.raw("""
+                SELECT reply_to_seq, COUNT(*) AS n FROM messages
+                WHERE conversation_id = \(bind: conversationID) AND reply_to_seq IN (\(binds: seqs)) AND deleted_at IS NULL
+                GROUP BY reply_to_seq
+                """).all(decoding: ReplyRow.self)
+            replyCounts = Dictionary(rows.map { ($0.reply_to_seq, $0.n) }, uniquingKeysWith: { a, _ in a })
+        }
+        return try messages.map { message in
+            let summary = (reactions[message.id!] ?? []).sorted { $0.count != $1.count ? $0.count > $1.count : $0.emoji < $1.emoji }
+            return try MessageDTO(message, reactions: summary, replyCount: replyCounts[message.seq] ?? 0)
+        }
+    }
+
+    // MARK: Sending
+
+    struct Sent: Sendable {
+        var message: MessageDTO
+        /// True when an earlier request with the same Idempotency-Key is being answered again.
+        var replayed: Bool
+    }
+
+    func send(_ access: ConversationService.Access, _ input: SendMessageRequest, authorID: UUID, idempotencyKey: String?) async throws -> Sent {
+        _ = try access.requireMember()
+        var validator = Validator()
+        let body = validator.text(input.body ?? nil, "body", length: 1...maxBodyLength)
+        if let key = idempotencyKey, !Self.validIdempotencyKey(key) {
+            validator.add("Idempotency-Key", "invalid", "must be 1-255 printable ASCII characters")
+        }
+        let replyTarget = try await resolveReply(input.replyTo ?? nil, in: access, into: &validator)
+        try validator.check()
+        guard let body else { throw Self.notFound }
+
+        let digest = Self.digest(conversationID: access.conversationID, body: body, replyTo: replyTarget?.id)
+        if let idempotencyKey, let earlier = try await replay(key: idempotencyKey, authorID: authorID, digest: digest, viewer: authorID) {
+            return earlier
+        }
+
+        let conversationID = access.conversationID
+        let now = clock.now()
+        let hooks = self.hooks
+        do {
+            let message: Message = try await db.transaction { tx in
+                guard let sql = tx as? any SQLDatabase else { throw ProblemError(.internalServerError) }
+                // Taking the seq is the transaction's first statement, a write: on PostgreSQL it
+                // locks the conversation row until commit; on SQLite it takes the write lock.
+                // Either way concurrent senders queue here and seqs stay gap-free.
+                struct Row: Decodable { let last_seq: Int }
+                guard let seq = try await sql.raw("""
+                    UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = \(bind: now)
+                    WHERE id = \(bind: conversationID) RETURNING last_seq
+                    """).first(decoding: Row.self)?.last_seq
+                else { throw ConversationService.notFound }
+                try hooks.afterSeqAssigned?(seq)
+                let message = Message(conversationID: conversationID, seq: seq, authorID: authorID, body: body,
+                                      replyToID: replyTarget?.id, replyToSeq: replyTarget?.seq,
+                                      idempotencyKey: idempotencyKey, requestDigest: idempotencyKey == nil ? nil : digest, at: now)
+                try await message.create(on: tx)
+                // Sending a message reads everything before it.
+                try await sql.raw("""
+                    UPDATE memberships SET last_read_seq = \(bind: seq)
+                    WHERE conversation_id = \(bind: conversationID) AND user_id = \(bind: authorID) AND last_read_seq < \(bind: seq)
+                    """).run()
+                try await EventLog.record(.messageCreated, conversationID: conversationID,
+                                          payload: try MessageDTO(message), at: now, on: tx)
+                return message
+            }
+            return Sent(message: try MessageDTO(message), replayed: false)
+        } catch where (error as? any DatabaseError)?.isConstraintFailure == true && idempotencyKey != nil {
+            // A concurrent request with the same key won; answer as it was answered.
+            if let earlier = try await replay(key: idempotencyKey!, authorID: authorID, digest: digest, viewer: authorID) {
+                return earlier
+            }
+            throw error
+        }
+    }
+
+    private func replay(key: String, authorID: UUID, digest: String, viewer: UUID) async throws -> Sent? {
+        guard let earlier = try await Message.query(on: db)
+            .filter(\.$author.$id == authorID)
+            .filter(\.$idempotencyKey == key)
+            .first()
+        else { return nil }
+        guard earlier.requestDigest == digest else {
+            throw ProblemError(.unprocessableEntity, slug: "idempotency-key-reused",
+                               title: "This Idempotency-Key was used for a different request",
+                               detail: "Send a new Idempotency-Key for a new message.",
+                               errors: [FieldError(field: "Idempotency-Key", code: "reused", message: "was already used with a different body")])
+        }
+        guard let dto = try await Self.dtos(for: [earlier], viewer: viewer, on: db).first else { return nil }
+        return Sent(message: dto, replayed: true)
+    }
+
+    static func validIdempotencyKey(_ key: String) -> Bool {
+        (1...255).contains(key.utf8.count) && key.utf8.allSatisfy { (0x21...0x7E).contains($0) }
+    }
+
+    static func digest(conversationID: UUID, body: String, replyTo: UUID?) -> String {
+        let text = [conversationID.wire, replyTo?.wire ?? "-", body].joined(separator: "\u{1F}")
+        return SHA256.hash(data: Data(text.utf8)).hexString
+    }
+
+    /// Validates a `reply_to` id: a message of the same conversation. Replies to a reply join
+    /// the root's thread (threads are one level deep, as in Slack and Zulip).
+    private func resolveReply(_ raw: String?, in access: ConversationService.Access,
+                              into validator: inout Validator) async throws -> (id: UUID, seq: Int)? {
+        guard let raw else { return nil }
+        guard let id = UUID(uuidString: raw) else {
+            validator.add("reply_to", "invalid", "must be a message id")
+            return nil
+        }
+        guard let target = try await Message.find(id, on: db), target.$conversation.id == access.conversationID else {
+            validator.add("reply_to", "not_in_conversation", "must be a message in this conversation")
+            return nil
+        }
+        if target.isDeleted {
+            validator.add("reply_to", "deleted", "cannot reply to a deleted message")
+            return nil
+        }
+        if let rootID = target.replyToID, let rootSeq = target.replyToSeq { return (rootID, rootSeq) }
+        return (id, target.seq)
+    }
+
+    // MARK: Editing
+
+    enum EditMode: Sendable { case replace, mergePatch }
+
+    /// PUT replaces the editable representation (`body` and `reply_to` must both be present);
+    /// a merge patch changes only the keys given. Both honour `If-Match`.
+    func edit(_ access: ConversationService.Access, seq: String?, _ input: EditMessageRequest, mode: EditMode,
+              ifMatch: String?, editorID: UUID) async throws -> Message {
+        _ = try access.requireMember()
+        let message = try await find(access, seq: seq)
+        guard message.$author.id == editorID else {
+            throw ProblemError.forbidden("Only the author may edit a message.", slug: "not-the-author")
+        }
+        guard !message.isDeleted else { throw ProblemError.conflict("A deleted message cannot be edited.") }
+        try Self.checkPrecondition(ifMatch, message)
+        var validator = Validator()
+        var newBody = message.body
+        if let body = input.body {
+            if let valid = validator.text(body, "body", length: 1...maxBodyLength) { newBody = valid }
+        } else if mode == .replace {
+            validator.add("body", "required", "is required (PUT replaces the whole message; use PATCH to change part of it)")
+        }
+        if mode == .replace, input.replyTo == nil {
+            validator.add("reply_to", "required", "is required (null for none) when replacing with PUT")
+        }
+        var newReply: (id: UUID, seq: Int)? = message.replyToID.map { ($0, message.replyToSeq ?? 0) }
+        if let replyTo = input.replyTo {
+            if let raw = replyTo, UUID(uuidString: raw) == message.id {
+                validator.add("reply_to", "invalid", "a message cannot reply to itself")
+            } else {
+                newReply = try await resolveReply(replyTo, in: access, into: &validator)
+            }
+        }
+        try validator.check()
+        if newReply?.seq == message.seq || (newReply?.seq ?? 0) > message.seq {
+            throw ProblemError.validation(field: "reply_to", code: "invalid", message: "must be an earlier message")
+        }
+        guard newBody != message.body || newReply?.id != message.replyToID else { return message }
+
+        let now = clock.now()
+        let previous = message.body
+        message.body = newBody
+        message.replyToID = newReply?.id
+        message.replyToSeq = newReply?.seq
+        message.editedAt = now
+        message.version += 1
+        try await db.transaction { tx in
+            try await MessageRevision(messageID: message.id!, body: previous, at: now).create(on: tx)
+            try await message.save(on: tx)
+            try await EventLog.record(.messageEdited, conversationID: access.conversationID,
+                                      payload: try MessageDTO(message), at: now, on: tx)
+        }
+        return message
+    }
+
+    static func checkPrecondition(_ ifMatch: String?, _ message: Message) throws {
+        guard let ifMatch else { return }
+        let tags = ifMatch.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard tags.contains("*") || tags.contains(message.etag) else {
+            throw ProblemError(.preconditionFailed, slug: "etag-mismatch",
+                               detail: "The message changed since you read it; fetch it again.")
+        }
+    }
+
+    /// Soft delete: the seq stays as a tombstone, the body, its revisions and reactions go.
+    func delete(_ access: ConversationService.Access, seq: String?, ifMatch: String?, by userID: UUID) async throws {
+        let membership = try access.requireMember()
+        let message = try await find(access, seq: seq)
+        guard message.$author.id == userID || membership.canManage else {
+            throw ProblemError.forbidden("Only the author, or the conversation's owner or admins, may delete a message.", slug: "not-allowed")
+        }
+        try Self.checkPrecondition(ifMatch, message)
+        guard !message.isDeleted else { return }
+        let now = clock.now()
+        message.body = ""
+        message.deletedAt = now
+        message.version += 1
+        try await db.transaction { tx in
+            try await MessageRevision.query(on: tx).filter(\.$message.$id == message.id!).delete()
+            try await Reaction.query(on: tx).filter(\.$message.$id == message.id!).delete()
+            try await message.save(on: tx)
+            try await EventLog.record(.messageDeleted, conversationID: access.conversationID,
+                                      payload: try MessageDTO(message), at: now, on: tx)
+        }
+    }
+
+    // MARK: Reactions
+
+    /// Adds a reaction; `added` is false when it was already there (idempotent).
+    func react(_ access: ConversationService.Access, seq: String?, emoji raw: String?, userID: UUID) async throws -> Bool {
+        _ = try access.requireMember()
+        let message = try await find(access, seq: seq)
+        let emoji = try Self.validateEmoji(raw)
+        guard !message.isDeleted else { throw ProblemError.conflict("A deleted message cannot get reactions.") }
+        let existing = try await Reaction.query(on: db)
+            .filter(\.$message.$id == message.id!).filter(\.$user.$id == userID).filter(\.$emoji == emoji).first()
+        if existing != nil { return false }
+        let now = clock.now()
+        do {
+            try await db.transaction { tx in
+                try await Reaction(messageID: message.id!, userID: userID, emoji: emoji, at: now).create(on: tx)
+                try await EventLog.record(.reactionAdded, conversationID: access.conversationID,
+                                          payload: ReactionEvent(messageID: message.id!.wire, seq: message.seq, userID: userID.wire, emoji: emoji),
+                                          at: now, on: tx)
+            }
+        } catch where (error as? any DatabaseError)?.isConstraintFailure == true {
+            return false
+        }
+        return true
+    }
+
+    func unreact(_ access: ConversationService.Access, seq: String?, emoji raw: String?, userID: UUID) async throws {
+        _ = try access.requireMember()
+        let message = try await find(access, seq: seq)
+        let emoji = try Self.validateEmoji(raw)
+        guard let existing = try await Reaction.query(on: db)
+            .filter(\.$message.$id == message.id!).filter(\.$user.$id == userID).filter(\.$emoji == emoji).first()
+        else { return }
+        let now = clock.now()
+        try await db.transaction { tx in
+            try await existing.delete(on: tx)
+            try await EventLog.record(.reactionRemoved, conversationID: access.conversationID,
+                                      payload: ReactionEvent(messageID: message.id!.wire, seq: message.seq, userID: userID.wire, emoji: emoji),
+                                      at: now, on: tx)
+        }
+    }
+
+    /// One emoji grapheme, or a `:short_name:` of at most 32 characters.
+    static func validateEmoji(_ raw: String?) throws -> String {
+        guard let raw, !raw.isEmpty else {
+            throw ProblemError.validation(field: "emoji", code: "required", message: "is required")
+        }
+        if raw.hasPrefix(":"), raw.hasSuffix(":"), raw.count >= 3, raw.count <= 32 {
+            let name = raw.dropFirst().dropLast()
+            if name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_+-".unicodeScalars.contains($0) }) {
+                return raw
+            }
+        }
+        if raw.count == 1, let character = raw.first,
+           character.unicodeScalars.contains(where: { $0.properties.isEmojiPresentation || ($0.properties.isEmoji && $0.value > 0x238C) }) {
+            return raw
+        }
+        throw ProblemError.validation(field: "emoji", code: "invalid", message: "must be one emoji or a :short_name: of at most 32 characters")
+    }
+}
+
+struct ReactionEvent: Encodable {
+    var messageID: String
+    var seq: Int
+    var userID: String
+    var emoji: String
+    enum CodingKeys: String, CodingKey {
+        case seq, emoji
+        case messageID = "message_id"
+        case userID = "user_id"
+    }
+}

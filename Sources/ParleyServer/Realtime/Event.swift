@@ -1,0 +1,63 @@
+import Fluent
+import Vapor
+
+/// One entry of the replayable log clients sync from. Written in the same transaction as the
+/// change it describes, so a change and its event commit together or not at all.
+final class Event: Model, @unchecked Sendable {
+    static let schema = "events"
+
+    // identity
+    @ID(custom: "id", generatedBy: .database) var id: Int?
+
+    // data
+    @Field(key: "conversation_id") var conversationID: UUID
+    /// When set, only this user may see the event (their read marker, for example).
+    @OptionalField(key: "user_id") var userID: UUID?
+    @Field(key: "type") var type: String
+    /// The event's data as JSON text.
+    @Field(key: "payload") var payload: String
+
+    // timestamps
+    @Field(key: "created_at") var createdAt: Date
+
+    init() {}
+
+    init(conversationID: UUID, userID: UUID?, type: EventType, payload: String, at now: Date) {
+        self.conversationID = conversationID
+        self.userID = userID
+        self.type = type.rawValue
+        self.payload = payload
+        self.createdAt = now
+    }
+}
+
+enum EventType: String, Codable, Sendable, CaseIterable {
+    case conversationCreated = "conversation.created"
+    case conversationUpdated = "conversation.updated"
+    case conversationDeleted = "conversation.deleted"
+    case memberJoined = "member.joined"
+    case memberLeft = "member.left"
+    case memberRoleChanged = "member.role_changed"
+    case messageCreated = "message.created"
+    case messageEdited = "message.edited"
+    case messageDeleted = "message.deleted"
+    case reactionAdded = "reaction.added"
+    case reactionRemoved = "reaction.removed"
+    case readUpdated = "read.updated"
+}
+
+enum EventLog {
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// Appends an event; call it inside the transaction that makes the change.
+    static func record(_ type: EventType, conversationID: UUID, visibleTo userID: UUID? = nil,
+                       payload: some Encodable, at now: Date, on db: any Database) async throws {
+        let json = String(decoding: try encoder.encode(payload), as: UTF8.self)
+        try await Event(conversationID: conversationID, userID: userID, type: type, payload: json, at: now).create(on: db)
+    }
+}
