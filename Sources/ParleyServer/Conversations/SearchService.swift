@@ -57,7 +57,7 @@ struct SearchService: Sendable {
             }.joined(separator: " & ")
             rows = try await sql.raw("""
                 SELECT m.id AS id,
-                       ts_headline('simple', m.body, q.query, 'StartSel=' || chr(57344) || ', StopSel=' || chr(57345) || ', MaxWords=24, MinWords=8') AS snippet,
+                       ts_headline('simple', replace(replace(m.body, '<', chr(57346)), '>', chr(57347)), q.query, 'StartSel=' || chr(57344) || ', StopSel=' || chr(57345) || ', MaxWords=24, MinWords=8') AS snippet,
                        ts_rank(m.search, q.query)::float8 AS rank
                 FROM messages m CROSS JOIN to_tsquery('simple', \(bind: query)) AS q(query)
                 \(readable)
@@ -97,6 +97,10 @@ struct SearchService: Sendable {
             case "'": out += "&#39;"
             case Character(markStart): out += "<mark>"
             case Character(markEnd): out += "</mark>"
+            // PostgreSQL's headline parser drops anything that looks like an HTML tag, so angle
+            // brackets travel through it as private-use stand-ins.
+            case "\u{E002}": out += "&lt;"
+            case "\u{E003}": out += "&gt;"
             default: out.append(character)
             }
         }

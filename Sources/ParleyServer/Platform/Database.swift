@@ -15,18 +15,17 @@ enum DatabaseSetup {
         case .postgres(let url, let searchPath):
             var config = try SQLPostgresConfiguration(url: url)
             if let searchPath { config.searchPath = [searchPath] }
-            app.databases.use(.postgres(configuration: config, maxConnectionsPerEventLoop: postgresConnectionsPerEventLoop, sqlLogLevel: .debug), as: .psql)
+            app.databases.use(.postgres(configuration: config, maxConnectionsPerEventLoop: settings.postgresConnectionsPerEventLoop,
+                                        sqlLogLevel: .debug), as: .psql)
         }
     }
 
-    static let postgresConnectionsPerEventLoop = 4
-
     /// The most connections the pool opens: one per event loop for SQLite (sqlite-kit's fixed
-    /// size), `postgresConnectionsPerEventLoop` per loop for PostgreSQL.
+    /// size), `Settings.postgresConnectionsPerEventLoop` per loop for PostgreSQL.
     static func poolSize(_ settings: Settings, eventLoops: Int) -> (driver: String, connections: Int) {
         switch settings.database {
         case .sqlite, .sqliteInMemory: ("sqlite", eventLoops)
-        case .postgres: ("postgres", eventLoops * postgresConnectionsPerEventLoop)
+        case .postgres: ("postgres", eventLoops * settings.postgresConnectionsPerEventLoop)
         }
     }
 

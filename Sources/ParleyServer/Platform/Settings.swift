@@ -41,6 +41,8 @@ public struct Settings: Sendable {
     public var host: String = "127.0.0.1"
     public var port: Int = 8080
     public var database: Database = .sqlite(path: "parley.sqlite")
+    /// PostgreSQL pool size per event loop (there is one event loop per core).
+    public var postgresConnectionsPerEventLoop: Int = 4
     /// Where development secrets are generated (mode 0600).
     public var dataDirectory: String = ".parley"
     /// The server secret that signs access tokens and CSRF tokens. `nil` means "generate a
@@ -74,6 +76,8 @@ public struct Settings: Sendable {
         settings.database = database
         settings.secretKey = "test-secret-key-that-is-at-least-32-bytes-long"
         settings.bcryptCost = 4
+        // Tests run in parallel, each with its own application and pool.
+        settings.postgresConnectionsPerEventLoop = 2
         settings.logLevel = .info
         settings.autoMigrate = true
         return settings
@@ -115,6 +119,10 @@ extension Settings {
             } else {
                 problems.append("PARLEY_DATABASE_URL must start with postgres://, postgresql:// or sqlite://")
             }
+        }
+        if let raw = env["PARLEY_DB_POOL_SIZE"] {
+            if let size = Int(raw), (1...100).contains(size) { settings.postgresConnectionsPerEventLoop = size }
+            else { problems.append("PARLEY_DB_POOL_SIZE must be a number of connections per event loop in 1...100") }
         }
         if let dir = env["PARLEY_DATA_DIR"] { settings.dataDirectory = dir }
         if let secret = env["PARLEY_SECRET_KEY"] {
