@@ -222,6 +222,49 @@ struct ConversationTests {
         }
     }
 
+    @Test("concurrent membership changes (transactions that read, then write) never fail")
+    func concurrentMembershipChanges() async throws {
+        try await withParley { app, _ in
+            let owner = try await app.user("owner")
+            var people: [TestUser] = []
+            for n in 0..<6 { people.append(try await app.user("person\(n)")) }
+            let channel = try await app.conversation(owner, kind: "channel", title: "busy", visibility: "public")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for person in people {
+                    group.addTask {
+                        for _ in 0..<8 {
+                            let joined = try await app.send(.POST, "v1/conversations/\(channel)/join", token: person.token)
+                            #expect(joined.status.code < 500, "\(joined.body)")
+                            let left = try await app.send(.POST, "v1/conversations/\(channel)/leave", token: person.token)
+                            #expect(left.status.code < 500, "\(left.body)")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await Membership.query(on: app.db).count() == 1)
+
+            // Owners leaving look up a successor before writing, while others write too.
+            var groups: [(TestUser, String)] = []
+            for (index, person) in people.enumerated() {
+                for round in 0..<4 {
+                    groups.append((person, try await app.conversation(person, title: "g\(index)-\(round)", members: [owner])))
+                }
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (person, id) in groups {
+                    group.addTask {
+                        let left = try await app.send(.POST, "v1/conversations/\(id)/leave", token: person.token)
+                        #expect(left.status == .noContent, "\(left.body)")
+                        let sent = try await app.post("still here", in: id, by: owner)
+                        #expect(sent.status == .created, "\(sent.body)")
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
     @Test("user look-ups for pickers")
     func users() async throws {
         try await withParley { app, _ in

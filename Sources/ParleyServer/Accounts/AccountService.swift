@@ -63,7 +63,7 @@ struct AccountService: Sendable {
 
         let hash = try await passwords.hash(password)
         let user = User(handle: handle, displayName: displayName, email: email, passwordHash: hash, role: role)
-        let profile = try await db.transaction { tx in
+        let profile = try await db.writeTransaction { tx in
             do {
                 try await user.create(on: tx)
             } catch let error as any DatabaseError where error.isConstraintFailure {
@@ -154,7 +154,7 @@ struct AccountService: Sendable {
         let session = Session(userID: userID, kind: .api, tokenHash: nil,
                               expiresAt: now.addingTimeInterval(seconds(sessionLifetime)))
         let refresh = OpaqueToken.generate()
-        try await db.transaction { tx in
+        try await db.writeTransaction { tx in
             try await session.create(on: tx)
             try await RefreshToken(sessionID: session.requireID(), tokenHash: OpaqueToken.digest(refresh),
                                    expiresAt: now.addingTimeInterval(seconds(refreshTokenLifetime))).create(on: tx)
@@ -186,7 +186,7 @@ struct AccountService: Sendable {
         let next = OpaqueToken.generate()
         let nextRow = RefreshToken(sessionID: try session.requireID(), tokenHash: OpaqueToken.digest(next),
                                    expiresAt: now.addingTimeInterval(seconds(refreshTokenLifetime)))
-        let rotated: Bool = try await db.transaction { tx in
+        let rotated: Bool = try await db.writeTransaction { tx in
             // Only one of two concurrent refreshes with the same token may win.
             guard let sql = tx as? any SQLDatabase else { throw ProblemError(.internalServerError) }
             let won = try await sql.update(RefreshToken.schema)
@@ -268,7 +268,7 @@ struct AccountService: Sendable {
             throw ProblemError.conflict("That email is already registered.",
                                         errors: [FieldError(field: "email", code: "taken", message: "is already registered")])
         }
-        try await db.transaction { tx in
+        try await db.writeTransaction { tx in
             try await user.save(on: tx)
             try await profile.save(on: tx)
         }
@@ -290,7 +290,7 @@ struct AccountService: Sendable {
         }
         user.passwordHash = try await passwords.hash(new)
         let now = clock.now()
-        try await db.transaction { tx in
+        try await db.writeTransaction { tx in
             try await user.save(on: tx)
             try await Session.revoke(userID: userID, except: currentSessionID, reason: "password_changed", at: now, on: tx)
         }

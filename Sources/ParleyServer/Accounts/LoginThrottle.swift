@@ -4,13 +4,15 @@ import Foundation
 ///
 /// Failures are counted per key over a sliding window. After `slowAfter` failures each attempt
 /// waits an exponentially growing delay; after `blockAfter` the key is refused with 429 and a
-/// `Retry-After` until its oldest counted failure leaves the window. State is per node.
+/// `Retry-After` until its oldest counted failure leaves the window. A client address gets five
+/// times the handle's thresholds. State is per node.
 actor LoginThrottle {
     enum Decision: Equatable {
         case allow(delay: Duration)
         case block(retryAfter: Int)
     }
 
+    static let addressScale = 5
     private let policy: Settings.LoginThrottle
     private let clock: AppClock
     private var failures: [String: [Date]] = [:]
@@ -27,11 +29,13 @@ actor LoginThrottle {
         var retryAfter = 0
         for key in keys {
             let recent = prune(key, now: now)
-            if recent.count >= policy.blockAfter, let oldest = recent.first {
+            // Many people can share one address (NAT, offices), so an address gets more room.
+            let scale = key.hasPrefix("address:") ? Self.addressScale : 1
+            if recent.count >= policy.blockAfter * scale, let oldest = recent.first {
                 let window = TimeInterval(policy.window.components.seconds)
                 retryAfter = max(retryAfter, max(1, Int((oldest.addingTimeInterval(window).timeIntervalSince(now)).rounded(.up))))
-            } else if recent.count >= policy.slowAfter {
-                let exponent = min(recent.count - policy.slowAfter, 16)
+            } else if recent.count >= policy.slowAfter * scale {
+                let exponent = min(recent.count - policy.slowAfter * scale, 16)
                 delay = max(delay, min(policy.baseDelay * (1 << exponent), policy.maxDelay))
             }
         }

@@ -50,3 +50,28 @@ enum DatabaseSetup {
         try await app.migrator.previewPrepareBatch().get().map { $0.0.name }
     }
 }
+
+extension Database {
+    /// A transaction for changes. On SQLite it begins `IMMEDIATE`, taking the write lock before
+    /// the first statement: a deferred transaction that reads and then writes fails with
+    /// SQLITE_BUSY_SNAPSHOT when another connection commits in between, which no busy timeout
+    /// can cure. Writers queue on the lock instead (busy_timeout). On PostgreSQL this is
+    /// Fluent's transaction. The closure must not open a transaction of its own.
+    func writeTransaction<T: Sendable>(_ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        guard let sql = self as? any SQLDatabase, sql.dialect.name == "sqlite" else {
+            return try await transaction(closure)
+        }
+        return try await withConnection { connection in
+            guard let sql = connection as? any SQLDatabase else { return try await connection.transaction(closure) }
+            try await sql.raw("BEGIN IMMEDIATE").run()
+            do {
+                let result = try await closure(connection)
+                try await sql.raw("COMMIT").run()
+                return result
+            } catch {
+                try? await sql.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+}
