@@ -56,6 +56,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     try routes(app, accounts: accounts, chat: chat, metrics: metrics)
 
     app.asyncCommands.use(CreateAdminCommand(), as: "create-admin")
+    app.asyncCommands.use(SeedCommand(), as: "seed")
 }
 
 /// Prepares the database before serving: SQLite connection settings, then migrations
