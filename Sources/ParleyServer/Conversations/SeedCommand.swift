@@ -211,22 +211,25 @@ struct Seeder {
 
         // Messages, conversation by conversation, spread over the last 30 days.
         var batch: [(conversation: UUID, seq: Int, author: UUID, body: String, at: Date)] = []
+        // Many multi-row statements per transaction: fewer commits, fewer WAL checkpoints.
         func flush(_ rows: [(conversation: UUID, seq: Int, author: UUID, body: String, at: Date)]) async throws {
             try await db.writeTransaction { tx in
                 guard let sql = tx as? any SQLDatabase else { return }
-                var messages = sql.insert(into: Message.schema)
-                    .columns("id", "conversation_id", "seq", "author_id", "body", "version", "created_at")
-                var events = sql.insert(into: Event.schema).columns("conversation_id", "type", "payload", "created_at")
-                for row in rows {
-                    let id = UUID()
-                    messages = messages.values(SQLBind(id), SQLBind(row.conversation), SQLBind(row.seq), SQLBind(row.author),
-                                               SQLBind(row.body), SQLBind(1), SQLBind(row.at))
-                    events = events.values(SQLBind(row.conversation), SQLBind(EventType.messageCreated.rawValue),
-                                           SQLBind(#"{"conversation_id":"\#(row.conversation.wire)","id":"\#(id.wire)","seq":\#(row.seq)}"#),
-                                           SQLBind(row.at))
+                for statement in rows.chunked(1_000) {
+                    var messages = sql.insert(into: Message.schema)
+                        .columns("id", "conversation_id", "seq", "author_id", "body", "version", "created_at")
+                    var events = sql.insert(into: Event.schema).columns("conversation_id", "type", "payload", "created_at")
+                    for row in statement {
+                        let id = UUID()
+                        messages = messages.values(SQLBind(id), SQLBind(row.conversation), SQLBind(row.seq), SQLBind(row.author),
+                                                   SQLBind(row.body), SQLBind(1), SQLBind(row.at))
+                        events = events.values(SQLBind(row.conversation), SQLBind(EventType.messageCreated.rawValue),
+                                               SQLBind(#"{"conversation_id":"\#(row.conversation.wire)","id":"\#(id.wire)","seq":\#(row.seq)}"#),
+                                               SQLBind(row.at))
+                    }
+                    try await messages.run()
+                    try await events.run()
                 }
-                try await messages.run()
-                try await events.run()
             }
         }
         for plan in plans where plan.messages > 0 {
@@ -234,7 +237,7 @@ struct Seeder {
             for seq in 1...plan.messages {
                 let author = plan.members[zipf(plan.members.count, s: 0.8)]
                 batch.append((plan.id, seq, author, sentence(), start.addingTimeInterval(step * Double(seq))))
-                if batch.count == 1_000 {
+                if batch.count == 20_000 {
                     try await flush(batch)
                     batch.removeAll(keepingCapacity: true)
                 }
