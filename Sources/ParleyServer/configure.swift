@@ -39,6 +39,11 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.middleware.use(ProblemMiddleware())
 
     // Services.
+    let writeGate: WriteGate? = switch settings.database {
+    case .sqlite, .sqliteInMemory: WriteGate()
+    case .postgres: nil
+    }
+    app.storage[WriteGateKey.self] = writeGate
     let serverKeys = ServerKeys(secret: secret)
     let tokens = TokenService(
         keys: await TokenService.makeKeys(serverKeys, algorithm: settings.tokenAlgorithm),
@@ -48,9 +53,10 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         tokens: tokens,
         passwords: PasswordHasher(cost: settings.bcryptCost, threadPool: app.threadPool),
         throttle: LoginThrottle(policy: settings.loginThrottle, clock: clock),
-        clock: clock, settings: settings)
+        clock: clock, settings: settings, writeGate: writeGate)
     app.storage[AccountsKey.self] = accounts
-    let chat = ChatDependencies(clock: clock, maxMessageLength: settings.maxMessageLength, hooks: MessageService.Hooks())
+    let chat = ChatDependencies(clock: clock, maxMessageLength: settings.maxMessageLength, hooks: MessageService.Hooks(),
+                                writeGate: writeGate)
     app.storage[ChatKey.self] = chat
 
     try routes(app, accounts: accounts, chat: chat, metrics: metrics)
@@ -93,6 +99,7 @@ struct SettingsKey: StorageKey { typealias Value = Settings }
 struct MetricsKey: StorageKey { typealias Value = HTTPMetrics }
 struct AccountsKey: StorageKey { typealias Value = AccountDependencies }
 struct ChatKey: StorageKey { typealias Value = ChatDependencies }
+struct WriteGateKey: StorageKey { typealias Value = WriteGate }
 
 extension Application {
     public var settings: Settings {

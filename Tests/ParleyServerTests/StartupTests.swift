@@ -45,7 +45,7 @@ struct StartupTests {
                 struct Row: Decodable { let journal_mode: String?; let foreign_keys: Int?; let timeout: Int? }
                 #expect(try await db.raw("PRAGMA journal_mode").first(decoding: Row.self)?.journal_mode == "wal")
                 #expect(try await db.raw("PRAGMA foreign_keys").first(decoding: Row.self)?.foreign_keys == 1)
-                #expect(try await db.raw("PRAGMA busy_timeout").first(decoding: Row.self)?.timeout == 5000)
+                #expect(try await db.raw("PRAGMA busy_timeout").first(decoding: Row.self)?.timeout == 10000)
             }
         }
     }

@@ -6,13 +6,14 @@ struct ChatDependencies: Sendable {
     let clock: AppClock
     let maxMessageLength: Int
     let hooks: MessageService.Hooks
+    let writeGate: WriteGate?
 
     func conversations(_ db: any Database) -> ConversationService {
-        ConversationService(db: db, clock: clock)
+        ConversationService(db: db, clock: clock, writeGate: writeGate)
     }
 
     func messages(_ db: any Database) -> MessageService {
-        MessageService(db: db, clock: clock, maxBodyLength: maxMessageLength, hooks: hooks)
+        MessageService(db: db, clock: clock, maxBodyLength: maxMessageLength, hooks: hooks, writeGate: writeGate)
     }
 }
 

@@ -38,7 +38,7 @@ enum DatabaseSetup {
             guard let db = app.databases.database(.sqlite, logger: app.logger, on: eventLoop) else { return }
             try await db.withConnection { connection in
                 guard let sql = connection as? any SQLDatabase else { return }
-                for pragma in ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 5000", "foreign_keys = ON"] {
+                for pragma in ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 10000", "foreign_keys = ON"] {
                     try await sql.raw("PRAGMA \(unsafeRaw: pragma)").run()
                 }
             }
@@ -51,27 +51,64 @@ enum DatabaseSetup {
     }
 }
 
+/// Lets one SQLite write transaction run at a time in this process, first come first served.
+///
+/// SQLite has a single writer. Without this, concurrent writers on the pool's connections
+/// would wait inside SQLite's busy handler, which polls with sleeps and gives up after
+/// `busy_timeout`, so a burst of writers on a loaded machine turns into errors. Queued here,
+/// a writer waits without polling and without a deadline. (Hand-written: no listed package
+/// offers an async mutex.) Unused on PostgreSQL, which has row locks.
+actor WriteGate {
+    private var held = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        guard held else {
+            held = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            held = false
+        } else {
+            // Ownership passes straight to the next waiter.
+            waiters.removeFirst().resume()
+        }
+    }
+}
+
 extension Database {
-    /// A transaction for changes. On SQLite it begins `IMMEDIATE`, taking the write lock before
-    /// the first statement: a deferred transaction that reads and then writes fails with
-    /// SQLITE_BUSY_SNAPSHOT when another connection commits in between, which no busy timeout
-    /// can cure. Writers queue on the lock instead (busy_timeout). On PostgreSQL this is
-    /// Fluent's transaction. The closure must not open a transaction of its own.
-    func writeTransaction<T: Sendable>(_ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+    /// A transaction for changes. On SQLite it waits its turn at the gate, then begins
+    /// `IMMEDIATE`, taking the write lock before the first statement: a deferred transaction
+    /// that reads and then writes fails with SQLITE_BUSY_SNAPSHOT when another connection
+    /// commits in between. On PostgreSQL this is Fluent's transaction. The closure must not
+    /// open a transaction of its own.
+    func writeTransaction<T: Sendable>(_ gate: WriteGate?, _ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
         guard let sql = self as? any SQLDatabase, sql.dialect.name == "sqlite" else {
             return try await transaction(closure)
         }
-        return try await withConnection { connection in
-            guard let sql = connection as? any SQLDatabase else { return try await connection.transaction(closure) }
-            try await sql.raw("BEGIN IMMEDIATE").run()
-            do {
-                let result = try await closure(connection)
-                try await sql.raw("COMMIT").run()
-                return result
-            } catch {
-                try? await sql.raw("ROLLBACK").run()
-                throw error
+        await gate?.acquire()
+        do {
+            let result = try await withConnection { connection in
+                guard let sql = connection as? any SQLDatabase else { return try await connection.transaction(closure) }
+                try await sql.raw("BEGIN IMMEDIATE").run()
+                do {
+                    let result = try await closure(connection)
+                    try await sql.raw("COMMIT").run()
+                    return result
+                } catch {
+                    try? await sql.raw("ROLLBACK").run()
+                    throw error
+                }
             }
+            await gate?.release()
+            return result
+        } catch {
+            await gate?.release()
+            throw error
         }
     }
 }
