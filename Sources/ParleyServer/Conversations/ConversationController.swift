@@ -43,6 +43,13 @@ struct ConversationController: RouteCollection {
         }
     }
 
+    /// The caller, the service and the conversation named in the path (404 when invisible).
+    private func access(_ request: Request) async throws -> (ConversationService, ConversationService.Access, Principal) {
+        let principal = try request.principal()
+        let service = chat.conversations(request.db)
+        return (service, try await service.access(request.parameters.get("conversation_id"), userID: principal.userID), principal)
+    }
+
     @Sendable
     func list(_ request: Request) async throws -> Page<ConversationDTO> {
         let principal = try request.principal()
@@ -62,26 +69,21 @@ struct ConversationController: RouteCollection {
 
     @Sendable
     func show(_ request: Request) async throws -> Response {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (service, access, principal) = try await access(request)
         return try request.conditionalJSON(try await service.show(access, userID: principal.userID))
     }
 
     @Sendable
     func update(_ request: Request) async throws -> ConversationDTO {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (service, access, principal) = try await access(request)
         let patch = try request.decodeJSON(UpdateConversationRequest.self)
         return try await service.update(access, with: patch, by: principal.userID)
     }
 
     @Sendable
     func delete(_ request: Request) async throws -> HTTPStatus {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        try await service.delete(try await service.access(request.parameters.get("conversation_id"), userID: principal.userID))
+        let (service, access, _) = try await access(request)
+        try await service.delete(access)
         return .noContent
     }
 
@@ -94,62 +96,48 @@ struct ConversationController: RouteCollection {
 
     @Sendable
     func join(_ request: Request) async throws -> Response {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (service, access, principal) = try await access(request)
         let (dto, joined) = try await service.join(access, userID: principal.userID)
         return try await dto.encodeResponse(status: joined ? .created : .ok, for: request)
     }
 
     @Sendable
     func leave(_ request: Request) async throws -> HTTPStatus {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        try await service.leave(try await service.access(request.parameters.get("conversation_id"), userID: principal.userID),
-                                userID: principal.userID)
+        let (service, access, principal) = try await access(request)
+        try await service.leave(access, userID: principal.userID)
         return .noContent
     }
 
     @Sendable
     func markRead(_ request: Request) async throws -> ReadMarkerDTO {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (service, access, principal) = try await access(request)
         return try await service.markRead(access, try request.decodeJSON(ReadMarkerRequest.self), userID: principal.userID)
     }
 
     @Sendable
     func members(_ request: Request) async throws -> Page<MemberDTO> {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (service, access, _) = try await access(request)
         let limit = try request.pageLimit(default: 100, range: 1...200)
         return try await service.members(access, cursor: request.query["cursor"], limit: limit)
     }
 
     @Sendable
     func addMember(_ request: Request) async throws -> Response {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (service, access, _) = try await access(request)
         let (member, added) = try await service.addMember(access, try request.decodeJSON(AddMemberRequest.self))
         return try await member.encodeResponse(status: added ? .created : .ok, for: request)
     }
 
     @Sendable
     func changeRole(_ request: Request) async throws -> MemberDTO {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (service, access, _) = try await access(request)
         return try await service.changeRole(access, userID: request.parameters.get("user_id"),
                                             try request.decodeJSON(ChangeRoleRequest.self))
     }
 
     @Sendable
     func removeMember(_ request: Request) async throws -> HTTPStatus {
-        let principal = try request.principal()
-        let service = chat.conversations(request.db)
-        let access = try await service.access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let (service, access, principal) = try await access(request)
         try await service.removeMember(access, userID: request.parameters.get("user_id"), by: principal.userID)
         return .noContent
     }
