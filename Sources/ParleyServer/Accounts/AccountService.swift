@@ -269,9 +269,15 @@ struct AccountService: Sendable {
             throw ProblemError.conflict("That email is already registered.",
                                         errors: [FieldError(field: "email", code: "taken", message: "is already registered")])
         }
-        try await db.writeTransaction(writeGate) { tx in
-            try await user.save(on: tx)
-            try await profile.save(on: tx)
+        do {
+            try await db.writeTransaction(writeGate) { tx in
+                try await user.save(on: tx)
+                try await profile.save(on: tx)
+            }
+        } catch where (error as? any DatabaseError)?.isConstraintFailure == true {
+            // Another account claimed the email between the check and the write.
+            throw ProblemError.conflict("That email is already registered.",
+                                        errors: [FieldError(field: "email", code: "taken", message: "is already registered")])
         }
         return (user, profile)
     }

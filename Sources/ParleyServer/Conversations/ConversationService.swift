@@ -406,10 +406,18 @@ struct ConversationService: Sendable {
         }
         let now = clock.now()
         let membership = Membership(conversationID: access.conversationID, userID: userID, role: role, at: now)
-        try await db.writeTransaction(writeGate) { tx in
-            try await membership.create(on: tx)
-            try await EventLog.record(.memberJoined, conversationID: access.conversationID,
-                                      payload: MemberEvent(userID: userID.wire, role: role), at: now, on: tx)
+        do {
+            try await db.writeTransaction(writeGate) { tx in
+                try await membership.create(on: tx)
+                try await EventLog.record(.memberJoined, conversationID: access.conversationID,
+                                          payload: MemberEvent(userID: userID.wire, role: role), at: now, on: tx)
+            }
+        } catch where (error as? any DatabaseError)?.isConstraintFailure == true {
+            // Added concurrently by another request: report the membership that won.
+            if let existing = try await Membership.find(conversationID: access.conversationID, userID: userID, on: db) {
+                return (MemberDTO(user: try PublicUserDTO(user), role: existing.role, joinedAt: existing.joinedAt), false)
+            }
+            throw error
         }
         return (MemberDTO(user: try PublicUserDTO(user), role: role, joinedAt: now), true)
     }
