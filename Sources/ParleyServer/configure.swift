@@ -39,11 +39,8 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.middleware.use(ProblemMiddleware())
 
     // Services.
-    let writeGate: WriteGate? = switch settings.database {
-    case .sqlite, .sqliteInMemory: WriteGate()
-    case .postgres: nil
-    }
-    app.storage[WriteGateKey.self] = writeGate
+    let writes = Writes(serialize: settings.database.isSQLite)
+    app.storage[WritesKey.self] = writes
     let serverKeys = ServerKeys(secret: secret)
     let tokens = TokenService(
         keys: await TokenService.makeKeys(serverKeys, algorithm: settings.tokenAlgorithm),
@@ -53,13 +50,23 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         tokens: tokens,
         passwords: PasswordHasher(cost: settings.bcryptCost, threadPool: app.threadPool),
         throttle: LoginThrottle(policy: settings.loginThrottle, clock: clock),
-        clock: clock, settings: settings, writeGate: writeGate)
+        clock: clock, settings: settings, writes: writes)
     app.storage[AccountsKey.self] = accounts
     let chat = ChatDependencies(clock: clock, maxMessageLength: settings.maxMessageLength, hooks: MessageService.Hooks(),
-                                writeGate: writeGate)
+                                writes: writes)
     app.storage[ChatKey.self] = chat
 
-    try routes(app, accounts: accounts, chat: chat, metrics: metrics)
+    // Real-time delivery: the hub reads committed events and fans them out.
+    let databases = app.databases, eventLoops = app.eventLoopGroup, hubLogger = app.logger
+    let hub = EventHub(database: {
+        guard let db = databases.database(logger: hubLogger, on: eventLoops.any()) else { throw ProblemError(.serviceUnavailable) }
+        return db
+    }, bufferSize: settings.eventBufferSize, logger: app.logger)
+    writes.onCommit { hub.notify() }
+    app.storage[EventHubKey.self] = hub
+    app.lifecycle.use(EventHubLifecycle(hub: hub, heartbeat: settings.heartbeatInterval, clock: clock))
+
+    try routes(app, accounts: accounts, chat: chat, hub: hub, metrics: metrics)
 
     app.asyncCommands.use(CreateAdminCommand(), as: "create-admin")
     app.asyncCommands.use(SeedCommand(), as: "seed")
@@ -99,7 +106,8 @@ struct SettingsKey: StorageKey { typealias Value = Settings }
 struct MetricsKey: StorageKey { typealias Value = HTTPMetrics }
 struct AccountsKey: StorageKey { typealias Value = AccountDependencies }
 struct ChatKey: StorageKey { typealias Value = ChatDependencies }
-struct WriteGateKey: StorageKey { typealias Value = WriteGate }
+struct WritesKey: StorageKey { typealias Value = Writes }
+struct EventHubKey: StorageKey { typealias Value = EventHub }
 
 extension Application {
     public var settings: Settings {

@@ -1,7 +1,7 @@
 import Foundation
 import Vapor
 
-func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDependencies, metrics: HTTPMetrics) throws {
+func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDependencies, hub: EventHub, metrics: HTTPMetrics) throws {
     // Operations: liveness, readiness, metrics, the API contract.
     try app.register(collection: HealthController(metrics: metrics, openAPIDocument: OpenAPIDocument.load()))
 
@@ -16,6 +16,9 @@ func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDepende
     try v1.register(collection: ConversationController(chat: chat, authentication: authentication))
     try v1.register(collection: MessageController(chat: chat, authentication: authentication))
     try v1.register(collection: DirectoryController(authentication: authentication))
+
+    // Real-time events.
+    try v1.register(collection: RealtimeController(hub: hub, authentication: authentication))
 }
 
 /// The bundled `openapi.yaml` (the same file as the repository root's, which links to it).

@@ -12,7 +12,7 @@ struct AccountService: Sendable {
     let clock: AppClock
     let refreshTokenLifetime: Duration
     let sessionLifetime: Duration
-    let writeGate: WriteGate?
+    let writes: Writes?
 
     struct IssuedTokens: Sendable {
         var user: User
@@ -64,7 +64,7 @@ struct AccountService: Sendable {
 
         let hash = try await passwords.hash(password)
         let user = User(handle: handle, displayName: displayName, email: email, passwordHash: hash, role: role)
-        let profile = try await db.writeTransaction(writeGate) { tx in
+        let profile = try await db.writeTransaction(writes) { tx in
             do {
                 try await user.create(on: tx)
             } catch let error as any DatabaseError where error.isConstraintFailure {
@@ -155,7 +155,7 @@ struct AccountService: Sendable {
         let session = Session(userID: userID, kind: .api, tokenHash: nil,
                               expiresAt: now.addingTimeInterval(seconds(sessionLifetime)))
         let refresh = OpaqueToken.generate()
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             try await session.create(on: tx)
             try await RefreshToken(sessionID: session.requireID(), tokenHash: OpaqueToken.digest(refresh),
                                    expiresAt: now.addingTimeInterval(seconds(refreshTokenLifetime))).create(on: tx)
@@ -187,7 +187,7 @@ struct AccountService: Sendable {
         let next = OpaqueToken.generate()
         let nextRow = RefreshToken(sessionID: try session.requireID(), tokenHash: OpaqueToken.digest(next),
                                    expiresAt: now.addingTimeInterval(seconds(refreshTokenLifetime)))
-        let rotated: Bool = try await db.writeTransaction(writeGate) { tx in
+        let rotated: Bool = try await db.writeTransaction(writes) { tx in
             // Only one of two concurrent refreshes with the same token may win.
             guard let sql = tx as? any SQLDatabase else { throw ProblemError(.internalServerError) }
             let won = try await sql.update(RefreshToken.schema)
@@ -216,7 +216,7 @@ struct AccountService: Sendable {
         guard session.revokedAt == nil else { return }
         session.revokedAt = now
         session.revokedReason = reason
-        try await db.writeTransaction(writeGate) { tx in try await session.update(on: tx) }
+        try await db.writeTransaction(writes) { tx in try await session.update(on: tx) }
     }
 
     func logout(sessionID: UUID) async throws {
@@ -230,7 +230,7 @@ struct AccountService: Sendable {
         let cookie = OpaqueToken.generate()
         let expiresAt = clock.now().addingTimeInterval(seconds(sessionLifetime))
         let session = Session(userID: try user.requireID(), kind: .browser, tokenHash: OpaqueToken.digest(cookie), expiresAt: expiresAt)
-        try await db.writeTransaction(writeGate) { tx in try await session.create(on: tx) }
+        try await db.writeTransaction(writes) { tx in try await session.create(on: tx) }
         return BrowserSession(user: user, profile: try await user.$profile.get(on: db), cookieValue: cookie,
                               csrfToken: tokens.csrfToken(forSessionToken: cookie), expiresAt: expiresAt)
     }
@@ -270,7 +270,7 @@ struct AccountService: Sendable {
                                         errors: [FieldError(field: "email", code: "taken", message: "is already registered")])
         }
         do {
-            try await db.writeTransaction(writeGate) { tx in
+            try await db.writeTransaction(writes) { tx in
                 try await user.save(on: tx)
                 try await profile.save(on: tx)
             }
@@ -297,7 +297,7 @@ struct AccountService: Sendable {
         }
         user.passwordHash = try await passwords.hash(new)
         let now = clock.now()
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             try await user.save(on: tx)
             try await Session.revoke(userID: userID, except: currentSessionID, reason: "password_changed", at: now, on: tx)
         }

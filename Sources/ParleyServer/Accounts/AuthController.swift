@@ -136,14 +136,14 @@ struct AccountDependencies: Sendable {
     let throttle: LoginThrottle
     let clock: AppClock
     let settings: Settings
-    let writeGate: WriteGate?
+    let writes: Writes?
 
     var secureCookies: Bool { settings.secureCookies }
 
     func service(_ db: any Database) -> AccountService {
         AccountService(db: db, tokens: tokens, passwords: passwords, throttle: throttle, clock: clock,
                        refreshTokenLifetime: settings.refreshTokenLifetime, sessionLifetime: settings.sessionLifetime,
-                       writeGate: writeGate)
+                       writes: writes)
     }
 
     func authentication(required: Bool = true) -> AuthenticationMiddleware {

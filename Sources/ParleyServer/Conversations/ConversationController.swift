@@ -6,14 +6,14 @@ struct ChatDependencies: Sendable {
     let clock: AppClock
     let maxMessageLength: Int
     let hooks: MessageService.Hooks
-    let writeGate: WriteGate?
+    let writes: Writes?
 
     func conversations(_ db: any Database) -> ConversationService {
-        ConversationService(db: db, clock: clock, writeGate: writeGate)
+        ConversationService(db: db, clock: clock, writes: writes)
     }
 
     func messages(_ db: any Database) -> MessageService {
-        MessageService(db: db, clock: clock, maxBodyLength: maxMessageLength, hooks: hooks, writeGate: writeGate)
+        MessageService(db: db, clock: clock, maxBodyLength: maxMessageLength, hooks: hooks, writes: writes)
     }
 }
 

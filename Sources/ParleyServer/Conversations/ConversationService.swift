@@ -6,7 +6,7 @@ import Vapor
 struct ConversationService: Sendable {
     let db: any Database
     let clock: AppClock
-    let writeGate: WriteGate?
+    let writes: Writes?
 
     static let maxInitialMembers = 256
     static let titleLength = 1...100
@@ -121,7 +121,7 @@ struct ConversationService: Sendable {
         let ownerRole: Membership.Role = kind == .direct ? .member : .owner
         let creatorMembership = Membership(conversationID: conversationID, userID: creatorID, role: ownerRole, at: now)
         do {
-            try await db.writeTransaction(writeGate) { tx in
+            try await db.writeTransaction(writes) { tx in
                 try await conversation.create(on: tx)
                 try await creatorMembership.create(on: tx)
                 for memberID in others {
@@ -266,7 +266,7 @@ struct ConversationService: Sendable {
         try validator.check()
         guard conversation.hasChanges else { return try await show(access, userID: userID) }
         let now = clock.now()
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             try await conversation.save(on: tx)
             try await EventLog.record(.conversationUpdated, conversationID: access.conversationID,
                                       payload: try ConversationDTO(conversation, membership: nil), at: now, on: tx)
@@ -281,7 +281,7 @@ struct ConversationService: Sendable {
             throw ProblemError.forbidden("Only the owner may delete a conversation.", slug: "not-the-owner")
         }
         let now = clock.now()
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             try await EventLog.record(.conversationDeleted, conversationID: access.conversationID,
                                       payload: ["id": access.conversationID.wire], at: now, on: tx)
             try await access.conversation.delete(on: tx)
@@ -343,7 +343,7 @@ struct ConversationService: Sendable {
         let membership = Membership(conversationID: access.conversationID, userID: userID, role: .member,
                                     lastReadSeq: access.conversation.lastSeq, at: now)
         do {
-            try await db.writeTransaction(writeGate) { tx in
+            try await db.writeTransaction(writes) { tx in
                 try await membership.create(on: tx)
                 try await EventLog.record(.memberJoined, conversationID: access.conversationID,
                                           payload: MemberEvent(userID: userID.wire, role: .member), at: now, on: tx)
@@ -407,7 +407,7 @@ struct ConversationService: Sendable {
         let now = clock.now()
         let membership = Membership(conversationID: access.conversationID, userID: userID, role: role, at: now)
         do {
-            try await db.writeTransaction(writeGate) { tx in
+            try await db.writeTransaction(writes) { tx in
                 try await membership.create(on: tx)
                 try await EventLog.record(.memberJoined, conversationID: access.conversationID,
                                           payload: MemberEvent(userID: userID.wire, role: role), at: now, on: tx)
@@ -443,7 +443,7 @@ struct ConversationService: Sendable {
             throw ProblemError.forbidden("Only the owner may change ownership.", slug: "not-the-owner")
         }
         let now = clock.now()
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             if role == .owner {
                 // Handing over ownership: the old owner becomes an admin.
                 manager.role = .admin
@@ -477,7 +477,7 @@ struct ConversationService: Sendable {
 
     private func removeMember(_ membership: Membership, from access: Access, reason: String) async throws {
         let now = clock.now()
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             if membership.role == .owner {
                 let successor = try await Membership.query(on: tx)
                     .filter(\.$conversation.$id == access.conversationID)
@@ -521,7 +521,7 @@ struct ConversationService: Sendable {
         let seq = input.seq!
         if seq > membership.lastReadSeq {
             let now = clock.now()
-            try await db.writeTransaction(writeGate) { tx in
+            try await db.writeTransaction(writes) { tx in
                 guard let sql = tx as? any SQLDatabase else { return }
                 // Conditional, so two concurrent markers can only move it forward.
                 let moved = try await sql.raw("""

@@ -10,7 +10,7 @@ struct MessageService: Sendable {
     let clock: AppClock
     let maxBodyLength: Int
     let hooks: Hooks
-    let writeGate: WriteGate?
+    let writes: Writes?
 
     /// Points where tests inject failures to prove atomicity; no-ops in production.
     final class Hooks: Sendable {
@@ -137,7 +137,7 @@ struct MessageService: Sendable {
         let now = clock.now()
         let hooks = self.hooks
         do {
-            let message: Message = try await db.writeTransaction(writeGate) { tx in
+            let message: Message = try await db.writeTransaction(writes) { tx in
                 guard let sql = tx as? any SQLDatabase else { throw ProblemError(.internalServerError) }
                 // Taking the seq is the transaction's first statement, a write: on PostgreSQL it
                 // locks the conversation row until commit; on SQLite it takes the write lock.
@@ -264,7 +264,7 @@ struct MessageService: Sendable {
         message.replyToSeq = newReply?.seq
         message.editedAt = now
         message.version += 1
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             try await MessageRevision(messageID: message.id!, body: previous, at: now).create(on: tx)
             try await message.save(on: tx)
             try await EventLog.record(.messageEdited, conversationID: access.conversationID,
@@ -295,7 +295,7 @@ struct MessageService: Sendable {
         message.body = ""
         message.deletedAt = now
         message.version += 1
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             try await MessageRevision.query(on: tx).filter(\.$message.$id == message.id!).delete()
             try await Reaction.query(on: tx).filter(\.$message.$id == message.id!).delete()
             try await message.save(on: tx)
@@ -317,7 +317,7 @@ struct MessageService: Sendable {
         if existing != nil { return false }
         let now = clock.now()
         do {
-            try await db.writeTransaction(writeGate) { tx in
+            try await db.writeTransaction(writes) { tx in
                 try await Reaction(messageID: message.id!, userID: userID, emoji: emoji, at: now).create(on: tx)
                 try await EventLog.record(.reactionAdded, conversationID: access.conversationID,
                                           payload: ReactionEvent(messageID: message.id!.wire, seq: message.seq, userID: userID.wire, emoji: emoji),
@@ -337,7 +337,7 @@ struct MessageService: Sendable {
             .filter(\.$message.$id == message.id!).filter(\.$user.$id == userID).filter(\.$emoji == emoji).first()
         else { return }
         let now = clock.now()
-        try await db.writeTransaction(writeGate) { tx in
+        try await db.writeTransaction(writes) { tx in
             try await existing.delete(on: tx)
             try await EventLog.record(.reactionRemoved, conversationID: access.conversationID,
                                       payload: ReactionEvent(messageID: message.id!.wire, seq: message.seq, userID: userID.wire, emoji: emoji),

@@ -37,7 +37,7 @@ struct SeedCommand: AsyncCommand {
         let start = ContinuousClock.now
         let hash = try await accounts.passwords.hash(Self.password)
         var seeder = Seeder(db: context.application.db, random: SplitMix64(seed: UInt64(signature.seed ?? 1)), now: Date(),
-                            writeGate: context.application.storage[WriteGateKey.self])
+                            writes: context.application.storage[WritesKey.self])
         let summary = try await seeder.run(users: users, conversations: conversations, messages: messages, passwordHash: hash)
         let elapsed = ContinuousClock.now - start
         context.console.success("Seeded \(summary.users) users, \(summary.conversations) conversations, \(summary.memberships) memberships, \(summary.messages) messages and \(summary.events) events in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow))).")
@@ -63,7 +63,7 @@ struct Seeder {
     let db: any Database
     var random: SplitMix64
     let now: Date
-    let writeGate: WriteGate?
+    let writes: Writes?
 
     struct Summary { var users = 0, conversations = 0, memberships = 0, messages = 0, events = 0 }
 
@@ -77,9 +77,9 @@ struct Seeder {
 
     private var cumulative: [String: [Double]] = [:]
 
-    init(db: any Database, random: SplitMix64, now: Date, writeGate: WriteGate? = nil) {
+    init(db: any Database, random: SplitMix64, now: Date, writes: Writes? = nil) {
         self.db = db
-        self.writeGate = writeGate
+        self.writes = writes
         self.random = random
         self.now = now
     }
@@ -124,7 +124,7 @@ struct Seeder {
         var summary = Summary()
         let existing = try await User.query(on: db).filter(\.$handle =~ "seed-user-").count()
         let userIDs = (0..<userCount).map { _ in UUID() }
-        try await db.writeTransaction(writeGate) { [userIDs, now] tx in
+        try await db.writeTransaction(writes) { [userIDs, now] tx in
             guard let sql = tx as? any SQLDatabase else { return }
             for chunk in userIDs.enumerated().chunked(500) {
                 var insert = sql.insert(into: User.schema)
@@ -176,7 +176,7 @@ struct Seeder {
 
         let start = now.addingTimeInterval(-30 * 24 * 3600)
         let planned = plans
-        try await db.writeTransaction(writeGate) { [now] tx in
+        try await db.writeTransaction(writes) { [now] tx in
             guard let sql = tx as? any SQLDatabase else { return }
             for chunk in planned.chunked(300) {
                 var insert = sql.insert(into: Conversation.schema)
@@ -216,7 +216,7 @@ struct Seeder {
         var batch: [(conversation: UUID, seq: Int, author: UUID, body: String, at: Date)] = []
         // Many multi-row statements per transaction: fewer commits, fewer WAL checkpoints.
         func flush(_ rows: [(conversation: UUID, seq: Int, author: UUID, body: String, at: Date)]) async throws {
-            try await db.writeTransaction(writeGate) { tx in
+            try await db.writeTransaction(writes) { tx in
                 guard let sql = tx as? any SQLDatabase else { return }
                 for statement in rows.chunked(1_000) {
                     var messages = sql.insert(into: Message.schema)
@@ -231,6 +231,9 @@ struct Seeder {
                                                SQLBind(row.at))
                     }
                     try await messages.run()
+                    if sql.dialect.name == "postgresql" {
+                        try await sql.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: String(EventLog.orderLockKey)))").run()
+                    }
                     try await events.run()
                 }
             }

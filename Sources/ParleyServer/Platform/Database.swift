@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Fluent
 import FluentPostgresDriver
 import FluentSQLiteDriver
@@ -58,7 +59,7 @@ enum DatabaseSetup {
 /// `busy_timeout`, so a burst of writers on a loaded machine turns into errors. Queued here,
 /// a writer waits without polling and without a deadline. (Hand-written: no listed package
 /// offers an async mutex.) Unused on PostgreSQL, which has row locks.
-actor WriteGate {
+actor WriteLock {
     private var held = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
@@ -80,17 +81,40 @@ actor WriteGate {
     }
 }
 
+/// How this process writes: the SQLite write lock, and who to tell when a write transaction
+/// has committed (the event hub, which then reads the new events).
+final class Writes: Sendable {
+    /// Present on SQLite only.
+    let lock: WriteLock?
+    private let observers = NIOLockedValueBox<[@Sendable () -> Void]>([])
+
+    init(serialize: Bool) {
+        lock = serialize ? WriteLock() : nil
+    }
+
+    func onCommit(_ observer: @escaping @Sendable () -> Void) {
+        observers.withLockedValue { $0.append(observer) }
+    }
+
+    func committed() {
+        for observer in observers.withLockedValue({ $0 }) { observer() }
+    }
+}
+
 extension Database {
-    /// A transaction for changes. On SQLite it waits its turn at the gate, then begins
+    /// A transaction for changes. On SQLite it waits its turn at the write lock, then begins
     /// `IMMEDIATE`, taking the write lock before the first statement: a deferred transaction
     /// that reads and then writes fails with SQLITE_BUSY_SNAPSHOT when another connection
     /// commits in between. On PostgreSQL this is Fluent's transaction. The closure must not
     /// open a transaction of its own.
-    func writeTransaction<T: Sendable>(_ gate: WriteGate?, _ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+    func writeTransaction<T: Sendable>(_ writes: Writes?, _ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
         guard let sql = self as? any SQLDatabase, sql.dialect.name == "sqlite" else {
-            return try await transaction(closure)
+            let result = try await transaction(closure)
+            writes?.committed()
+            return result
         }
-        await gate?.acquire()
+        let lock = writes?.lock
+        await lock?.acquire()
         do {
             let result = try await withConnection { connection in
                 guard let sql = connection as? any SQLDatabase else { return try await connection.transaction(closure) }
@@ -104,10 +128,11 @@ extension Database {
                     throw error
                 }
             }
-            await gate?.release()
+            await lock?.release()
+            writes?.committed()
             return result
         } catch {
-            await gate?.release()
+            await lock?.release()
             throw error
         }
     }

@@ -11,6 +11,11 @@ public struct Settings: Sendable {
     }
 
     public enum Database: Sendable, Equatable {
+        public var isSQLite: Bool {
+            if case .postgres = self { return false }
+            return true
+        }
+
         /// An SQLite file (created if missing).
         case sqlite(path: String)
         /// A private SQLite database that lives as long as the application (tests).
@@ -57,6 +62,10 @@ public struct Settings: Sendable {
     public var maxBodyBytes: Int = 256 * 1024
     /// The longest message body, in characters after trimming.
     public var maxMessageLength: Int = 4000
+    /// How often an idle event stream gets a heartbeat frame.
+    public var heartbeatInterval: Duration = .seconds(20)
+    /// Frames a real-time connection may fall behind before it is closed with its resume point.
+    public var eventBufferSize: Int = 1024
     public var logLevel: Logger.Level = .info
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     public var trustForwardedFor: Bool = false
@@ -152,6 +161,10 @@ extension Settings {
         if let raw = env["PARLEY_MAX_MESSAGE_LENGTH"] {
             if let length = Int(raw), (1...100_000).contains(length) { settings.maxMessageLength = length }
             else { problems.append("PARLEY_MAX_MESSAGE_LENGTH must be a number of characters in 1...100000") }
+        }
+        if let raw = env["PARLEY_EVENT_BUFFER"] {
+            if let size = Int(raw), (16...1_000_000).contains(size) { settings.eventBufferSize = size }
+            else { problems.append("PARLEY_EVENT_BUFFER must be a number of frames in 16...1000000") }
         }
         if let raw = env["PARLEY_LOG_LEVEL"] {
             // `trace` is not offered: Vapor's HTTP decoder logs raw request heads at that level,

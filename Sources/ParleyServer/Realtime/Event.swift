@@ -1,4 +1,5 @@
 import Fluent
+import SQLKit
 import Vapor
 
 /// One entry of the replayable log clients sync from. Written in the same transaction as the
@@ -54,10 +55,18 @@ enum EventLog {
         return encoder
     }()
 
+    /// Taken before inserting events on PostgreSQL, held until commit: event ids are then
+    /// handed out and committed in the same order, so readers that follow the log by id never
+    /// skip an event that commits late. (SQLite has one writer, so the order holds already.)
+    static let orderLockKey = 0x7061_726C_6579
+
     /// Appends an event; call it inside the transaction that makes the change.
     static func record(_ type: EventType, conversationID: UUID, visibleTo userID: UUID? = nil,
                        payload: some Encodable, at now: Date, on db: any Database) async throws {
         let json = String(decoding: try encoder.encode(payload), as: UTF8.self)
+        if let sql = db as? any SQLDatabase, sql.dialect.name == "postgresql" {
+            try await sql.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: String(orderLockKey)))").run()
+        }
         try await Event(conversationID: conversationID, userID: userID, type: type, payload: json, at: now).create(on: db)
     }
 }

@@ -1,0 +1,232 @@
+import Fluent
+import SQLKit
+import Vapor
+
+/// One frame of the event stream, as sent over WebSocket and SSE.
+/// Stored events carry their `id`; ephemeral frames (heartbeat) have none.
+struct EventFrame: Sendable {
+    var id: Int?
+    var type: String
+    var conversationID: String?
+    /// The event's payload, already JSON.
+    var data: String
+    var at: Date
+
+    init(id: Int?, type: String, conversationID: String?, data: String, at: Date) {
+        self.id = id
+        self.type = type
+        self.conversationID = conversationID
+        self.data = data
+        self.at = at
+    }
+
+    init(_ event: Event) {
+        self.init(id: event.id, type: event.type, conversationID: event.conversationID.wire, data: event.payload, at: event.createdAt)
+    }
+
+    static func heartbeat(at now: Date) -> EventFrame {
+        EventFrame(id: nil, type: "heartbeat", conversationID: nil, data: "{}", at: now)
+    }
+
+    /// `{id, type, conversation_id, data, at}` as one line of JSON.
+    func json() -> String {
+        var out = "{"
+        if let id { out += "\"id\":\(id)," }
+        out += "\"type\":" + Self.quoted(type)
+        if let conversationID { out += ",\"conversation_id\":" + Self.quoted(conversationID) }
+        out += ",\"data\":" + data
+        out += ",\"at\":" + Self.quoted(at.formatted(.iso8601))
+        return out + "}"
+    }
+
+    /// The frame as a Server-Sent Event; `id:` lets EventSource resume with Last-Event-ID.
+    func sse() -> String {
+        (id.map { "id: \($0)\n" } ?? "") + "event: \(type)\ndata: \(json())\n\n"
+    }
+
+    private static func quoted(_ text: String) -> String {
+        var out = ""
+        JSONLogHandler.append(string: text, to: &out)
+        return out
+    }
+}
+
+/// Delivers committed events to this node's subscribers, in id order, each to the users who
+/// may see it.
+///
+/// After every write transaction commits, the hub reads the events after the last id it has
+/// delivered and fans them out. Commits happen in id order (SQLite has one writer; on
+/// PostgreSQL events are inserted under a transaction-scoped advisory lock), so reading
+/// "after the last id" never skips an event that commits later. A subscriber registers and
+/// learns the hub's position atomically; it replays older events from the database itself,
+/// so it sees every event exactly once across the switch from replay to live.
+actor EventHub {
+    struct Subscription: Sendable {
+        let id: UUID
+        /// Live frames have ids above this; replay up to and including it.
+        let startID: Int
+        let frames: AsyncStream<EventFrame>
+    }
+
+    private struct Subscriber {
+        let userID: UUID
+        let continuation: AsyncStream<EventFrame>.Continuation
+    }
+
+    private let database: @Sendable () throws -> any Database
+    private let bufferSize: Int
+    private let logger: Logger
+    private var lastID = 0
+    private var started = false
+    private var subscribers: [UUID: Subscriber] = [:]
+    /// Conversation → member ids, loaded on first use and kept current by member events.
+    private var members: [UUID: Set<UUID>] = [:]
+    private var pumping = false
+    private var pumpAgain = false
+    /// Set while nobody listens: the hub then reads nothing and re-reads its position when
+    /// the next subscriber arrives.
+    private var idle = true
+
+    init(database: @escaping @Sendable () throws -> any Database, bufferSize: Int, logger: Logger) {
+        self.database = database
+        self.bufferSize = bufferSize
+        self.logger = logger
+    }
+
+    /// Takes the current end of the log as the starting point. Idempotent.
+    func start() async throws {
+        guard !started else { return }
+        lastID = try await Self.maxEventID(on: database())
+        started = true
+        idle = subscribers.isEmpty
+    }
+
+    static func maxEventID(on db: any Database) async throws -> Int {
+        guard let sql = db as? any SQLDatabase else { return 0 }
+        struct Row: Decodable { let last: Int? }
+        return try await sql.raw("SELECT MAX(id) AS last FROM events").first(decoding: Row.self)?.last ?? 0
+    }
+
+    /// New events were committed; read and deliver them.
+    nonisolated func notify() {
+        Task { await self.pump() }
+    }
+
+    func subscribe(userID: UUID) async throws -> Subscription {
+        try await start()
+        if idle, !pumping {
+            // Nothing was read while nobody listened: catch up on the position, and forget
+            // memberships that may have changed meanwhile.
+            lastID = try await Self.maxEventID(on: database())
+            members.removeAll()
+            idle = false
+        }
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<EventFrame>.makeStream(bufferingPolicy: .bufferingOldest(bufferSize))
+        subscribers[id] = Subscriber(userID: userID, continuation: continuation)
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(id) }
+        }
+        return Subscription(id: id, startID: lastID, frames: stream)
+    }
+
+    func unsubscribe(_ id: UUID) {
+        subscribers.removeValue(forKey: id)?.continuation.finish()
+        if subscribers.isEmpty { idle = true }
+    }
+
+    var subscriberCount: Int { subscribers.count }
+
+    /// Ends every stream (shutdown).
+    func finishAll() {
+        for subscriber in subscribers.values { subscriber.continuation.finish() }
+        subscribers.removeAll()
+    }
+
+    /// Sends an ephemeral frame to every subscriber (heartbeats).
+    func broadcast(_ frame: EventFrame) {
+        for (id, subscriber) in subscribers {
+            deliver(frame, to: id, subscriber)
+        }
+    }
+
+    private func pump() async {
+        guard started, !idle else { return }
+        if pumping {
+            pumpAgain = true
+            return
+        }
+        pumping = true
+        defer { pumping = false }
+        repeat {
+            pumpAgain = false
+            do {
+                while true {
+                    let batch = try await Event.query(on: database())
+                        .filter(\.$id > lastID)
+                        .sort(\.$id)
+                        .limit(500)
+                        .all()
+                    if batch.isEmpty { break }
+                    for event in batch { try await dispatch(event) }
+                }
+            } catch {
+                logger.error("event hub could not read events", metadata: ["error": .string(String(describing: error))])
+                return
+            }
+        } while pumpAgain
+    }
+
+    private func dispatch(_ event: Event) async throws {
+        guard let id = event.id else { return }
+        // The position moves only once the event is delivered: a subscriber that registers
+        // while this method waits below must get it live, not by replay.
+        defer { lastID = id }
+        let frame = EventFrame(event)
+        if let only = event.userID {
+            for (key, subscriber) in subscribers where subscriber.userID == only {
+                deliver(frame, to: key, subscriber)
+            }
+            return
+        }
+        var audience = try await membersOf(event.conversationID)
+        let subject = Self.subject(of: event)
+        switch event.type {
+        case EventType.memberJoined.rawValue:
+            if let subject { audience.insert(subject) }
+            members[event.conversationID] = audience
+        case EventType.memberLeft.rawValue:
+            // The one who left hears of it, then nothing more.
+            if let subject { members[event.conversationID]?.remove(subject) }
+        case EventType.conversationDeleted.rawValue:
+            members[event.conversationID] = []
+        default:
+            break
+        }
+        for (key, subscriber) in subscribers where audience.contains(subscriber.userID) {
+            deliver(frame, to: key, subscriber)
+        }
+    }
+
+    private func deliver(_ frame: EventFrame, to key: UUID, _ subscriber: Subscriber) {
+        if case .dropped = subscriber.continuation.yield(frame) {
+            // Too far behind: end the stream; the connection closes with its resume point.
+            subscribers.removeValue(forKey: key)
+            subscriber.continuation.finish()
+        }
+    }
+
+    private func membersOf(_ conversationID: UUID) async throws -> Set<UUID> {
+        if let known = members[conversationID] { return known }
+        let ids = try await Membership.query(on: database()).filter(\.$conversation.$id == conversationID).all(\.$user.$id)
+        let set = members[conversationID] ?? Set(ids)
+        members[conversationID] = set
+        return set
+    }
+
+    private static func subject(of event: Event) -> UUID? {
+        struct Payload: Decodable { let user_id: String? }
+        guard let payload = try? JSONDecoder().decode(Payload.self, from: Data(event.payload.utf8)) else { return nil }
+        return payload.user_id.flatMap(UUID.init(uuidString:))
+    }
+}

@@ -1,0 +1,242 @@
+import AsyncHTTPClient
+import Fluent
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import VaporTesting
+@testable import ParleyServer
+
+struct Timeout: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting for \(what)" }
+}
+
+/// Runs `body`, failing (instead of hanging) if it has not finished after `seconds`. A bound
+/// on failure, not a timing assertion: passing runs finish as soon as the work is done.
+func within<T: Sendable>(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw Timeout(what: what) }
+        return value
+    }
+}
+
+/// Takes stored frames (skipping heartbeats) from a stream until `done` says so.
+func take(_ frames: AsyncStream<EventFrame>, until done: @escaping @Sendable ([EventFrame]) -> Bool) async throws -> [EventFrame] {
+    try await within(30, "event frames") {
+        var collected: [EventFrame] = []
+        for await frame in frames where frame.id != nil {
+            collected.append(frame)
+            if done(collected) { return collected }
+        }
+        return collected
+    }
+}
+
+extension EventFrame {
+    var seq: Int? {
+        struct Payload: Decodable { let seq: Int? }
+        return (try? JSONDecoder().decode(Payload.self, from: Data(data.utf8)))?.seq
+    }
+}
+
+@Suite("Real-time events")
+struct RealtimeTests {
+    static func hub(_ app: Application) throws -> EventHub {
+        try #require(app.storage[EventHubKey.self])
+    }
+
+    @Test("committed events reach the conversation's members, in order, and nobody else")
+    func membersOnly() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben"), eve = try await app.user("eve")
+            let id = try await app.conversation(ann, members: [ben])
+            let hub = try Self.hub(app)
+            let bens = try await hub.subscribe(userID: UUID(uuidString: ben.id)!)
+            let eves = try await hub.subscribe(userID: UUID(uuidString: eve.id)!)
+            for n in 1...3 { try await app.post("m\(n)", in: id, by: ann) }
+            try await app.send(.PUT, "v1/conversations/\(id)/read", json: #"{"seq":3}"#, token: ben.token)
+
+            let frames = try await take(bens.frames) { $0.contains { $0.type == "read.updated" } }
+            #expect(frames.map(\.type) == ["message.created", "message.created", "message.created", "read.updated"])
+            #expect(frames.compactMap(\.seq) == [1, 2, 3])
+            let ids = frames.compactMap(\.id)
+            #expect(ids == ids.sorted() && Set(ids).count == ids.count)
+            #expect(frames.allSatisfy { $0.conversationID == id })
+
+            // Eve sees nothing of it; her own conversation's event is the first she gets.
+            let own = try await app.conversation(eve, title: "Eve's")
+            let evesFrames = try await take(eves.frames) { !$0.isEmpty }
+            #expect(evesFrames.first?.conversationID == own)
+            await hub.unsubscribe(bens.id)
+            await hub.unsubscribe(eves.id)
+        }
+    }
+
+    @Test("replay from `since`, then live, misses nothing and repeats nothing while others keep sending")
+    func exactResume() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let id = try await app.conversation(ann, members: [ben])
+            let benID = UUID(uuidString: ben.id)!
+            for n in 1...20 { try await app.post("early \(n)", in: id, by: ann) }
+            // The client last saw the event of message 10.
+            let seen = try #require(try await Event.query(on: app.db).filter(\.$type == "message.created").sort(\.$id).all()[9].id)
+
+            let sender = Task {
+                for n in 21...80 { _ = try await app.post("late \(n)", in: id, by: ann) }
+            }
+            let hub = try Self.hub(app)
+            let subscription = try await hub.subscribe(userID: benID)
+            var frames: [EventFrame] = []
+            try await RealtimeController.replay(userID: benID, after: seen, upTo: subscription.startID, on: app.db) { frames.append($0) }
+            let replayed = frames.count
+            let already = frames
+            frames += try await take(subscription.frames) { live in (already + live).compactMap(\.seq).last == 80 }
+            try await sender.value
+
+            #expect(frames.compactMap(\.seq) == Array(11...80), "replayed \(replayed), then live")
+            let ids = frames.compactMap(\.id)
+            #expect(ids == ids.sorted() && Set(ids).count == ids.count)
+            await hub.unsubscribe(subscription.id)
+        }
+    }
+
+    @Test("a removed member stops receiving at once; a new member starts")
+    func membershipChanges() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben"), cat = try await app.user("cat")
+            let id = try await app.conversation(ann, members: [ben])
+            let hub = try Self.hub(app)
+            let bens = try await hub.subscribe(userID: UUID(uuidString: ben.id)!)
+            let cats = try await hub.subscribe(userID: UUID(uuidString: cat.id)!)
+            try await app.post("before", in: id, by: ann)
+            try await app.send(.DELETE, "v1/conversations/\(id)/members/\(ben.id)", token: ann.token)
+            try await app.send(.POST, "v1/conversations/\(id)/members", json: #"{"user_id":"\#(cat.id)"}"#, token: ann.token)
+            try await app.post("after", in: id, by: ann)
+
+            let benFrames = try await take(bens.frames) { $0.contains { $0.type == "member.left" } }
+            #expect(benFrames.map(\.type) == ["message.created", "member.left"])
+            let catFrames = try await take(cats.frames) { $0.contains { $0.type == "message.created" } }
+            #expect(catFrames.map(\.type) == ["member.joined", "message.created"])
+            #expect(catFrames.last?.seq == 2)
+            // And Ben got nothing after leaving: the next frame he sees is from a later change of his own.
+            let again = try await app.conversation(ben, title: "Ben's")
+            #expect(try await take(bens.frames) { !$0.isEmpty }.first?.conversationID == again)
+        }
+    }
+
+    @Test("a subscriber that falls behind is cut off instead of growing the server's memory")
+    func slowSubscriber() async throws {
+        try await withParley({ $0.eventBufferSize = 16 }) { app, _ in
+            let ann = try await app.user("ann")
+            let id = try await app.conversation(ann)
+            let hub = try Self.hub(app)
+            let slow = try await hub.subscribe(userID: UUID(uuidString: ann.id)!)
+            for n in 1...40 { try await app.post("flood \(n)", in: id, by: ann) }
+            let frames = try await take(slow.frames) { _ in false }   // runs until the stream ends
+            #expect(frames.count == 16, "the buffer holds 16 frames, then the stream ends")
+            #expect(await hub.subscriberCount == 0)
+        }
+    }
+
+    @Test("SSE over a real socket: id lines, replay from Last-Event-ID, then live")
+    func serverSentEvents() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let id = try await app.conversation(ann, members: [ben])
+            for n in 1...3 { try await app.post("m\(n)", in: id, by: ann) }
+            let second = try #require(try await Event.query(on: app.db).filter(\.$type == "message.created").sort(\.$id).all()[1].id)
+
+            try await app.asyncBoot()
+            try await app.server.start(address: .hostname("127.0.0.1", port: 0))
+            let port = try #require(app.http.server.shared.localAddress?.port)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            do {
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/events/stream")
+                request.headers.add(name: "Authorization", value: "Bearer \(ben.token)")
+                request.headers.add(name: "Last-Event-ID", value: String(second))
+                let response = try await client.execute(request, timeout: .seconds(30))
+                #expect(response.status == .ok)
+                #expect(response.headers.first(name: "Content-Type")?.hasPrefix("text/event-stream") == true)
+                let poster = Task { try await app.post("live", in: id, by: ann) }
+                let text = try await within(30, "SSE frames") {
+                    var text = ""
+                    for try await chunk in response.body {
+                        text += String(buffer: chunk)
+                        if text.contains("\"seq\":4") { break }
+                    }
+                    return text
+                }
+                _ = try await poster.value
+                let events = text.components(separatedBy: "\n\n").filter { $0.contains("data: ") }
+                #expect(events.count == 2, "message 3 by replay, message 4 live: \(text)")
+                #expect(events.first?.hasPrefix("id: \(second + 1)\nevent: message.created\ndata: {") == true)
+                #expect(events.allSatisfy { $0.contains("\"type\":\"message.created\"") && $0.contains("\"conversation_id\":\"\(id)\"") })
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+            try await client.shutdown()
+            await app.server.shutdown()
+        }
+    }
+
+    @Test("WebSocket over a real socket: replay from since, then live")
+    func webSocket() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let id = try await app.conversation(ann, members: [ben])
+            try await app.post("first", in: id, by: ann)
+            let first = try #require(try await Event.query(on: app.db).filter(\.$type == "message.created").first()?.id)
+            try await app.post("second", in: id, by: ann)
+
+            try await app.asyncBoot()
+            try await app.server.start(address: .hostname("127.0.0.1", port: 0))
+            let port = try #require(app.http.server.shared.localAddress?.port)
+            let (texts, continuation) = AsyncStream<String>.makeStream()
+            let socket = try await within(30, "the WebSocket handshake") {
+                try await withCheckedThrowingContinuation { (connected: CheckedContinuation<WebSocket, any Error>) in
+                    WebSocket.connect(to: "ws://127.0.0.1:\(port)/v1/events?since=\(first)",
+                                      headers: ["Authorization": "Bearer \(ben.token)"],
+                                      on: MultiThreadedEventLoopGroup.singleton) { ws in
+                        ws.onText { _, text in continuation.yield(text) }
+                        connected.resume(returning: ws)
+                    }.whenFailure { connected.resume(throwing: $0) }
+                }
+            }
+            let poster = Task { try await app.post("third", in: id, by: ann) }
+            let received = try await within(30, "WebSocket frames") {
+                var out: [[String: Any]] = []
+                for await text in texts {
+                    guard let frame = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else { continue }
+                    if frame["id"] == nil { continue }
+                    out.append(frame)
+                    if out.count == 2 { break }
+                }
+                return out.map { ($0["data"] as? [String: Any])?["seq"] as? Int }
+            }
+            _ = try await poster.value
+            #expect(received == [2, 3])
+            try await socket.close()
+            await app.server.shutdown()
+        }
+    }
+
+    @Test("the stream needs a signed-in caller and a sane `since`")
+    func badInput() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann")
+            expectProblem(try await app.send(.GET, "v1/events/stream"), .unauthorized)
+            expectProblem(try await app.send(.GET, "v1/events/stream?since=-4", token: ann.token), .unprocessableEntity)
+            expectProblem(try await app.send(.GET, "v1/events/stream?since=abc", token: ann.token), .unprocessableEntity)
+            expectProblem(try await app.send(.GET, "v1/events"), .unauthorized)
+        }
+    }
+}
