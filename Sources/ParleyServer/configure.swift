@@ -17,6 +17,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateMessages())
     app.migrations.add(AddMessageSearch())
     app.migrations.add(CreateEvents())
+    app.migrations.add(CreateEventTickets())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host

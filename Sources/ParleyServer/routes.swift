@@ -18,7 +18,9 @@ func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDepende
     try v1.register(collection: DirectoryController(authentication: authentication))
 
     // Real-time events.
-    try v1.register(collection: RealtimeController(hub: hub, authentication: authentication))
+    try v1.register(collection: RealtimeController(
+        hub: hub, authentication: authentication, clock: accounts.clock, writes: chat.writes,
+        connections: ConnectionLimiter(limit: accounts.settings.maxConnectionsPerUser), chat: chat))
 }
 
 /// The bundled `openapi.yaml` (the same file as the repository root's, which links to it).

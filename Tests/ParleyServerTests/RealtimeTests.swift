@@ -229,6 +229,91 @@ struct RealtimeTests {
         }
     }
 
+    /// Starts the server on a free port and returns it.
+    static func serve(_ app: Application) async throws -> Int {
+        try await app.asyncBoot()
+        try await app.server.start(address: .hostname("127.0.0.1", port: 0))
+        return try #require(app.http.server.shared.localAddress?.port)
+    }
+
+    /// Opens the SSE stream and returns only its status, leaving it open until `client` shuts down.
+    static func openStream(_ client: HTTPClient, port: Int, query: String, token: String? = nil) async throws -> HTTPResponseStatus {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/events/stream?\(query)")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        return try await client.execute(request, timeout: .seconds(30)).status
+    }
+
+    @Test("a ticket opens a stream once, within 30 seconds, without a token in the URL")
+    func tickets() async throws {
+        try await withParley { app, context in
+            let ann = try await app.user("ann")
+            let issued = try await app.send(.POST, "v1/events/ticket", token: ann.token)
+            #expect(issued.status == .created)
+            #expect(issued["expires_in"] as? Int == 30)
+            let ticket = try #require(issued.string("ticket"))
+            let late = try #require(try await app.send(.POST, "v1/events/ticket", token: ann.token).string("ticket"))
+            expectProblem(try await app.send(.POST, "v1/events/ticket"), .unauthorized)
+
+            let port = try await Self.serve(app)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            do {
+                #expect(try await Self.openStream(client, port: port, query: "ticket=\(ticket)") == .ok)
+                #expect(try await Self.openStream(client, port: port, query: "ticket=\(ticket)") == .unauthorized, "a ticket works once")
+                #expect(try await Self.openStream(client, port: port, query: "ticket=forged") == .unauthorized)
+                context.clock.advance(by: 31)
+                #expect(try await Self.openStream(client, port: port, query: "ticket=\(late)") == .unauthorized, "30 seconds, no more")
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+            try await client.shutdown()
+            await app.server.shutdown()
+        }
+    }
+
+    @Test("a user over the connection cap gets 429")
+    func connectionCap() async throws {
+        try await withParley({ $0.maxConnectionsPerUser = 2 }) { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let port = try await Self.serve(app)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            do {
+                #expect(try await Self.openStream(client, port: port, query: "", token: ann.token) == .ok)
+                #expect(try await Self.openStream(client, port: port, query: "", token: ann.token) == .ok)
+                #expect(try await Self.openStream(client, port: port, query: "", token: ann.token) == .tooManyRequests)
+                #expect(try await Self.openStream(client, port: port, query: "", token: ben.token) == .ok, "the cap is per user")
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+            try await client.shutdown()
+            await app.server.shutdown()
+        }
+    }
+
+    @Test("typing reaches the other members as an ephemeral frame, never stored")
+    func typing() async throws {
+        try await withParley { app, context in
+            let ann = try await app.user("ann"), ben = try await app.user("ben"), eve = try await app.user("eve")
+            let id = try await app.conversation(ann, members: [ben])
+            let hub = try Self.hub(app)
+            let bens = try await hub.subscribe(userID: UUID(uuidString: ben.id)!)
+            #expect(try await app.send(.POST, "v1/conversations/\(id)/typing", token: ann.token).status == .noContent)
+            expectProblem(try await app.send(.POST, "v1/conversations/\(id)/typing", token: eve.token), .notFound)
+            let frame = try await within(30, "a typing frame") { () -> EventFrame? in
+                for await frame in bens.frames where frame.type == "typing" { return frame }
+                return nil
+            }
+            #expect(frame?.id == nil)
+            #expect(frame?.conversationID == id)
+            #expect(frame?.data.contains(ann.id) == true)
+            let expires = context.clock.now.addingTimeInterval(5).formatted(.iso8601)
+            #expect(frame?.data.contains(expires) == true)
+            #expect(try await Event.query(on: app.db).filter(\.$type == "typing").count() == 0)
+            await hub.unsubscribe(bens.id)
+        }
+    }
+
     @Test("the stream needs a signed-in caller and a sane `since`")
     func badInput() async throws {
         try await withParley { app, _ in

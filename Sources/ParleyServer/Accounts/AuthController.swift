@@ -136,7 +136,7 @@ struct AccountDependencies: Sendable {
     let throttle: LoginThrottle
     let clock: AppClock
     let settings: Settings
-    let writes: Writes?
+    let writes: Writes
 
     var secureCookies: Bool { settings.secureCookies }
 

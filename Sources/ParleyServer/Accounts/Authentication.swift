@@ -17,7 +17,9 @@ struct AuthenticationMiddleware: AsyncMiddleware {
     var required = true
 
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        if let principal = try await resolve(request) {
+        if request.auth.has(Principal.self) {
+            // Already signed in by an earlier authenticator (an event-stream ticket).
+        } else if let principal = try await resolve(request) {
             request.auth.login(principal)
         } else if required {
             throw ProblemError.unauthorized("Sign in: send `Authorization: Bearer <access token>` or the session cookie.")

@@ -6,7 +6,7 @@ struct ChatDependencies: Sendable {
     let clock: AppClock
     let maxMessageLength: Int
     let hooks: MessageService.Hooks
-    let writes: Writes?
+    let writes: Writes
 
     func conversations(_ db: any Database) -> ConversationService {
         ConversationService(db: db, clock: clock, writes: writes)

@@ -66,6 +66,8 @@ public struct Settings: Sendable {
     public var heartbeatInterval: Duration = .seconds(20)
     /// Frames a real-time connection may fall behind before it is closed with its resume point.
     public var eventBufferSize: Int = 1024
+    /// Open event connections (WebSocket or SSE) one user may hold on one node; more get 429.
+    public var maxConnectionsPerUser: Int = 16
     public var logLevel: Logger.Level = .info
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     public var trustForwardedFor: Bool = false
@@ -165,6 +167,10 @@ extension Settings {
         if let raw = env["PARLEY_EVENT_BUFFER"] {
             if let size = Int(raw), (16...1_000_000).contains(size) { settings.eventBufferSize = size }
             else { problems.append("PARLEY_EVENT_BUFFER must be a number of frames in 16...1000000") }
+        }
+        if let raw = env["PARLEY_MAX_CONNECTIONS_PER_USER"] {
+            if let size = Int(raw), (1...10_000).contains(size) { settings.maxConnectionsPerUser = size }
+            else { problems.append("PARLEY_MAX_CONNECTIONS_PER_USER must be in 1...10000") }
         }
         if let raw = env["PARLEY_LOG_LEVEL"] {
             // `trace` is not offered: Vapor's HTTP decoder logs raw request heads at that level,

@@ -143,6 +143,14 @@ actor EventHub {
         subscribers.removeAll()
     }
 
+    /// Sends an ephemeral frame (typing) to the members of a conversation, except one.
+    func publish(_ frame: EventFrame, to conversationID: UUID, except excluded: UUID?) async {
+        guard !subscribers.isEmpty, let audience = try? await membersOf(conversationID) else { return }
+        for (key, subscriber) in subscribers where audience.contains(subscriber.userID) && subscriber.userID != excluded {
+            deliver(frame, to: key, subscriber)
+        }
+    }
+
     /// Sends an ephemeral frame to every subscriber (heartbeats).
     func broadcast(_ frame: EventFrame) {
         for (id, subscriber) in subscribers {

@@ -8,11 +8,61 @@ import Vapor
 struct RealtimeController: RouteCollection {
     let hub: EventHub
     let authentication: AuthenticationMiddleware
+    let clock: AppClock
+    let writes: Writes
+    let connections: ConnectionLimiter
+    let chat: ChatDependencies
 
     func boot(routes: any RoutesBuilder) throws {
-        let events = routes.grouped(authentication).grouped("events")
+        routes.grouped(authentication).post("events", "ticket", use: ticket)
+        routes.grouped(authentication).post("conversations", ":conversation_id", "typing", use: typing)
+        let events = routes.grouped(TicketAuthenticator(clock: clock, writes: writes)).grouped(authentication).grouped("events")
         events.get("stream", use: stream)
-        events.webSocket(maxFrameSize: .init(integerLiteral: 1 << 16), onUpgrade: socket)
+        events.webSocket(maxFrameSize: .init(integerLiteral: 1 << 16), shouldUpgrade: admit, onUpgrade: socket)
+    }
+
+    /// Tells the conversation's other members that the caller is typing (ephemeral: not
+    /// stored, expires after 5 seconds unless repeated).
+    @Sendable
+    func typing(_ request: Request) async throws -> HTTPStatus {
+        let principal = try request.principal()
+        let access = try await chat.conversations(request.db).access(request.parameters.get("conversation_id"), userID: principal.userID)
+        _ = try access.requireMember()
+        await Self.announceTyping(hub: hub, conversationID: access.conversationID, userID: principal.userID, now: clock.now())
+        return .noContent
+    }
+
+    static let typingLifetime: TimeInterval = 5
+
+    static func announceTyping(hub: EventHub, conversationID: UUID, userID: UUID, now: Date) async {
+        let expires = now.addingTimeInterval(typingLifetime).formatted(.iso8601)
+        let frame = EventFrame(id: nil, type: "typing", conversationID: conversationID.wire,
+                               data: #"{"user_id":"\#(userID.wire)","expires_at":"\#(expires)"}"#, at: now)
+        await hub.publish(frame, to: conversationID, except: userID)
+    }
+
+    /// A one-time ticket, valid 30 seconds, for `?ticket=` on the event endpoints.
+    @Sendable
+    func ticket(_ request: Request) async throws -> Response {
+        let principal = try request.principal()
+        let token = OpaqueToken.generate()
+        let ticket = EventTicket(tokenHash: OpaqueToken.digest(token), userID: principal.userID, sessionID: principal.sessionID,
+                                 expiresAt: clock.now().addingTimeInterval(EventTicket.lifetime))
+        try await request.db.writeTransaction(writes) { tx in try await ticket.create(on: tx) }
+        return try await TicketResponse(ticket: token, expiresIn: Int(EventTicket.lifetime)).encodeResponse(status: .created, for: request)
+    }
+
+    /// Refuses the upgrade (429) when the caller already holds the most connections allowed.
+    @Sendable
+    func admit(_ request: Request) -> EventLoopFuture<HTTPHeaders?> {
+        let promise = request.eventLoop.makePromise(of: HTTPHeaders?.self)
+        promise.completeWithTask {
+            let principal = try request.principal()
+            _ = try Self.since(request)
+            guard connections.hasRoom(for: principal.userID) else { throw ConnectionLimiter.tooMany }
+            return [:]
+        }
+        return promise.futureResult
     }
 
     /// The `since` cursor: `?since=` or, for EventSource reconnects, `Last-Event-ID`.
@@ -29,7 +79,14 @@ struct RealtimeController: RouteCollection {
     func stream(_ request: Request) async throws -> Response {
         let principal = try request.principal()
         let since = try Self.since(request)
-        let subscription = try await hub.subscribe(userID: principal.userID)
+        guard let slot = connections.open(for: principal.userID) else { throw ConnectionLimiter.tooMany }
+        let subscription: EventHub.Subscription
+        do {
+            subscription = try await hub.subscribe(userID: principal.userID)
+        } catch {
+            slot.close()
+            throw error
+        }
         let hub = self.hub
         let db = request.db
         var headers = HTTPHeaders()
@@ -39,7 +96,10 @@ struct RealtimeController: RouteCollection {
         headers.replaceOrAdd(name: "X-Accel-Buffering", value: "no")
         let response = Response(status: .ok, headers: headers)
         response.body = .init(managedAsyncStream: { writer in
-            defer { Task { await hub.unsubscribe(subscription.id) } }
+            defer {
+                slot.close()
+                Task { await hub.unsubscribe(subscription.id) }
+            }
             try await writer.write(.buffer(ByteBuffer(string: "retry: 1000\n\n")))
             if let since {
                 try await Self.replay(userID: principal.userID, after: since, upTo: subscription.startID, on: db) { frame in
@@ -68,7 +128,23 @@ struct RealtimeController: RouteCollection {
             _ = ws.close(code: .unacceptableData)
             return
         }
+        guard let slot = connections.open(for: principal.userID) else {
+            _ = ws.close(code: .policyViolation)
+            return
+        }
         ws.pingInterval = .seconds(20)
+        let clock = self.clock
+        ws.onText { _, text in
+            // Clients may send `{"type":"typing","conversation_id":"…"}`; anything else is ignored.
+            struct Incoming: Decodable { let type: String; let conversation_id: String? }
+            guard let incoming = try? JSONDecoder().decode(Incoming.self, from: Data(text.utf8)), incoming.type == "typing",
+                  let raw = incoming.conversation_id, let conversationID = UUID(uuidString: raw)
+            else { return }
+            Task {
+                guard try await Membership.find(conversationID: conversationID, userID: principal.userID, on: db) != nil else { return }
+                await Self.announceTyping(hub: hub, conversationID: conversationID, userID: principal.userID, now: clock.now())
+            }
+        }
         let task = Task {
             var lastSent = since ?? 0
             do {
@@ -95,7 +171,10 @@ struct RealtimeController: RouteCollection {
                 try? await ws.close(code: .unexpectedServerError)
             }
         }
-        ws.onClose.whenComplete { _ in task.cancel() }
+        ws.onClose.whenComplete { _ in
+            task.cancel()
+            slot.close()
+        }
     }
 
     /// Stored events after `since` up to `end` that the user may see, oldest first.
@@ -152,5 +231,60 @@ struct EventHubLifecycle: LifecycleHandler {
     func shutdownAsync(_ application: Application) async {
         task.withLockedValue { $0?.cancel() }
         await hub.finishAll()
+    }
+}
+
+/// Counts each user's open event connections on this node and refuses more than the cap.
+final class ConnectionLimiter: Sendable {
+    static let tooMany = ProblemError(.tooManyRequests, slug: "too-many-connections",
+                                      detail: "Too many open event connections; close one first.",
+                                      headers: ["Retry-After": "5"])
+
+    let limit: Int
+    private let counts = NIOLockedValueBox<[UUID: Int]>([:])
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func hasRoom(for userID: UUID) -> Bool {
+        counts.withLockedValue { ($0[userID] ?? 0) < limit }
+    }
+
+    /// Takes a slot, or nil when the user is at the cap.
+    func open(for userID: UUID) -> Slot? {
+        let taken = counts.withLockedValue { counts -> Bool in
+            guard (counts[userID] ?? 0) < limit else { return false }
+            counts[userID, default: 0] += 1
+            return true
+        }
+        return taken ? Slot(limiter: self, userID: userID) : nil
+    }
+
+    fileprivate func release(_ userID: UUID) {
+        counts.withLockedValue { counts in
+            let left = (counts[userID] ?? 1) - 1
+            counts[userID] = left > 0 ? left : nil
+        }
+    }
+
+    /// One open connection; closing it twice releases once.
+    final class Slot: Sendable {
+        private let limiter: ConnectionLimiter
+        private let userID: UUID
+        private let closed = NIOLockedValueBox(false)
+
+        fileprivate init(limiter: ConnectionLimiter, userID: UUID) {
+            self.limiter = limiter
+            self.userID = userID
+        }
+
+        func close() {
+            let first = closed.withLockedValue { closed -> Bool in
+                defer { closed = true }
+                return !closed
+            }
+            if first { limiter.release(userID) }
+        }
     }
 }
