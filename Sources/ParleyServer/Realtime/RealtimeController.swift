@@ -202,7 +202,7 @@ struct RealtimeController: RouteCollection {
     }
 }
 
-/// Starts the hub with the server, sends heartbeats, and stops them on shutdown.
+/// Sends heartbeats while the application runs, and ends every stream on shutdown.
 struct EventHubLifecycle: LifecycleHandler {
     let hub: EventHub
     let heartbeat: Duration
@@ -216,7 +216,8 @@ struct EventHubLifecycle: LifecycleHandler {
     }
 
     func didBootAsync(_ application: Application) async throws {
-        try await hub.start()
+        // The hub starts with its first subscriber: every command boots the application,
+        // `migrate` on a fresh database included, before the events table exists.
         let hub = self.hub, heartbeat = self.heartbeat, clock = self.clock
         task.withLockedValue {
             $0 = Task {
