@@ -132,6 +132,37 @@ struct RealtimeTests {
         }
     }
 
+    @Test("the hub routes by membership as it was at each event, even when it reads them late")
+    func lateReadsRouteByHistoricMembership() async throws {
+        try await withParley { app, context in
+            let ann = try await app.user("ann"), ben = try await app.user("ben"), cat = try await app.user("cat")
+            let id = try await app.conversation(ann, members: [ben])
+            let hub = try Self.hub(app)
+            let bens = try await hub.subscribe(userID: UUID(uuidString: ben.id)!)
+            let cats = try await hub.subscribe(userID: UUID(uuidString: cat.id)!)
+
+            // Changes the hub is not told about until all four have committed.
+            let quiet = ChatDependencies(clock: context.clock.appClock, maxMessageLength: 4000, hooks: .init(), writes: Writes(serialize: true))
+            let annID = UUID(uuidString: ann.id)!
+            let access = try await quiet.conversations(app.db).access(id, userID: annID)
+            _ = try await quiet.messages(app.db).send(access, try JSONDecoder().decode(SendMessageRequest.self, from: Data(#"{"body":"before"}"#.utf8)),
+                                                       authorID: annID, idempotencyKey: nil)
+            try await quiet.conversations(app.db).removeMember(access, userID: ben.id, by: annID)
+            _ = try await quiet.conversations(app.db).addMember(access, try JSONDecoder().decode(AddMemberRequest.self, from: Data(#"{"user_id":"\#(cat.id)"}"#.utf8)))
+            _ = try await quiet.messages(app.db).send(try await quiet.conversations(app.db).access(id, userID: annID),
+                                                       try JSONDecoder().decode(SendMessageRequest.self, from: Data(#"{"body":"after"}"#.utf8)),
+                                                       authorID: annID, idempotencyKey: nil)
+            hub.notify()
+
+            let benFrames = try await take(bens.frames) { $0.contains { $0.type == "member.left" } }
+            #expect(benFrames.map(\.type) == ["message.created", "member.left"])
+            #expect(benFrames.first?.seq == 1)
+            let catFrames = try await take(cats.frames) { $0.contains { $0.type == "message.created" } }
+            #expect(catFrames.map(\.type) == ["member.joined", "message.created"])
+            #expect(catFrames.last?.seq == 2)
+        }
+    }
+
     @Test("a subscriber that falls behind is cut off instead of growing the server's memory")
     func slowSubscriber() async throws {
         try await withParley({ $0.eventBufferSize = 16 }) { app, _ in

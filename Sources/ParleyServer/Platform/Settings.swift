@@ -87,6 +87,8 @@ public struct Settings: Sendable {
         settings.database = database
         settings.secretKey = "test-secret-key-that-is-at-least-32-bytes-long"
         settings.bcryptCost = 4
+        // Tests read event streams frame by frame; a heartbeat would only get in the way.
+        settings.heartbeatInterval = .seconds(3600)
         // Tests run in parallel, each with its own application and pool.
         settings.postgresConnectionsPerEventLoop = 2
         settings.logLevel = .info

@@ -145,7 +145,7 @@ actor EventHub {
 
     /// Sends an ephemeral frame (typing) to the members of a conversation, except one.
     func publish(_ frame: EventFrame, to conversationID: UUID, except excluded: UUID?) async {
-        guard !subscribers.isEmpty, let audience = try? await membersOf(conversationID) else { return }
+        guard !subscribers.isEmpty, let audience = try? await membersOf(conversationID, before: lastID + 1) else { return }
         for (key, subscriber) in subscribers where audience.contains(subscriber.userID) && subscriber.userID != excluded {
             deliver(frame, to: key, subscriber)
         }
@@ -197,7 +197,7 @@ actor EventHub {
             }
             return
         }
-        var audience = try await membersOf(event.conversationID)
+        var audience = try await membersOf(event.conversationID, before: id)
         let subject = Self.subject(of: event)
         switch event.type {
         case EventType.memberJoined.rawValue:
@@ -224,10 +224,35 @@ actor EventHub {
         }
     }
 
-    private func membersOf(_ conversationID: UUID) async throws -> Set<UUID> {
+    /// The members of a conversation just before event `eventID`, from the cache or else
+    /// reconstructed exactly: the current members and the newest event id are read in one
+    /// statement (one snapshot), then the member events from `eventID` up to that id are
+    /// undone, newest first. `dispatch` then applies each member event as it delivers it.
+    private func membersOf(_ conversationID: UUID, before eventID: Int) async throws -> Set<UUID> {
         if let known = members[conversationID] { return known }
-        let ids = try await Membership.query(on: database()).filter(\.$conversation.$id == conversationID).all(\.$user.$id)
-        let set = members[conversationID] ?? Set(ids)
+        let db = try database()
+        guard let sql = db as? any SQLDatabase else { return [] }
+        struct Row: Decodable { let user_id: UUID?; let horizon: Int? }
+        let rows = try await sql.raw("""
+            SELECT m.user_id AS user_id, h.horizon AS horizon
+            FROM (SELECT MAX(id) AS horizon FROM events) h
+            LEFT JOIN memberships m ON m.conversation_id = \(bind: conversationID)
+            """).all(decoding: Row.self)
+        var set = Set(rows.compactMap(\.user_id))
+        let horizon = rows.first?.horizon ?? eventID
+        if horizon >= eventID {
+            let later = try await Event.query(on: db)
+                .filter(\.$conversationID == conversationID)
+                .filter(\.$id >= eventID)
+                .filter(\.$id <= horizon)
+                .filter(\.$type ~~ [EventType.memberJoined.rawValue, EventType.memberLeft.rawValue])
+                .sort(\.$id, .descending)
+                .all()
+            for event in later {
+                guard let subject = Self.subject(of: event) else { continue }
+                if event.type == EventType.memberJoined.rawValue { set.remove(subject) } else { set.insert(subject) }
+            }
+        }
         members[conversationID] = set
         return set
     }
