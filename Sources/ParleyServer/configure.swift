@@ -66,6 +66,11 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     writes.onCommit { hub.notify() }
     app.storage[EventHubKey.self] = hub
     app.lifecycle.use(EventHubLifecycle(hub: hub, heartbeat: settings.heartbeatInterval, clock: clock))
+    if case .postgres(let url, _) = settings.database {
+        // Other nodes' commits reach this hub through LISTEN/NOTIFY.
+        let configuration = try DatabaseSetup.postgresConfiguration(url).coreConfiguration
+        app.lifecycle.use(PostgresEventListener(configuration: configuration, hub: hub, logger: app.logger))
+    }
 
     try routes(app, accounts: accounts, chat: chat, hub: hub, metrics: metrics)
 

@@ -163,6 +163,30 @@ struct RealtimeTests {
         }
     }
 
+    @Test("two nodes on one PostgreSQL database: a message sent through one reaches a subscriber of the other",
+          .enabled(if: TestDatabase.postgresURL != nil))
+    func twoNodes() async throws {
+        try await withParley { app, context in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let id = try await app.conversation(ann, members: [ben])
+            let other = try await Application.make(.testing)
+            do {
+                try await configure(other, settings: context.settings, clock: context.clock.appClock)
+                try await other.asyncBoot()
+                let hub = try Self.hub(other)
+                let bens = try await hub.subscribe(userID: UUID(uuidString: ben.id)!)
+                for n in 1...5 { try await app.post("from node one \(n)", in: id, by: ann) }
+                let frames = try await take(bens.frames) { $0.compactMap(\.seq).last == 5 }
+                #expect(frames.compactMap(\.seq) == [1, 2, 3, 4, 5])
+                await hub.unsubscribe(bens.id)
+            } catch {
+                try? await other.asyncShutdown()
+                throw error
+            }
+            try await other.asyncShutdown()
+        }
+    }
+
     @Test("a subscriber that falls behind is cut off instead of growing the server's memory")
     func slowSubscriber() async throws {
         try await withParley({ $0.eventBufferSize = 16 }) { app, _ in

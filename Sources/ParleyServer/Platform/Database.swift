@@ -14,11 +14,15 @@ enum DatabaseSetup {
         case .sqliteInMemory:
             app.databases.use(.sqlite(.memory, sqlLogLevel: .debug), as: .sqlite)
         case .postgres(let url, let searchPath):
-            var config = try SQLPostgresConfiguration(url: url)
+            var config = try postgresConfiguration(url)
             if let searchPath { config.searchPath = [searchPath] }
             app.databases.use(.postgres(configuration: config, maxConnectionsPerEventLoop: settings.postgresConnectionsPerEventLoop,
                                         sqlLogLevel: .debug), as: .psql)
         }
+    }
+
+    static func postgresConfiguration(_ url: String) throws -> SQLPostgresConfiguration {
+        try SQLPostgresConfiguration(url: url)
     }
 
     /// The most connections the pool opens: one per event loop for SQLite (sqlite-kit's fixed

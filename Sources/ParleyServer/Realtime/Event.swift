@@ -66,6 +66,8 @@ enum EventLog {
         let json = String(decoding: try encoder.encode(payload), as: UTF8.self)
         if let sql = db as? any SQLDatabase, sql.dialect.name == "postgresql" {
             try await sql.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: String(orderLockKey)))").run()
+            // Delivered to every node's listener when this transaction commits.
+            try await sql.raw("SELECT pg_notify('parley_events', '')").run()
         }
         try await Event(conversationID: conversationID, userID: userID, type: type, payload: json, at: now).create(on: db)
     }

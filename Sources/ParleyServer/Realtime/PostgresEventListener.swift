@@ -1,0 +1,62 @@
+import FluentPostgresDriver
+import NIOConcurrencyHelpers
+import PostgresNIO
+import Vapor
+
+/// Carries "events were committed" between nodes that share one PostgreSQL database.
+///
+/// Every transaction that records events also runs `pg_notify('parley_events', '')`, which
+/// PostgreSQL delivers to every listener when (and only if) the transaction commits. Each node
+/// holds one connection that LISTENs and tells its hub to read; the hub then reads the events
+/// themselves from the table, after the last id it delivered. When the listening connection
+/// drops, notifications sent meanwhile are lost, so after every (re)connect the hub reads once
+/// anyway and catches up from its last id.
+final class PostgresEventListener: LifecycleHandler, Sendable {
+    static let channel = "parley_events"
+
+    private let configuration: PostgresConnection.Configuration
+    private let hub: EventHub
+    private let logger: Logger
+    private let state = NIOLockedValueBox<(task: Task<Void, Never>?, connection: PostgresConnection?)>((nil, nil))
+
+    init(configuration: PostgresConnection.Configuration, hub: EventHub, logger: Logger) {
+        self.configuration = configuration
+        self.hub = hub
+        self.logger = logger
+    }
+
+    func didBootAsync(_ application: Application) async throws {
+        let eventLoop = application.eventLoopGroup.any()
+        let task = Task { [self] in
+            var attempt = 0
+            while !Task.isCancelled {
+                do {
+                    let connection = try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: logger).get()
+                    state.withLockedValue { $0.connection = connection }
+                    attempt = 0
+                    try await connection.listen(on: Self.channel) { notifications in
+                        // Anything committed while we were not listening.
+                        hub.notify()
+                        for try await _ in notifications { hub.notify() }
+                    }
+                    try? await connection.close()
+                } catch {
+                    if Task.isCancelled { break }
+                    attempt += 1
+                    logger.warning("event listener lost its PostgreSQL connection; reconnecting",
+                                   metadata: ["attempt": .stringConvertible(attempt)])
+                    // Back off before reconnecting: 0.1 s, doubling, at most 5 s.
+                    try? await Task.sleep(for: .milliseconds(min(5_000, 100 << min(attempt, 6))))
+                }
+            }
+        }
+        state.withLockedValue { $0.task = task }
+    }
+
+    func shutdownAsync(_ application: Application) async {
+        let (task, connection) = state.withLockedValue { ($0.task, $0.connection) }
+        task?.cancel()
+        try? await connection?.close()
+        await task?.value
+    }
+}
