@@ -18,6 +18,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(AddMessageSearch())
     app.migrations.add(CreateEvents())
     app.migrations.add(CreateEventTickets())
+    app.migrations.add(CreateEventHorizon())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -65,6 +66,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     }, bufferSize: settings.eventBufferSize, logger: app.logger)
     writes.onCommit { hub.notify() }
     app.storage[EventHubKey.self] = hub
+    app.storage[EventRetentionKey.self] = EventRetention(window: settings.eventRetention, clock: clock, writes: writes)
     app.lifecycle.use(EventHubLifecycle(hub: hub, heartbeat: settings.heartbeatInterval, clock: clock))
     if case .postgres(let url, _) = settings.database {
         // Other nodes' commits reach this hub through LISTEN/NOTIFY.
@@ -83,6 +85,10 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
 public func prepareToServe(_ app: Application) async throws {
     let settings = app.settings
     try await DatabaseSetup.prepareSQLite(app)
+    if let retention = app.storage[EventRetentionKey.self], let interval = settings.eventPruneInterval {
+        // Only a serving node prunes; other commands leave the log alone.
+        app.lifecycle.use(EventRetentionLifecycle(retention: retention, interval: interval))
+    }
     if settings.autoMigrate {
         try await app.autoMigrate()
         return
@@ -114,6 +120,7 @@ struct AccountsKey: StorageKey { typealias Value = AccountDependencies }
 struct ChatKey: StorageKey { typealias Value = ChatDependencies }
 struct WritesKey: StorageKey { typealias Value = Writes }
 struct EventHubKey: StorageKey { typealias Value = EventHub }
+struct EventRetentionKey: StorageKey { typealias Value = EventRetention }
 
 extension Application {
     public var settings: Settings {

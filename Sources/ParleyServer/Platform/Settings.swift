@@ -68,6 +68,11 @@ public struct Settings: Sendable {
     public var eventBufferSize: Int = 1024
     /// Open event connections (WebSocket or SSE) one user may hold on one node; more get 429.
     public var maxConnectionsPerUser: Int = 16
+    /// How long events stay replayable; a client with an older cursor is told to resync.
+    public var eventRetention: Duration = .seconds(7 * 24 * 3600)
+    /// How often a serving node deletes events older than `eventRetention`; `nil`: never
+    /// (tests prune by hand).
+    public var eventPruneInterval: Duration? = .seconds(3600)
     public var logLevel: Logger.Level = .info
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     public var trustForwardedFor: Bool = false
@@ -89,6 +94,7 @@ public struct Settings: Sendable {
         settings.bcryptCost = 4
         // Tests read event streams frame by frame; a heartbeat would only get in the way.
         settings.heartbeatInterval = .seconds(3600)
+        settings.eventPruneInterval = nil
         // Tests run in parallel, each with its own application and pool.
         settings.postgresConnectionsPerEventLoop = 2
         settings.logLevel = .info
@@ -174,6 +180,7 @@ extension Settings {
             if let size = Int(raw), (1...10_000).contains(size) { settings.maxConnectionsPerUser = size }
             else { problems.append("PARLEY_MAX_CONNECTIONS_PER_USER must be in 1...10000") }
         }
+        seconds("PARLEY_EVENT_RETENTION", range: 3600...31_536_000) { settings.eventRetention = $0 }
         if let raw = env["PARLEY_LOG_LEVEL"] {
             // `trace` is not offered: Vapor's HTTP decoder logs raw request heads at that level,
             // which would put bearer tokens and cookies into the log.

@@ -24,8 +24,20 @@ struct EventFrame: Sendable {
         self.init(id: event.id, type: event.type, conversationID: event.conversationID.wire, data: event.payload, at: event.createdAt)
     }
 
+    /// For frames without an `id` that move the client's cursor (`resync_required`): the SSE
+    /// `id:` line, so `EventSource` resumes from here.
+    var resumeID: Int?
+
     static func heartbeat(at now: Date) -> EventFrame {
         EventFrame(id: nil, type: "heartbeat", conversationID: nil, data: "{}", at: now)
+    }
+
+    /// The client's cursor is older than the retention window (or unknown here): refetch
+    /// state over REST, then continue from `since`, which this stream continues after.
+    static func resyncRequired(from since: Int, at now: Date) -> EventFrame {
+        var frame = EventFrame(id: nil, type: "resync_required", conversationID: nil, data: #"{"since":\#(since)}"#, at: now)
+        frame.resumeID = since
+        return frame
     }
 
     /// `{id, type, conversation_id, data, at}` as one line of JSON.
@@ -41,7 +53,7 @@ struct EventFrame: Sendable {
 
     /// The frame as a Server-Sent Event; `id:` lets EventSource resume with Last-Event-ID.
     func sse() -> String {
-        (id.map { "id: \($0)\n" } ?? "") + "event: \(type)\ndata: \(json())\n\n"
+        ((id ?? resumeID).map { "id: \($0)\n" } ?? "") + "event: \(type)\ndata: \(json())\n\n"
     }
 
     private static func quoted(_ text: String) -> String {

@@ -101,12 +101,7 @@ struct RealtimeController: RouteCollection {
                 Task { await hub.unsubscribe(subscription.id) }
             }
             try await writer.write(.buffer(ByteBuffer(string: "retry: 1000\n\n")))
-            if let since {
-                try await Self.replay(userID: principal.userID, after: since, upTo: subscription.startID, on: db) { frame in
-                    try await writer.write(.buffer(ByteBuffer(string: frame.sse())))
-                }
-            }
-            for await frame in subscription.frames {
+            try await Self.feed(userID: principal.userID, since: since, subscription: subscription, on: db) { frame in
                 try await writer.write(.buffer(ByteBuffer(string: frame.sse())))
             }
         })
@@ -149,17 +144,10 @@ struct RealtimeController: RouteCollection {
             var lastSent = since ?? 0
             do {
                 let subscription = try await hub.subscribe(userID: principal.userID)
-                if let since {
-                    try await Self.replay(userID: principal.userID, after: since, upTo: subscription.startID, on: db) { frame in
-                        try await ws.send(frame.json())
-                        lastSent = frame.id ?? lastSent
-                    }
-                } else {
-                    lastSent = subscription.startID
-                }
-                for await frame in subscription.frames {
+                lastSent = max(lastSent, subscription.startID)
+                try await Self.feed(userID: principal.userID, since: since, subscription: subscription, on: db) { frame in
                     try await ws.send(frame.json())
-                    if let id = frame.id { lastSent = id }
+                    if let id = frame.id ?? frame.resumeID { lastSent = id }
                 }
                 // The stream ended while the socket is open: this client fell behind. Say
                 // where to resume, then close.
@@ -174,6 +162,30 @@ struct RealtimeController: RouteCollection {
         ws.onClose.whenComplete { _ in
             task.cancel()
             slot.close()
+        }
+    }
+
+    /// What every connection sends: the events after `since` (replayed from the database up
+    /// to the hub's position), then live frames from the hub; each event once, in id order.
+    /// A cursor the log can no longer serve gets one `resync_required` frame instead of the
+    /// replay.
+    static func feed(userID: UUID, since: Int?, subscription: EventHub.Subscription, on db: any Database,
+                     _ emit: (EventFrame) async throws -> Void) async throws {
+        var floor = subscription.startID
+        if let since {
+            switch try await EventRetention.check(since: since, on: db) {
+            case .stale:
+                try await emit(.resyncRequired(from: subscription.startID, at: Date()))
+            case .replayable:
+                try await replay(userID: userID, after: since, upTo: subscription.startID, on: db, emit)
+                // Behind a load balancer a client may have seen, on another node, events this
+                // node's hub has not reached yet: never send those twice.
+                floor = max(floor, since)
+            }
+        }
+        for await frame in subscription.frames {
+            if let id = frame.id, id <= floor { continue }
+            try await emit(frame)
         }
     }
 
