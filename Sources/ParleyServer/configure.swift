@@ -67,14 +67,21 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     writes.onCommit { hub.notify() }
     app.storage[EventHubKey.self] = hub
     app.storage[EventRetentionKey.self] = EventRetention(window: settings.eventRetention, clock: clock, writes: writes)
-    app.lifecycle.use(EventHubLifecycle(hub: hub, heartbeat: settings.heartbeatInterval, clock: clock))
+    var presenceOptions = Presence.Options()
+    presenceOptions.enabled = settings.presenceEnabled
+    presenceOptions.grace = settings.presenceGrace
+    presenceOptions.nodeTimeout = settings.heartbeatInterval * 3
+    let presence = Presence(options: presenceOptions, hub: hub, clock: clock, logger: app.logger)
+    app.storage[PresenceKey.self] = presence
+    app.lifecycle.use(EventHubLifecycle(hub: hub, presence: presence, heartbeat: settings.heartbeatInterval, clock: clock))
     if case .postgres(let url, _) = settings.database {
-        // Other nodes' commits reach this hub through LISTEN/NOTIFY.
+        // Other nodes' commits and presence reach this node through LISTEN/NOTIFY.
         let configuration = try DatabaseSetup.postgresConfiguration(url).coreConfiguration
-        app.lifecycle.use(PostgresEventListener(configuration: configuration, hub: hub, logger: app.logger))
+        await presence.connectBus(PostgresEventListener.presenceSender(databases: databases, eventLoops: eventLoops, logger: hubLogger))
+        app.lifecycle.use(PostgresEventListener(configuration: configuration, hub: hub, presence: presence, logger: app.logger))
     }
 
-    try routes(app, accounts: accounts, chat: chat, hub: hub, metrics: metrics)
+    try routes(app, accounts: accounts, chat: chat, hub: hub, presence: presence, metrics: metrics)
 
     app.asyncCommands.use(CreateAdminCommand(), as: "create-admin")
     app.asyncCommands.use(SeedCommand(), as: "seed")
@@ -121,6 +128,7 @@ struct ChatKey: StorageKey { typealias Value = ChatDependencies }
 struct WritesKey: StorageKey { typealias Value = Writes }
 struct EventHubKey: StorageKey { typealias Value = EventHub }
 struct EventRetentionKey: StorageKey { typealias Value = EventRetention }
+struct PresenceKey: StorageKey { typealias Value = Presence }
 
 extension Application {
     public var settings: Settings {

@@ -292,10 +292,10 @@ struct RealtimeTests {
     }
 
     /// Opens the SSE stream and returns only its status, leaving it open until `client` shuts down.
-    static func openStream(_ client: HTTPClient, port: Int, query: String, token: String? = nil) async throws -> HTTPResponseStatus {
+    static func openStream(_ client: HTTPClient, port: Int, query: String, token: String? = nil) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/events/stream?\(query)")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        return try await client.execute(request, timeout: .seconds(30)).status
+        return try await client.execute(request, timeout: .seconds(30))
     }
 
     @Test("a ticket opens a stream once, within 30 seconds, without a token in the URL")
@@ -312,11 +312,11 @@ struct RealtimeTests {
             let port = try await Self.serve(app)
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
             do {
-                #expect(try await Self.openStream(client, port: port, query: "ticket=\(ticket)") == .ok)
-                #expect(try await Self.openStream(client, port: port, query: "ticket=\(ticket)") == .unauthorized, "a ticket works once")
-                #expect(try await Self.openStream(client, port: port, query: "ticket=forged") == .unauthorized)
+                #expect(try await Self.openStream(client, port: port, query: "ticket=\(ticket)").status == .ok)
+                #expect(try await Self.openStream(client, port: port, query: "ticket=\(ticket)").status == .unauthorized, "a ticket works once")
+                #expect(try await Self.openStream(client, port: port, query: "ticket=forged").status == .unauthorized)
                 context.clock.advance(by: 31)
-                #expect(try await Self.openStream(client, port: port, query: "ticket=\(late)") == .unauthorized, "30 seconds, no more")
+                #expect(try await Self.openStream(client, port: port, query: "ticket=\(late)").status == .unauthorized, "30 seconds, no more")
             } catch {
                 try? await client.shutdown()
                 throw error
@@ -333,10 +333,13 @@ struct RealtimeTests {
             let port = try await Self.serve(app)
             let client = HTTPClient(eventLoopGroupProvider: .singleton)
             do {
-                #expect(try await Self.openStream(client, port: port, query: "", token: ann.token) == .ok)
-                #expect(try await Self.openStream(client, port: port, query: "", token: ann.token) == .ok)
-                #expect(try await Self.openStream(client, port: port, query: "", token: ann.token) == .tooManyRequests)
-                #expect(try await Self.openStream(client, port: port, query: "", token: ben.token) == .ok, "the cap is per user")
+                // Both streams stay open (their responses are held) while the third is tried.
+                let first = try await Self.openStream(client, port: port, query: "", token: ann.token)
+                let second = try await Self.openStream(client, port: port, query: "", token: ann.token)
+                #expect(first.status == .ok && second.status == .ok)
+                #expect(try await Self.openStream(client, port: port, query: "", token: ann.token).status == .tooManyRequests)
+                #expect(try await Self.openStream(client, port: port, query: "", token: ben.token).status == .ok, "the cap is per user")
+                withExtendedLifetime((first, second)) {}
             } catch {
                 try? await client.shutdown()
                 throw error

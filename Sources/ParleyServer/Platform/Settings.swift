@@ -68,6 +68,11 @@ public struct Settings: Sendable {
     public var eventBufferSize: Int = 1024
     /// Open event connections (WebSocket or SSE) one user may hold on one node; more get 429.
     public var maxConnectionsPerUser: Int = 16
+    /// Whether `presence` frames (online/away/offline) are sent at all.
+    public var presenceEnabled: Bool = true
+    /// How long a user with no connection left stays shown online (reconnects within it are
+    /// not announced).
+    public var presenceGrace: Duration = .seconds(10)
     /// How long events stay replayable; a client with an older cursor is told to resync.
     public var eventRetention: Duration = .seconds(7 * 24 * 3600)
     /// How often a serving node deletes events older than `eventRetention`; `nil`: never
@@ -180,6 +185,11 @@ extension Settings {
             if let size = Int(raw), (1...10_000).contains(size) { settings.maxConnectionsPerUser = size }
             else { problems.append("PARLEY_MAX_CONNECTIONS_PER_USER must be in 1...10000") }
         }
+        if let raw = env["PARLEY_PRESENCE"] {
+            if let flag = parseBool(raw) { settings.presenceEnabled = flag }
+            else { problems.append("PARLEY_PRESENCE must be true or false") }
+        }
+        seconds("PARLEY_PRESENCE_GRACE", range: 0...3600) { settings.presenceGrace = $0 }
         seconds("PARLEY_EVENT_RETENTION", range: 3600...31_536_000) { settings.eventRetention = $0 }
         if let raw = env["PARLEY_LOG_LEVEL"] {
             // `trace` is not offered: Vapor's HTTP decoder logs raw request heads at that level,

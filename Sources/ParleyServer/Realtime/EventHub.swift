@@ -163,6 +163,22 @@ actor EventHub {
         }
     }
 
+    /// Sends an ephemeral frame (presence) to every other subscriber who shares a conversation
+    /// with `subject`.
+    func publish(_ frame: EventFrame, toPeersOf subject: UUID) async {
+        guard !subscribers.isEmpty else { return }
+        let peers: Set<UUID>
+        do {
+            peers = try await Presence.peers(of: subject, on: database())
+        } catch {
+            logger.warning("could not read who to tell about presence", metadata: ["error": .string(String(describing: error))])
+            return
+        }
+        for (key, subscriber) in subscribers where peers.contains(subscriber.userID) {
+            deliver(frame, to: key, subscriber)
+        }
+    }
+
     /// Sends an ephemeral frame to every subscriber (heartbeats).
     func broadcast(_ frame: EventFrame) {
         for (id, subscriber) in subscribers {

@@ -1,6 +1,7 @@
 import FluentPostgresDriver
 import NIOConcurrencyHelpers
 import PostgresNIO
+import SQLKit
 import Vapor
 
 /// Carries "events were committed" between nodes that share one PostgreSQL database.
@@ -11,17 +12,23 @@ import Vapor
 /// themselves from the table, after the last id it delivered. When the listening connection
 /// drops, notifications sent meanwhile are lost, so after every (re)connect the hub reads once
 /// anyway and catches up from its last id.
+///
+/// The same connection listens on `parley_presence`, where nodes tell each other who is
+/// online (see `Presence`); after a reconnect this node says hello so the others repeat theirs.
 final class PostgresEventListener: LifecycleHandler, Sendable {
     static let channel = "parley_events"
+    static let presenceChannel = "parley_presence"
 
     private let configuration: PostgresConnection.Configuration
     private let hub: EventHub
+    private let presence: Presence
     private let logger: Logger
     private let state = NIOLockedValueBox<(task: Task<Void, Never>?, connection: PostgresConnection?)>((nil, nil))
 
-    init(configuration: PostgresConnection.Configuration, hub: EventHub, logger: Logger) {
+    init(configuration: PostgresConnection.Configuration, hub: EventHub, presence: Presence, logger: Logger) {
         self.configuration = configuration
         self.hub = hub
+        self.presence = presence
         self.logger = logger
     }
 
@@ -34,10 +41,28 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                     let connection = try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: logger).get()
                     state.withLockedValue { $0.connection = connection }
                     attempt = 0
+                    let hub = self.hub, presence = self.presence
                     try await connection.listen(on: Self.channel) { notifications in
-                        // Anything committed while we were not listening.
-                        hub.notify()
-                        for try await _ in notifications { hub.notify() }
+                        try await connection.listen(on: Self.presenceChannel) { presenceNotes in
+                            try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    // Anything committed while we were not listening.
+                                    hub.notify()
+                                    for try await _ in notifications { hub.notify() }
+                                }
+                                group.addTask {
+                                    await presence.announceAll(hello: true)
+                                    let decoder = JSONDecoder()
+                                    for try await note in presenceNotes {
+                                        guard let batch = try? decoder.decode(PresenceBatch.self, from: Data(note.payload.utf8)) else { continue }
+                                        await presence.receive(batch)
+                                    }
+                                }
+                                // Either sequence ending means the connection is gone: reconnect.
+                                try await group.next()
+                                group.cancelAll()
+                            }
+                        }
                     }
                     try? await connection.close()
                 } catch {
@@ -51,6 +76,19 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
             }
         }
         state.withLockedValue { $0.task = task }
+    }
+
+    /// Sends this node's presence batches to the others, through the pool.
+    static func presenceSender(databases: Databases, eventLoops: any EventLoopGroup, logger: Logger)
+        -> @Sendable (PresenceBatch) async throws -> Void
+    {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return { batch in
+            guard let sql = databases.database(logger: logger, on: eventLoops.any()) as? any SQLDatabase else { return }
+            let payload = String(decoding: try encoder.encode(batch), as: UTF8.self)
+            try await sql.raw("SELECT pg_notify(\(bind: presenceChannel), \(bind: payload))").run()
+        }
     }
 
     func shutdownAsync(_ application: Application) async {

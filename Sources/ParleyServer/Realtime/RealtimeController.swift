@@ -12,6 +12,7 @@ struct RealtimeController: RouteCollection {
     let writes: Writes
     let connections: ConnectionLimiter
     let chat: ChatDependencies
+    let presence: Presence
 
     func boot(routes: any RoutesBuilder) throws {
         routes.grouped(authentication).post("events", "ticket", use: ticket)
@@ -87,7 +88,7 @@ struct RealtimeController: RouteCollection {
             slot.close()
             throw error
         }
-        let hub = self.hub
+        let hub = self.hub, presence = self.presence
         let db = request.db
         var headers = HTTPHeaders()
         headers.contentType = HTTPMediaType(type: "text", subType: "event-stream", parameters: ["charset": "utf-8"])
@@ -96,9 +97,13 @@ struct RealtimeController: RouteCollection {
         headers.replaceOrAdd(name: "X-Accel-Buffering", value: "no")
         let response = Response(status: .ok, headers: headers)
         response.body = .init(managedAsyncStream: { writer in
+            let connection = await presence.connect(userID: principal.userID)
             defer {
                 slot.close()
-                Task { await hub.unsubscribe(subscription.id) }
+                Task {
+                    await hub.unsubscribe(subscription.id)
+                    await presence.disconnect(connection, userID: principal.userID)
+                }
             }
             try await writer.write(.buffer(ByteBuffer(string: "retry: 1000\n\n")))
             try await Self.feed(userID: principal.userID, since: since, subscription: subscription, on: db) { frame in
@@ -128,12 +133,19 @@ struct RealtimeController: RouteCollection {
             return
         }
         ws.pingInterval = .seconds(20)
-        let clock = self.clock
+        let clock = self.clock, presence = self.presence
+        // Presence knows this connection from the start; messages it sends are applied in order.
+        let connection = Task { await presence.connect(userID: principal.userID) }
         ws.onText { _, text in
-            // Clients may send `{"type":"typing","conversation_id":"…"}`; anything else is ignored.
-            struct Incoming: Decodable { let type: String; let conversation_id: String? }
-            guard let incoming = try? JSONDecoder().decode(Incoming.self, from: Data(text.utf8)), incoming.type == "typing",
-                  let raw = incoming.conversation_id, let conversationID = UUID(uuidString: raw)
+            // Clients may send `{"type":"typing","conversation_id":"…"}` and
+            // `{"type":"presence","status":"away"|"online"}`; anything else is ignored.
+            struct Incoming: Decodable { let type: String; let conversation_id: String?; let status: PresenceStatus? }
+            guard let incoming = try? JSONDecoder().decode(Incoming.self, from: Data(text.utf8)) else { return }
+            if incoming.type == "presence", let status = incoming.status {
+                Task { await presence.set(status, connection: await connection.value, userID: principal.userID) }
+                return
+            }
+            guard incoming.type == "typing", let raw = incoming.conversation_id, let conversationID = UUID(uuidString: raw)
             else { return }
             Task {
                 guard try await Membership.find(conversationID: conversationID, userID: principal.userID, on: db) != nil else { return }
@@ -162,6 +174,7 @@ struct RealtimeController: RouteCollection {
         ws.onClose.whenComplete { _ in
             task.cancel()
             slot.close()
+            Task { await presence.disconnect(await connection.value, userID: principal.userID) }
         }
     }
 
@@ -214,15 +227,18 @@ struct RealtimeController: RouteCollection {
     }
 }
 
-/// Sends heartbeats while the application runs, and ends every stream on shutdown.
+/// Sends heartbeats (and presence liveness beats) while the application runs, and ends every
+/// stream on shutdown.
 struct EventHubLifecycle: LifecycleHandler {
     let hub: EventHub
+    let presence: Presence
     let heartbeat: Duration
     let clock: AppClock
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
-    init(hub: EventHub, heartbeat: Duration, clock: AppClock) {
+    init(hub: EventHub, presence: Presence, heartbeat: Duration, clock: AppClock) {
         self.hub = hub
+        self.presence = presence
         self.heartbeat = heartbeat
         self.clock = clock
     }
@@ -230,12 +246,13 @@ struct EventHubLifecycle: LifecycleHandler {
     func didBootAsync(_ application: Application) async throws {
         // The hub starts with its first subscriber: every command boots the application,
         // `migrate` on a fresh database included, before the events table exists.
-        let hub = self.hub, heartbeat = self.heartbeat, clock = self.clock
+        let hub = self.hub, presence = self.presence, heartbeat = self.heartbeat, clock = self.clock
         task.withLockedValue {
             $0 = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: heartbeat)
                     await hub.broadcast(.heartbeat(at: clock.now()))
+                    await presence.tick()
                 }
             }
         }

@@ -1,0 +1,260 @@
+import Fluent
+import Foundation
+import SQLKit
+import Vapor
+
+enum PresenceStatus: String, Codable, Sendable, Comparable {
+    case offline, away, online
+
+    private var rank: Int {
+        switch self {
+        case .offline: 0
+        case .away: 1
+        case .online: 2
+        }
+    }
+
+    static func < (lhs: Self, rhs: Self) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// One node's presence news for other nodes: its status for some users (`offline` included,
+/// so a node can say a user left it). `hello` asks every other node to repeat its whole list
+/// (a node that has just started knows nobody).
+struct PresenceBatch: Codable, Sendable, Equatable {
+    var node: UUID
+    var users: [String: PresenceStatus]
+    var hello: Bool?
+}
+
+/// Who is online, away or offline, from the event connections they hold.
+///
+/// Each node counts its own connections: a user is `online` while one of them is, `away`
+/// while all of them say so (a WebSocket client sends `{"type":"presence","status":"away"}`
+/// when its person is idle), and `offline` when the last closes. Changes are coalesced before
+/// anyone hears of them: going offline waits `grace` (a client that reconnects within it,
+/// the common flap, costs nothing), and one user's announcements are at least a second
+/// apart, however often a client toggles. On PostgreSQL each node sends its changes to the
+/// others with `pg_notify('parley_presence', …)` and a liveness beat with every heartbeat; a
+/// node not heard from for three heartbeats is dropped and its users go offline. Every node
+/// combines all nodes' views (the best status wins) and tells the subscribers who share a
+/// conversation with the user, only when the combined status changes.
+actor Presence {
+    struct Options: Sendable {
+        var enabled = true
+        var grace: Duration = .seconds(10)
+        var minimumInterval: Duration = .seconds(1)
+        /// Other nodes are dropped after this long without a word.
+        var nodeTimeout: Duration = .seconds(60)
+    }
+
+    nonisolated let nodeID = UUID()
+    nonisolated let options: Options
+    private let hub: EventHub
+    private let clock: AppClock
+    /// Sends this node's batches to the other nodes; nil on a single node (SQLite).
+    private var bus: (@Sendable (PresenceBatch) async throws -> Void)?
+    private let logger: Logger
+
+    /// user → connection → the status that connection reports.
+    private var connections: [UUID: [UUID: PresenceStatus]] = [:]
+    /// This node's status per user, as last announced.
+    private var announced: [UUID: PresenceStatus] = [:]
+    private var announcedAt: [UUID: ContinuousClock.Instant] = [:]
+    private var scheduled: Set<UUID> = []
+    /// Other nodes' statuses, and when each was last heard from.
+    private var nodes: [UUID: (seen: Date, users: [UUID: PresenceStatus])] = [:]
+    /// The combined status per user, as last told to subscribers (offline users are absent).
+    private var combined: [UUID: PresenceStatus] = [:]
+
+    init(options: Options, hub: EventHub, clock: AppClock, logger: Logger) {
+        self.options = options
+        self.hub = hub
+        self.clock = clock
+        self.logger = logger
+    }
+
+    func connectBus(_ send: @escaping @Sendable (PresenceBatch) async throws -> Void) {
+        bus = send
+    }
+
+    // MARK: connections on this node
+
+    /// A connection opened: its user is online (unless it later says away).
+    func connect(userID: UUID) -> UUID {
+        let connection = UUID()
+        guard options.enabled else { return connection }
+        connections[userID, default: [:]][connection] = .online
+        changed(userID)
+        return connection
+    }
+
+    /// A WebSocket reported its person idle (`away`) or back (`online`).
+    func set(_ status: PresenceStatus, connection: UUID, userID: UUID) {
+        guard options.enabled, status != .offline, connections[userID]?[connection] != nil else { return }
+        connections[userID]?[connection] = status
+        changed(userID)
+    }
+
+    func disconnect(_ connection: UUID, userID: UUID) {
+        guard options.enabled, connections[userID]?.removeValue(forKey: connection) != nil else { return }
+        if connections[userID]?.isEmpty == true { connections[userID] = nil }
+        changed(userID)
+    }
+
+    private func local(_ userID: UUID) -> PresenceStatus {
+        connections[userID]?.values.max() ?? .offline
+    }
+
+    /// Schedules one announcement for the user; changes until then fold into it.
+    private func changed(_ userID: UUID) {
+        guard !scheduled.contains(userID) else { return }
+        let now = ContinuousClock.now
+        var delay: Duration = .zero
+        if local(userID) == .offline { delay = options.grace }
+        if let last = announcedAt[userID] { delay = max(delay, last + options.minimumInterval - now) }
+        if delay <= .zero, local(userID) != .offline {
+            // Coming online is said at once.
+            Task { await flush(userID) }
+            scheduled.insert(userID)
+            return
+        }
+        scheduled.insert(userID)
+        Task {
+            try? await Task.sleep(for: delay)
+            await flush(userID)
+        }
+    }
+
+    private func flush(_ userID: UUID) async {
+        scheduled.remove(userID)
+        let status = local(userID)
+        guard status != (announced[userID] ?? .offline) else { return }
+        announced[userID] = status == .offline ? nil : status
+        announcedAt[userID] = .now
+        await recombine(userID)
+        if let bus {
+            do {
+                try await bus(PresenceBatch(node: nodeID, users: [userID.wire: status]))
+            } catch {
+                logger.warning("could not announce presence to other nodes", metadata: ["error": .string(String(describing: error))])
+            }
+        }
+    }
+
+    // MARK: other nodes
+
+    /// A batch from another node (this node's own, echoed by PostgreSQL, are ignored).
+    func receive(_ batch: PresenceBatch) async {
+        guard options.enabled, batch.node != nodeID else { return }
+        var entry = nodes[batch.node] ?? (seen: clock.now(), users: [:])
+        entry.seen = clock.now()
+        var touched: [UUID] = []
+        for (raw, status) in batch.users {
+            guard let userID = UUID(uuidString: raw) else { continue }
+            entry.users[userID] = status == .offline ? nil : status
+            touched.append(userID)
+        }
+        nodes[batch.node] = entry
+        for userID in touched { await recombine(userID) }
+        if batch.hello == true { await announceAll() }
+    }
+
+    /// Tells the other nodes everything this node knows of its own users, in batches small
+    /// enough for a NOTIFY payload (8,000 bytes).
+    func announceAll(hello: Bool = false) async {
+        guard options.enabled, let bus else { return }
+        var batches: [PresenceBatch] = []
+        var current = PresenceBatch(node: nodeID, users: [:], hello: hello ? true : nil)
+        for (userID, status) in announced {
+            if current.users.count == 100 {
+                batches.append(current)
+                current = PresenceBatch(node: nodeID, users: [:])
+            }
+            current.users[userID.wire] = status
+        }
+        batches.append(current)
+        for batch in batches {
+            try? await bus(batch)
+        }
+    }
+
+    /// Called with every heartbeat: says this node is alive and drops nodes that went quiet
+    /// (a killed node never says goodbye), taking their users offline.
+    func tick() async {
+        guard options.enabled else { return }
+        if let bus { try? await bus(PresenceBatch(node: nodeID, users: [:])) }
+        let cutoff = clock.now().addingTimeInterval(-TimeInterval(options.nodeTimeout.components.seconds))
+        for (node, entry) in nodes where entry.seen < cutoff {
+            nodes[node] = nil
+            logger.notice("dropped a silent node's presence", metadata: ["node": .string(node.wire), "users": .stringConvertible(entry.users.count)])
+            for userID in entry.users.keys { await recombine(userID) }
+        }
+    }
+
+    // MARK: combining and telling
+
+    private func recombine(_ userID: UUID) async {
+        var status = announced[userID] ?? .offline
+        for entry in nodes.values {
+            if let other = entry.users[userID], other > status { status = other }
+        }
+        guard status != (combined[userID] ?? .offline) else { return }
+        combined[userID] = status == .offline ? nil : status
+        let now = clock.now()
+        let frame = EventFrame(id: nil, type: "presence", conversationID: nil,
+                               data: #"{"user_id":"\#(userID.wire)","status":"\#(status.rawValue)"}"#, at: now)
+        await hub.publish(frame, toPeersOf: userID)
+    }
+
+    /// The combined status of the given users; offline ones are left out.
+    func statuses(of users: Set<UUID>) -> [UUID: PresenceStatus] {
+        combined.filter { users.contains($0.key) }
+    }
+
+    /// Everyone else who shares a conversation with `userID`.
+    static func peers(of userID: UUID, on db: any Database) async throws -> Set<UUID> {
+        guard let sql = db as? any SQLDatabase else { return [] }
+        struct Row: Decodable { let user_id: UUID }
+        let rows = try await sql.raw("""
+            SELECT DISTINCT b.user_id AS user_id FROM memberships a
+            JOIN memberships b ON b.conversation_id = a.conversation_id
+            WHERE a.user_id = \(bind: userID) AND b.user_id <> \(bind: userID)
+            """).all(decoding: Row.self)
+        return Set(rows.map(\.user_id))
+    }
+}
+
+/// `GET /v1/presence`: who among the people the caller shares a conversation with is online
+/// or away right now (a client's starting point; changes then arrive as `presence` frames).
+struct PresenceController: RouteCollection {
+    let presence: Presence
+    let authentication: AuthenticationMiddleware
+
+    func boot(routes: any RoutesBuilder) throws {
+        routes.grouped(authentication).get("presence", use: list)
+    }
+
+    struct Entry: Content {
+        var userID: String
+        var status: String
+        enum CodingKeys: String, CodingKey {
+            case userID = "user_id"
+            case status
+        }
+    }
+
+    struct Listing: Content {
+        var enabled: Bool
+        var users: [Entry]
+    }
+
+    @Sendable
+    func list(_ request: Request) async throws -> Listing {
+        let principal = try request.principal()
+        guard presence.options.enabled else { return Listing(enabled: false, users: []) }
+        let peers = try await Presence.peers(of: principal.userID, on: request.db)
+        let statuses = await presence.statuses(of: peers)
+        let users = statuses.map { Entry(userID: $0.key.wire, status: $0.value.rawValue) }.sorted { $0.userID < $1.userID }
+        return Listing(enabled: true, users: users)
+    }
+}

@@ -1,0 +1,176 @@
+import Fluent
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import VaporTesting
+@testable import ParleyServer
+
+/// The next frame of `type` (or of any of `types`), skipping heartbeats.
+func nextFrame(_ frames: AsyncStream<EventFrame>, _ types: Set<String>) async throws -> EventFrame {
+    let frame = try await within(30, "a frame of type \(types.sorted())") { () -> EventFrame? in
+        for await frame in frames where types.contains(frame.type) { return frame }
+        return nil
+    }
+    return try #require(frame, "the stream ended")
+}
+
+extension EventFrame {
+    var presence: (user: String, status: String)? {
+        guard type == "presence" else { return nil }
+        struct Payload: Decodable { let user_id: String; let status: String }
+        return (try? JSONDecoder().decode(Payload.self, from: Data(data.utf8))).map { ($0.user_id, $0.status) }
+    }
+}
+
+@Suite("Presence")
+struct PresenceTests {
+    static func presence(_ app: Application) throws -> Presence {
+        try #require(app.storage[PresenceKey.self])
+    }
+
+    @Test("a WebSocket makes its user online to the people they share a conversation with; away, back, and offline when it closes")
+    func overWebSocket() async throws {
+        try await withParley({ $0.presenceGrace = .zero }) { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben"), eve = try await app.user("eve")
+            _ = try await app.conversation(ann, members: [ben])
+            let hub = try RealtimeTests.hub(app)
+            let anns = try await hub.subscribe(userID: UUID(uuidString: ann.id)!)
+            let eves = try await hub.subscribe(userID: UUID(uuidString: eve.id)!)
+            let port = try await RealtimeTests.serve(app)
+            do {
+                try await Self.webSocketChecks(app, port: port, ann: ann, ben: ben, eve: eve, anns: anns, eves: eves)
+            } catch {
+                await app.server.shutdown()
+                throw error
+            }
+            await app.server.shutdown()
+        }
+    }
+
+    static func webSocketChecks(_ app: Application, port: Int, ann: TestUser, ben: TestUser, eve: TestUser,
+                                anns: EventHub.Subscription, eves: EventHub.Subscription) async throws {
+        do {
+
+            let socket = try await within(30, "the WebSocket handshake") {
+                try await withCheckedThrowingContinuation { (connected: CheckedContinuation<WebSocket, any Error>) in
+                    WebSocket.connect(to: "ws://127.0.0.1:\(port)/v1/events", headers: ["Authorization": "Bearer \(ben.token)"],
+                                      on: MultiThreadedEventLoopGroup.singleton) { ws in connected.resume(returning: ws) }
+                        .whenFailure { connected.resume(throwing: $0) }
+                }
+            }
+            var frame = try await nextFrame(anns.frames, ["presence"])
+            #expect(frame.presence?.user == ben.id && frame.presence?.status == "online")
+            #expect(frame.id == nil && frame.conversationID == nil)
+
+            let listing = try await app.send(.GET, "v1/presence", token: ann.token)
+            #expect(listing.status == .ok)
+            #expect(listing.object["enabled"] as? Bool == true)
+            #expect((listing.object["users"] as? [[String: Any]])?.map { $0["user_id"] as? String } == [ben.id])
+            #expect((listing.object["users"] as? [[String: Any]])?.first?["status"] as? String == "online")
+            let evesView = try await app.send(.GET, "v1/presence", token: eve.token)
+            #expect((evesView.object["users"] as? [Any])?.isEmpty == true, "Eve shares no conversation with Ben")
+
+            try await socket.send(#"{"type":"presence","status":"away"}"#)
+            frame = try await nextFrame(anns.frames, ["presence"])
+            #expect(frame.presence?.status == "away")
+            try await socket.send(#"{"type":"presence","status":"online"}"#)
+            frame = try await nextFrame(anns.frames, ["presence"])
+            #expect(frame.presence?.status == "online")
+            try await socket.close()
+            frame = try await nextFrame(anns.frames, ["presence"])
+            #expect(frame.presence?.status == "offline")
+
+            // Eve heard none of it: the first thing she gets is her own conversation.
+            let own = try await app.conversation(eve, title: "Eve's")
+            #expect(try await nextFrame(eves.frames, ["presence", "conversation.created", "member.joined"]).conversationID == own)
+        }
+    }
+
+    @Test("a client that drops and reconnects within the grace period is never shown offline, however often it flaps")
+    func flapping() async throws {
+        try await withParley({ $0.presenceGrace = .seconds(3600) }) { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let id = try await app.conversation(ann, members: [ben])
+            let benID = UUID(uuidString: ben.id)!
+            let hub = try RealtimeTests.hub(app), presence = try Self.presence(app)
+            let anns = try await hub.subscribe(userID: UUID(uuidString: ann.id)!)
+            var connection = await presence.connect(userID: benID)
+            #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "online")
+            for _ in 1...50 {
+                await presence.disconnect(connection, userID: benID)
+                connection = await presence.connect(userID: benID)
+            }
+            // The next frame Ann gets is the typing sent after all that, not a presence change.
+            try await app.send(.POST, "v1/conversations/\(id)/typing", token: ben.token)
+            #expect(try await nextFrame(anns.frames, ["presence", "typing"]).type == "typing")
+        }
+    }
+
+    @Test("presence switched off: no frames, and the listing says so")
+    func switchedOff() async throws {
+        try await withParley({ $0.presenceEnabled = false }) { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let id = try await app.conversation(ann, members: [ben])
+            let hub = try RealtimeTests.hub(app), presence = try Self.presence(app)
+            let anns = try await hub.subscribe(userID: UUID(uuidString: ann.id)!)
+            _ = await presence.connect(userID: UUID(uuidString: ben.id)!)
+            try await app.send(.POST, "v1/conversations/\(id)/typing", token: ben.token)
+            #expect(try await nextFrame(anns.frames, ["presence", "typing"]).type == "typing")
+            let listing = try await app.send(.GET, "v1/presence", token: ann.token)
+            #expect(listing.object["enabled"] as? Bool == false)
+            #expect(try Settings.load(from: ["PARLEY_PRESENCE": "false"]).presenceEnabled == false)
+            #expect(throws: SettingsError.self) { try Settings.load(from: ["PARLEY_PRESENCE": "maybe"]) }
+        }
+    }
+
+    @Test("users on another node count, the best status wins, and a node that goes silent takes its users offline")
+    func otherNodes() async throws {
+        try await withParley { app, context in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            _ = try await app.conversation(ann, members: [ben])
+            let benID = UUID(uuidString: ben.id)!
+            let hub = try RealtimeTests.hub(app), presence = try Self.presence(app)
+            let anns = try await hub.subscribe(userID: UUID(uuidString: ann.id)!)
+            let elsewhere = UUID()
+            await presence.receive(PresenceBatch(node: elsewhere, users: [ben.id: .away]))
+            #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "away")
+            // Ben also opens a connection here: online beats away.
+            let here = await presence.connect(userID: benID)
+            #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "online")
+            await presence.disconnect(here, userID: benID)
+            // The other node still has him away once the grace period is over.
+            #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "away")
+            // That node stops talking (it was killed): after three heartbeats it is dropped.
+            await presence.tick()
+            context.clock.advance(by: TimeInterval(context.settings.heartbeatInterval.components.seconds * 3 + 1))
+            await presence.tick()
+            #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "offline")
+        }
+    }
+
+    @Test("two nodes on one PostgreSQL database: a connection to one shows its user online to a subscriber of the other",
+          .enabled(if: TestDatabase.postgresURL != nil))
+    func twoNodes() async throws {
+        try await withParley({ $0.presenceGrace = .zero }) { app, context in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            _ = try await app.conversation(ann, members: [ben])
+            try await app.asyncBoot()
+            let other = try await Application.make(.testing)
+            do {
+                try await configure(other, settings: context.settings, clock: context.clock.appClock)
+                try await other.asyncBoot()
+                let anns = try await RealtimeTests.hub(other).subscribe(userID: UUID(uuidString: ann.id)!)
+                let presence = try Self.presence(app)
+                let connection = await presence.connect(userID: UUID(uuidString: ben.id)!)
+                #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "online")
+                await presence.disconnect(connection, userID: UUID(uuidString: ben.id)!)
+                #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "offline")
+            } catch {
+                try? await other.asyncShutdown()
+                throw error
+            }
+            try await other.asyncShutdown()
+        }
+    }
+}
