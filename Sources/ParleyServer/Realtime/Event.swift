@@ -32,6 +32,19 @@ final class Event: Model, @unchecked Sendable {
     }
 }
 
+/// An event as the hub and replay read it: decoded straight from a row, without Fluent's
+/// model machinery (the hub reads every event).
+struct StoredEvent: Decodable, Sendable {
+    let id: Int
+    let conversation_id: UUID
+    let user_id: UUID?
+    let type: String
+    let payload: String
+    let created_at: Date
+
+    static let columns: SQLQueryString = "id, conversation_id, user_id, type, payload, created_at"
+}
+
 enum EventType: String, Codable, Sendable, CaseIterable {
     case conversationCreated = "conversation.created"
     case conversationUpdated = "conversation.updated"
@@ -69,6 +82,13 @@ enum EventLog {
             // Delivered to every node's listener when this transaction commits.
             try await sql.raw("SELECT pg_notify('parley_events', '')").run()
         }
-        try await Event(conversationID: conversationID, userID: userID, type: type, payload: json, at: now).create(on: db)
+        guard let sql = db as? any SQLDatabase else {
+            return try await Event(conversationID: conversationID, userID: userID, type: type, payload: json, at: now).create(on: db)
+        }
+        // Plain SQL: this runs for every change, and Fluent's model reflection costs more than the insert.
+        try await sql.raw("""
+            INSERT INTO events (conversation_id, user_id, type, payload, created_at)
+            VALUES (\(bind: conversationID), \(bind: userID), \(bind: type.rawValue), \(bind: json), \(bind: now))
+            """).run()
     }
 }

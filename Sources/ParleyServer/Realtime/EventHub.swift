@@ -24,6 +24,10 @@ struct EventFrame: Sendable {
         self.init(id: event.id, type: event.type, conversationID: event.conversationID.wire, data: event.payload, at: event.createdAt)
     }
 
+    init(_ event: StoredEvent) {
+        self.init(id: event.id, type: event.type, conversationID: event.conversation_id.wire, data: event.payload, at: event.created_at)
+    }
+
     /// For frames without an `id` that move the client's cursor (`resync_required`): the SSE
     /// `id:` line, so `EventSource` resumes from here.
     var resumeID: Int?
@@ -198,13 +202,13 @@ actor EventHub {
             pumpAgain = false
             do {
                 while true {
-                    let batch = try await Event.query(on: database())
-                        .filter(\.$id > lastID)
-                        .sort(\.$id)
-                        .limit(500)
-                        .all()
-                    if batch.isEmpty { break }
+                    guard let sql = try database() as? any SQLDatabase else { return }
+                    let batch = try await sql.raw(
+                        "SELECT \(StoredEvent.columns) FROM events WHERE id > \(bind: lastID) ORDER BY id LIMIT \(unsafeRaw: String(Self.batchSize))"
+                    ).all(decoding: StoredEvent.self)
                     for event in batch { try await dispatch(event) }
+                    // A short batch was the end of the log (anything newer brings its own notify).
+                    if batch.count < Self.batchSize { break }
                 }
             } catch {
                 logger.error("event hub could not read events", metadata: ["error": .string(String(describing: error))])
@@ -213,29 +217,31 @@ actor EventHub {
         } while pumpAgain
     }
 
-    private func dispatch(_ event: Event) async throws {
-        guard let id = event.id else { return }
+    static let batchSize = 500
+
+    private func dispatch(_ event: StoredEvent) async throws {
+        let id = event.id
         // The position moves only once the event is delivered: a subscriber that registers
         // while this method waits below must get it live, not by replay.
         defer { lastID = id }
         let frame = EventFrame(event)
-        if let only = event.userID {
+        if let only = event.user_id {
             for (key, subscriber) in subscribers where subscriber.userID == only {
                 deliver(frame, to: key, subscriber)
             }
             return
         }
-        var audience = try await membersOf(event.conversationID, before: id)
-        let subject = Self.subject(of: event)
+        var audience = try await membersOf(event.conversation_id, before: id)
+        let subject = Self.subject(of: event.payload)
         switch event.type {
         case EventType.memberJoined.rawValue:
             if let subject { audience.insert(subject) }
-            members[event.conversationID] = audience
+            members[event.conversation_id] = audience
         case EventType.memberLeft.rawValue:
             // The one who left hears of it, then nothing more.
-            if let subject { members[event.conversationID]?.remove(subject) }
+            if let subject { members[event.conversation_id]?.remove(subject) }
         case EventType.conversationDeleted.rawValue:
-            members[event.conversationID] = []
+            members[event.conversation_id] = []
         default:
             break
         }
@@ -269,15 +275,14 @@ actor EventHub {
         var set = Set(rows.compactMap(\.user_id))
         let horizon = rows.first?.horizon ?? eventID
         if horizon >= eventID {
-            let later = try await Event.query(on: db)
-                .filter(\.$conversationID == conversationID)
-                .filter(\.$id >= eventID)
-                .filter(\.$id <= horizon)
-                .filter(\.$type ~~ [EventType.memberJoined.rawValue, EventType.memberLeft.rawValue])
-                .sort(\.$id, .descending)
-                .all()
+            let later = try await sql.raw("""
+                SELECT \(StoredEvent.columns) FROM events
+                WHERE conversation_id = \(bind: conversationID) AND id >= \(bind: eventID) AND id <= \(bind: horizon)
+                  AND type IN (\(bind: EventType.memberJoined.rawValue), \(bind: EventType.memberLeft.rawValue))
+                ORDER BY id DESC
+                """).all(decoding: StoredEvent.self)
             for event in later {
-                guard let subject = Self.subject(of: event) else { continue }
+                guard let subject = Self.subject(of: event.payload) else { continue }
                 if event.type == EventType.memberJoined.rawValue { set.remove(subject) } else { set.insert(subject) }
             }
         }
@@ -285,9 +290,9 @@ actor EventHub {
         return set
     }
 
-    private static func subject(of event: Event) -> UUID? {
+    private static func subject(of json: String) -> UUID? {
         struct Payload: Decodable { let user_id: String? }
-        guard let payload = try? JSONDecoder().decode(Payload.self, from: Data(event.payload.utf8)) else { return nil }
+        guard let payload = try? JSONDecoder().decode(Payload.self, from: Data(json.utf8)) else { return nil }
         return payload.user_id.flatMap(UUID.init(uuidString:))
     }
 }
