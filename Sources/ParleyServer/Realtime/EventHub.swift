@@ -5,12 +5,15 @@ import Vapor
 /// One frame of the event stream, as sent over WebSocket and SSE.
 /// Stored events carry their `id`; ephemeral frames (heartbeat) have none.
 struct EventFrame: Sendable {
-    var id: Int?
-    var type: String
-    var conversationID: String?
+    let id: Int?
+    let type: String
+    let conversationID: String?
     /// The event's payload, already JSON.
-    var data: String
-    var at: Date
+    let data: String
+    let at: Date
+
+    /// The frame as JSON, built once however many connections it goes to.
+    let text: String
 
     init(id: Int?, type: String, conversationID: String?, data: String, at: Date) {
         self.id = id
@@ -18,6 +21,7 @@ struct EventFrame: Sendable {
         self.conversationID = conversationID
         self.data = data
         self.at = at
+        self.text = Self.encode(id: id, type: type, conversationID: conversationID, data: data, at: at)
     }
 
     init(_ event: Event) {
@@ -45,13 +49,15 @@ struct EventFrame: Sendable {
     }
 
     /// `{id, type, conversation_id, data, at}` as one line of JSON.
-    func json() -> String {
+    func json() -> String { text }
+
+    private static func encode(id: Int?, type: String, conversationID: String?, data: String, at: Date) -> String {
         var out = "{"
         if let id { out += "\"id\":\(id)," }
-        out += "\"type\":" + Self.quoted(type)
-        if let conversationID { out += ",\"conversation_id\":" + Self.quoted(conversationID) }
+        out += "\"type\":" + quoted(type)
+        if let conversationID { out += ",\"conversation_id\":" + quoted(conversationID) }
         out += ",\"data\":" + data
-        out += ",\"at\":" + Self.quoted(at.formatted(.iso8601))
+        out += ",\"at\":" + quoted(at.formatted(.iso8601))
         return out + "}"
     }
 
