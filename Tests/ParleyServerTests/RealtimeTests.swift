@@ -187,6 +187,54 @@ struct RealtimeTests {
         }
     }
 
+    @Test("live delivery and replay agree on who sees each event, through creation, joins and leaves")
+    func liveAndReplayAgree() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben"), cat = try await app.user("cat")
+            let users = [ann, ben, cat]
+            let hub = try Self.hub(app)
+            var subscriptions: [EventHub.Subscription] = []
+            for user in users { subscriptions.append(try await hub.subscribe(userID: UUID(uuidString: user.id)!)) }
+            let start = subscriptions.map(\.startID).min()!
+
+            let id = try await app.conversation(ann, members: [ben])
+            try await app.post("one", in: id, by: ann)
+            try await app.send(.POST, "v1/conversations/\(id)/members", json: #"{"user_id":"\#(cat.id)"}"#, token: ann.token)
+            try await app.post("two", in: id, by: ben)
+            try await app.send(.DELETE, "v1/conversations/\(id)/members/\(ben.id)", token: ann.token)
+            try await app.post("three", in: id, by: cat)
+            let other = try await app.conversation(ben, title: "Ben's")   // the last event: everyone's stream ends before it
+            _ = other
+            let end = try await EventHub.maxEventID(on: app.db)
+
+            for (user, subscription) in zip(users, subscriptions) {
+                let userID = UUID(uuidString: user.id)!
+                let expectsOwn = user.id == ben.id
+                let live = try await take(subscription.frames) { frames in
+                    expectsOwn ? frames.last?.conversationID == other && frames.last?.type == "conversation.created"
+                        : frames.last?.seq == 3 && frames.last?.conversationID == id
+                }
+                var replayed: [EventFrame] = []
+                try await RealtimeController.replay(userID: userID, after: start, upTo: end, on: app.db) { replayed.append($0) }
+                if !expectsOwn { replayed = Array(replayed.prefix(live.count)) }
+                #expect(live.compactMap(\.id) == replayed.compactMap(\.id), "\(user.id): live \(live.map(\.type)) vs replay \(replayed.map(\.type))")
+                await hub.unsubscribe(subscription.id)
+            }
+            // And what each saw makes sense: Ben's own leaving is his last event of it, Cat
+            // starts with her joining, everyone saw the conversation being created or joined.
+            let bens = try await Self.replayTypes(ben, in: id, after: start, upTo: end, app)
+            #expect(bens == ["member.joined", "conversation.created", "message.created", "member.joined", "message.created", "member.left"])
+            let cats = try await Self.replayTypes(cat, in: id, after: start, upTo: end, app)
+            #expect(cats == ["member.joined", "message.created", "member.left", "message.created"])
+        }
+    }
+
+    static func replayTypes(_ user: TestUser, in conversation: String, after start: Int, upTo end: Int, _ app: Application) async throws -> [String] {
+        var frames: [EventFrame] = []
+        try await RealtimeController.replay(userID: UUID(uuidString: user.id)!, after: start, upTo: end, on: app.db) { frames.append($0) }
+        return frames.filter { $0.conversationID == conversation }.map(\.type)
+    }
+
     @Test("a subscriber that falls behind is cut off instead of growing the server's memory")
     func slowSubscriber() async throws {
         try await withParley({ $0.eventBufferSize = 16 }) { app, _ in

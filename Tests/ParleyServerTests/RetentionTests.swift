@@ -52,7 +52,7 @@ struct RetentionTests {
             let deleted = try await Self.retention(app, batch: 3).prune(on: app.db)
             #expect(deleted == old.count + 2, "the conversation's creation, its owner's joining and the seven old messages")
             let left = try await Event.query(on: app.db).all()
-            #expect(left.map(\.type) == ["conversation.created", "member.joined", "message.created"])
+            #expect(left.map(\.type) == ["member.joined", "conversation.created", "message.created"])
             #expect(try await EventTicket.query(on: app.db).count() == 0)
             let sql = try #require(app.db as? any SQLDatabase)
             struct Row: Decodable { let pruned_through: Int }
@@ -91,7 +91,7 @@ struct RetentionTests {
             // Exactly at the cut: everything after it is still stored, so it replays.
             let fresh = try await hub.subscribe(userID: benID)
             let replayed = try await feedFrames(userID: benID, since: old.last!, subscription: fresh, on: app.db) { $0.count == 4 }
-            #expect(replayed.map(\.type) == ["conversation.created", "member.joined", "message.created", "message.created"])
+            #expect(replayed.map(\.type) == ["member.joined", "conversation.created", "message.created", "message.created"])
             #expect(replayed.compactMap(\.seq) == [1, 2])
             await hub.unsubscribe(fresh.id)
 

@@ -443,9 +443,6 @@ def test_a_refused_websocket_upgrade_does_not_stall_later_requests(cluster):
     assert outcomes == expected, [o for o, e in zip(outcomes, expected) if o != e]
 
 
-@pytest.mark.xfail(strict=True, reason="server: live delivery computes a conversation's audience as it was "
-                   "before each event, replay from current membership; so a live client never gets "
-                   "conversation.created (nor member.joined events older than its own), a replay does")
 def test_live_delivery_and_replay_agree_on_a_new_conversation(cluster):
     """What a client connected while a conversation is created receives live equals what a
     replay from since=0 gives afterwards (the promise of exact resume)."""
@@ -599,18 +596,15 @@ def test_no_message_lost_or_repeated_when_a_node_is_killed(cluster):
                 [(m["id"], m["body"]) for m in history[name]], f"{client.name} in {name}: not the stored messages"
 
     # The clients of one user (WebSocket and SSE, on different nodes) saw the same log: the
-    # one a fresh replay from the database gives now. Not compared: the setup's
-    # conversation.created and member.joined events, which a client gets from its first replay
-    # or, when its node's hub was still behind, live, and the two disagree on those today (see
-    # test_live_delivery_and_replay_agree_on_a_new_conversation).
-    setup_types = {"conversation.created", "member.joined"}
+    # one a fresh replay from the database gives now (live delivery and replay follow the same
+    # rule; see test_live_delivery_and_replay_agree_on_a_new_conversation).
     for i in range(len(u)):
         mine = [c for c in clients if c.user_index == i]
-        frames = {c.name: {f["id"]: f for f in c.snapshot() if f["type"] not in setup_types} for c in mine}
+        frames = {c.name: {f["id"]: f for f in c.snapshot()} for c in mine}
         every = {}
         for seen in frames.values():
             every.update(seen)
-        frames["replay"] = {f["id"]: f for f in replay(nginx, u[i], until=max(every)) if f["type"] not in setup_types}
+        frames["replay"] = {f["id"]: f for f in replay(nginx, u[i], until=max(every))}
         every.update(frames["replay"])
         differences = {name: [_summary(every[id_]) for id_ in sorted(set(every) - set(seen))]
                        for name, seen in frames.items() if set(seen) != set(every)}

@@ -180,13 +180,15 @@ struct ConversationService: Sendable {
                 for memberID in others {
                     try await Membership(conversationID: conversationID, userID: memberID, role: .member, at: now).create(on: tx)
                 }
-                let dto = try ConversationDTO(conversation, membership: nil)
-                try await EventLog.record(.conversationCreated, conversationID: conversationID, payload: dto, at: now, on: tx)
+                // The members join first, so the conversation's creation, like every later event,
+                // goes to the members it has at that point (live and on replay alike).
                 for memberID in [creatorID] + others {
                     try await EventLog.record(.memberJoined, conversationID: conversationID,
                                               payload: MemberEvent(userID: memberID.wire, role: memberID == creatorID ? ownerRole : .member),
                                               at: now, on: tx)
                 }
+                let dto = try ConversationDTO(conversation, membership: nil)
+                try await EventLog.record(.conversationCreated, conversationID: conversationID, payload: dto, at: now, on: tx)
             }
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true && directKey != nil {
             // Another request created the same pair first: return theirs.

@@ -136,12 +136,18 @@ actor EventHub {
 
     func subscribe(userID: UUID) async throws -> Subscription {
         try await start()
-        if idle, !pumping {
-            // Nothing was read while nobody listened: catch up on the position, and forget
-            // memberships that may have changed meanwhile.
-            lastID = try await Self.maxEventID(on: database())
-            members.removeAll()
-            idle = false
+        // Nothing was read while nobody listened: catch up on the position (and forget
+        // memberships that may have changed meanwhile) before registering. Subscribers that
+        // arrive together share one catch-up, and none registers until it is done, so no
+        // stale position is handed out or written back.
+        while idle {
+            if let catchUp {
+                try await catchUp.value
+            } else {
+                let task = Task { try await self.catchUpPosition() }
+                catchUp = task
+                try await task.value
+            }
         }
         let id = UUID()
         let (stream, continuation) = AsyncStream<EventFrame>.makeStream(bufferingPolicy: .bufferingOldest(bufferSize))
@@ -150,6 +156,18 @@ actor EventHub {
             Task { await self?.unsubscribe(id) }
         }
         return Subscription(id: id, startID: lastID, frames: stream)
+    }
+
+    private var catchUp: Task<Void, any Error>?
+
+    private func catchUpPosition() async throws {
+        defer { catchUp = nil }
+        let position = try await Self.maxEventID(on: database())
+        // Pumps do nothing while idle, so nothing moved the position meanwhile.
+        lastID = position
+        members.removeAll()
+        idle = false
+        notify()
     }
 
     func unsubscribe(_ id: UUID) {
@@ -296,7 +314,8 @@ actor EventHub {
         return set
     }
 
-    private static func subject(of json: String) -> UUID? {
+    /// The user a member event is about.
+    static func subject(of json: String) -> UUID? {
         struct Payload: Decodable { let user_id: String? }
         guard let payload = try? JSONDecoder().decode(Payload.self, from: Data(json.utf8)) else { return nil }
         return payload.user_id.flatMap(UUID.init(uuidString:))

@@ -42,6 +42,13 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                     state.withLockedValue { $0.connection = connection }
                     attempt = 0
                     let hub = self.hub, presence = self.presence
+                    // Every way out closes the connection, even when cancelled before it
+                    // listens (postgres-nio asserts on a connection freed while open).
+                    let closeConnection = { [state] in
+                        state.withLockedValue { $0.connection = nil }
+                        try? await connection.close()
+                    }
+                    do {
                     try await connection.listen(on: Self.channel) { notifications in
                         try await connection.listen(on: Self.presenceChannel) { presenceNotes in
                             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -64,7 +71,11 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                             }
                         }
                     }
-                    try? await connection.close()
+                    } catch {
+                        await closeConnection()
+                        throw error
+                    }
+                    await closeConnection()
                 } catch {
                     if Task.isCancelled { break }
                     attempt += 1

@@ -1,5 +1,6 @@
 import Fluent
 import NIOConcurrencyHelpers
+import SQLKit
 import Vapor
 
 /// `GET /v1/events` (WebSocket) and `GET /v1/events/stream` (Server-Sent Events): every event
@@ -202,26 +203,60 @@ struct RealtimeController: RouteCollection {
         }
     }
 
-    /// Stored events after `since` up to `end` that the user may see, oldest first.
+    /// Stored events after `since` up to `end` that the user may see, oldest first, by the
+    /// same rule as live delivery: an event goes to the members a conversation has when it
+    /// happens. A member's own `member.joined` is their first event of it and their own
+    /// `member.left` their last, so membership is followed through the range, starting from
+    /// what it was at `since` (worked out from the user's own member events after it).
     static func replay(userID: UUID, after since: Int, upTo end: Int, on db: any Database,
                        _ emit: (EventFrame) async throws -> Void) async throws {
+        guard since < end, let sql = db as? any SQLDatabase else { return }
+        let joined = EventType.memberJoined.rawValue, left = EventType.memberLeft.rawValue
+        // The user's own joins and leaves after `since` (the LIKE only narrows; the payload decides).
+        struct Own: Decodable { let id: Int; let conversation_id: UUID; let type: String; let payload: String }
+        let own = try await sql.raw("""
+            SELECT id, conversation_id, type, payload FROM events
+            WHERE id > \(bind: since) AND type IN (\(bind: joined), \(bind: left))
+              AND payload LIKE \(bind: "%\"user_id\":\"\(userID.wire)\"%")
+            ORDER BY id
+            """).all(decoding: Own.self).filter { EventHub.subject(of: $0.payload) == userID }
+        struct Current: Decodable { let conversation_id: UUID }
+        var member: [UUID: Bool] = [:]
+        for row in try await sql.raw("SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID)").all(decoding: Current.self) {
+            member[row.conversation_id] = true
+        }
+        var decided = Set<UUID>()
+        for event in own where decided.insert(event.conversation_id).inserted {
+            // The first own member event after `since` says what the user was before it.
+            member[event.conversation_id] = event.type == left
+        }
+        let extra = Set(own.map(\.conversation_id))
         var cursor = since
         while cursor < end {
-            let batch = try await Event.query(on: db)
-                .filter(\.$id > cursor)
-                .filter(\.$id <= end)
-                .group(.or) { or in
-                    or.filter(\.$userID == userID)
-                    or.group(.and) { and in
-                        and.filter(\.$userID == nil)
-                        and.filter(.sql(embed: "\(ident: "conversation_id") IN (SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID))"))
-                    }
-                }
-                .sort(\.$id)
-                .limit(500)
-                .all()
+            var scope: SQLQueryString = "conversation_id IN (SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID))"
+            if !extra.isEmpty {
+                scope = scope + " OR conversation_id IN (" + extra.map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ") + ")"
+            }
+            let head: SQLQueryString = """
+                SELECT \(StoredEvent.columns) FROM events
+                WHERE id > \(bind: cursor) AND id <= \(bind: end)
+                  AND (user_id = \(bind: userID) OR (user_id IS NULL AND (
+                """
+            let tail: SQLQueryString = "))) ORDER BY id LIMIT 500"
+            let batch = try await sql.raw(head + scope + tail).all(decoding: StoredEvent.self)
             guard let last = batch.last?.id else { return }
-            for event in batch { try await emit(EventFrame(event)) }
+            for event in batch {
+                if event.user_id != nil {
+                    try await emit(EventFrame(event))
+                    continue
+                }
+                let conversation = event.conversation_id
+                let subject = event.type == joined || event.type == left ? EventHub.subject(of: event.payload) : nil
+                if event.type == joined, subject == userID { member[conversation] = true }
+                if member[conversation] == true { try await emit(EventFrame(event)) }
+                if event.type == left, subject == userID { member[conversation] = false }
+                if event.type == EventType.conversationDeleted.rawValue { member[conversation] = false }
+            }
             cursor = last
         }
     }
