@@ -78,7 +78,9 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         // Other nodes' commits and presence reach this node through LISTEN/NOTIFY.
         let configuration = try DatabaseSetup.postgresConfiguration(url).coreConfiguration
         await presence.connectBus(PostgresEventListener.presenceSender(databases: databases, eventLoops: eventLoops, logger: hubLogger))
-        app.lifecycle.use(PostgresEventListener(configuration: configuration, hub: hub, presence: presence, logger: app.logger))
+        let listener = PostgresEventListener(configuration: configuration, hub: hub, presence: presence, logger: app.logger)
+        app.storage[PostgresEventListenerKey.self] = listener
+        app.lifecycle.use(listener)
     }
 
     try routes(app, accounts: accounts, chat: chat, hub: hub, presence: presence, metrics: metrics)
@@ -129,6 +131,7 @@ struct WritesKey: StorageKey { typealias Value = Writes }
 struct EventHubKey: StorageKey { typealias Value = EventHub }
 struct EventRetentionKey: StorageKey { typealias Value = EventRetention }
 struct PresenceKey: StorageKey { typealias Value = Presence }
+struct PostgresEventListenerKey: StorageKey { typealias Value = PostgresEventListener }
 
 extension Application {
     public var settings: Settings {

@@ -155,22 +155,32 @@ struct PresenceTests {
         try await withParley({ $0.presenceGrace = .zero }) { app, context in
             let ann = try await app.user("ann"), ben = try await app.user("ben")
             _ = try await app.conversation(ann, members: [ben])
-            try await app.asyncBoot()
-            let other = try await Application.make(.testing)
+            // Two serving nodes on the test's database, booted as `parley serve` boots them.
+            var nodes: [Application] = []
             do {
-                try await configure(other, settings: context.settings, clock: context.clock.appClock)
-                try await other.asyncBoot()
-                let anns = try await RealtimeTests.hub(other).subscribe(userID: UUID(uuidString: ann.id)!)
-                let presence = try Self.presence(app)
+                for _ in 0..<2 {
+                    let node = try await Application.make(.testing)
+                    nodes.append(node)
+                    try await configure(node, settings: context.settings, clock: context.clock.appClock)
+                    try await node.asyncBoot()
+                }
+                // Both listen before anything is said: this test is about the live path (a
+                // node that starts listening later learns the state from hello/announce).
+                let listeners = try nodes.map { try #require($0.storage[PostgresEventListenerKey.self]) }
+                try await within(60, "both nodes' listeners") {
+                    while !listeners.allSatisfy(\.isListening), !Task.isCancelled { await Task.yield() }
+                }
+                let anns = try await RealtimeTests.hub(nodes[1]).subscribe(userID: UUID(uuidString: ann.id)!)
+                let presence = try Self.presence(nodes[0])
                 let connection = await presence.connect(userID: UUID(uuidString: ben.id)!)
                 #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "online")
                 await presence.disconnect(connection, userID: UUID(uuidString: ben.id)!)
                 #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "offline")
             } catch {
-                try? await other.asyncShutdown()
+                for node in nodes { try? await node.asyncShutdown() }
                 throw error
             }
-            try await other.asyncShutdown()
+            for node in nodes { try await node.asyncShutdown() }
         }
     }
 }

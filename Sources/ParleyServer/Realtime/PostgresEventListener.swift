@@ -24,6 +24,10 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
     private let presence: Presence
     private let logger: Logger
     private let state = NIOLockedValueBox<(task: Task<Void, Never>?, connection: PostgresConnection?)>((nil, nil))
+    private let listening = NIOLockedValueBox(false)
+
+    /// Whether both channels are being listened to right now.
+    var isListening: Bool { listening.withLockedValue { $0 } }
 
     init(configuration: PostgresConnection.Configuration, hub: EventHub, presence: Presence, logger: Logger) {
         self.configuration = configuration
@@ -41,10 +45,11 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                     let connection = try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: logger).get()
                     state.withLockedValue { $0.connection = connection }
                     attempt = 0
-                    let hub = self.hub, presence = self.presence
+                    let hub = self.hub, presence = self.presence, listening = self.listening
                     // Every way out closes the connection, even when cancelled before it
                     // listens (postgres-nio asserts on a connection freed while open).
-                    let closeConnection = { [state] in
+                    let closeConnection = { [state, listening] in
+                        listening.withLockedValue { $0 = false }
                         state.withLockedValue { $0.connection = nil }
                         try? await connection.close()
                     }
@@ -58,6 +63,7 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                                     for try await _ in notifications { hub.notify() }
                                 }
                                 group.addTask {
+                                    listening.withLockedValue { $0 = true }
                                     await presence.announceAll(hello: true)
                                     let decoder = JSONDecoder()
                                     for try await note in presenceNotes {
