@@ -121,6 +121,9 @@ struct PresenceTests {
             #expect(listing.object["enabled"] as? Bool == false)
             #expect(try Settings.load(from: ["PARLEY_PRESENCE": "false"]).presenceEnabled == false)
             #expect(throws: SettingsError.self) { try Settings.load(from: ["PARLEY_PRESENCE": "maybe"]) }
+            #expect(try Settings.load(from: ["PARLEY_PRESENCE_GRACE": "30"]).presenceGrace == .seconds(30))
+            #expect(throws: SettingsError.self) { try Settings.load(from: ["PARLEY_PRESENCE_GRACE": "-1"]) }
+            #expect(throws: SettingsError.self) { try Settings.load(from: ["PARLEY_PRESENCE_GRACE": "soon"]) }
         }
     }
 
