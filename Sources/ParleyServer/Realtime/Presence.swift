@@ -112,15 +112,10 @@ actor Presence {
         var delay: Duration = .zero
         if local(userID) == .offline { delay = options.grace }
         if let last = announcedAt[userID] { delay = max(delay, last + options.minimumInterval - now) }
-        if delay <= .zero, local(userID) != .offline {
-            // Coming online is said at once.
-            Task { await flush(userID) }
-            scheduled.insert(userID)
-            return
-        }
         scheduled.insert(userID)
         Task {
-            try? await Task.sleep(for: delay)
+            // Coming online (with no recent announcement) is said at once.
+            if delay > .zero { try? await Task.sleep(for: delay) }
             await flush(userID)
         }
     }

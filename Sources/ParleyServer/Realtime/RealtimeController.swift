@@ -231,12 +231,12 @@ struct RealtimeController: RouteCollection {
             member[event.conversation_id] = event.type == left
         }
         let extra = Set(own.map(\.conversation_id))
+        var scope: SQLQueryString = "conversation_id IN (SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID))"
+        if !extra.isEmpty {
+            scope = scope + " OR conversation_id IN (" + extra.map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ") + ")"
+        }
         var cursor = since
         while cursor < end {
-            var scope: SQLQueryString = "conversation_id IN (SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID))"
-            if !extra.isEmpty {
-                scope = scope + " OR conversation_id IN (" + extra.map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ") + ")"
-            }
             let head: SQLQueryString = """
                 SELECT \(StoredEvent.columns) FROM events
                 WHERE id > \(bind: cursor) AND id <= \(bind: end)
