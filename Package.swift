@@ -7,11 +7,14 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "parley",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "parley", targets: ["parley"]),
         .library(name: "ParleyServer", targets: ["ParleyServer"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
+        .library(name: "AgentGraph", targets: ["AgentGraph"]),
+        .library(name: "AgentGraphSQL", targets: ["AgentGraphSQL"]),
+        .executable(name: "agentgraph-bench", targets: ["agentgraph-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/vapor.git", from: "4.115.0"),
@@ -23,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/vapor/websocket-kit.git", from: "2.16.2"),
@@ -60,6 +65,40 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A LangGraph-class graph runtime: Foundation only, no server or database code.
+        .target(
+            name: "AgentGraph",
+            swiftSettings: swiftSettings
+        ),
+        // AgentGraph's checkpointer and store over SQLKit: SQLite and PostgreSQL alike.
+        .target(
+            name: "AgentGraphSQL",
+            dependencies: [
+                "AgentGraph",
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "agentgraph-bench",
+            dependencies: [
+                "AgentGraph",
+                "AgentGraphSQL",
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AgentGraphTests",
+            dependencies: [
+                "AgentGraph",
+                "AgentGraphSQL",
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,170 @@
+import Foundation
+import Synchronization
+
+/// Settings of one run.
+public struct RunConfig: Sendable {
+    /// The thread whose checkpoints the run reads and writes. Needed with a checkpointer.
+    public var threadID: String?
+    /// Resume or replay from this checkpoint instead of the thread's latest.
+    public var checkpointID: Int64?
+    /// Steps one run may take before it fails with `.recursionLimit`.
+    public var recursionLimit: Int = 25
+    public var durability: Durability = .async
+    /// Values for nodes to read (model names, user ids…), like LangGraph's `configurable`.
+    public var configurable: [String: JSONValue] = [:]
+    /// How long a run holds its thread without storing a checkpoint before another run may
+    /// take it over (after a crash, say). A running node renews it.
+    public var leaseDuration: Duration = .seconds(60)
+    public var environment: RunEnvironment = .live
+
+    public init(
+        threadID: String? = nil, checkpointID: Int64? = nil, recursionLimit: Int = 25,
+        durability: Durability = .async, configurable: [String: JSONValue] = [:]
+    ) {
+        self.threadID = threadID
+        self.checkpointID = checkpointID
+        self.recursionLimit = recursionLimit
+        self.durability = durability
+        self.configurable = configurable
+    }
+}
+
+/// The clock, the backoff sleep and the jitter source, injectable for tests.
+public struct RunEnvironment: Sendable {
+    public var now: @Sendable () -> Date
+    public var sleep: @Sendable (Duration) async throws -> Void
+    public var random: @Sendable () -> Double
+
+    public init(
+        now: @escaping @Sendable () -> Date,
+        sleep: @escaping @Sendable (Duration) async throws -> Void,
+        random: @escaping @Sendable () -> Double
+    ) {
+        self.now = now
+        self.sleep = sleep
+        self.random = random
+    }
+
+    public static let live = RunEnvironment(
+        now: { Date() },
+        sleep: { try await Task.sleep(for: $0) },
+        random: { Double.random(in: 0..<1) }
+    )
+}
+
+/// What a run shares with its nodes and subgraphs.
+final class RunScope: Sendable {
+    let config: RunConfig
+    let runID: String
+    let writer: CheckpointWriter?
+    let store: (any GraphStore)?
+    let sink: ChunkSink
+
+    init(config: RunConfig, runID: String, writer: CheckpointWriter?, store: (any GraphStore)?, sink: ChunkSink) {
+        self.config = config
+        self.runID = runID
+        self.writer = writer
+        self.store = store
+        self.sink = sink
+    }
+}
+
+/// Results of `context.task` and the resume values of one task, kept across its retries
+/// and, through checkpoints, across resumes.
+final class TaskMemory: Sendable {
+    struct Contents {
+        var results: [String: JSONValue]
+        var resumes: [JSONValue]
+        var taskCalls: [String: Int] = [:]
+        var interruptCalls = 0
+    }
+
+    let contents: Mutex<Contents>
+
+    init(results: [String: JSONValue], resumes: [JSONValue]) {
+        contents = Mutex(Contents(results: results, resumes: resumes))
+    }
+
+    /// Called at the start of each attempt: counters restart, results stay.
+    func restart() {
+        contents.withLock {
+            $0.taskCalls = [:]
+            $0.interruptCalls = 0
+        }
+    }
+
+    var results: [String: JSONValue] { contents.withLock { $0.results } }
+    var resumes: [JSONValue] { contents.withLock { $0.resumes } }
+}
+
+/// A failure that made a node's fallback run.
+public struct NodeFailure: Sendable {
+    public let node: String
+    public let error: any Error
+}
+
+/// What a node sees besides the state: the run's settings, where it is, the store, a way to
+/// stream output, to interrupt, and to wrap side effects so a resume does not repeat them.
+public struct NodeContext: Sendable {
+    public let node: String
+    public let taskID: String
+    public let step: Int
+    /// The checkpoint namespace: "" in the top graph.
+    public let namespace: String
+    /// 1 for the first attempt, then counting retries.
+    public let attempt: Int
+    /// Set when this node runs as another node's fallback.
+    public let failure: NodeFailure?
+    let scope: RunScope
+    let memory: TaskMemory
+
+    public var config: RunConfig { scope.config }
+    public var store: (any GraphStore)? { scope.store }
+
+    /// Streams text (an LLM delta, say) to consumers in `.tokens` mode.
+    public func write(token: String) {
+        guard scope.sink.wants(.tokens) else { return }
+        scope.sink.send?(.token(token, node: node, namespace: namespace))
+    }
+
+    /// Streams any value to consumers in `.custom` mode.
+    public func emit(_ value: some Encodable & Sendable) {
+        guard scope.sink.wants(.custom), let json = try? JSONValue(encoding: value) else { return }
+        scope.sink.send?(.custom(json, node: node, namespace: namespace))
+    }
+
+    /// Stops the run, saving a checkpoint, and hands `payload` to the caller. When the run is
+    /// resumed with a value, the node runs again from its start and this call returns that
+    /// value instead. The n-th call in a node gets the n-th resume value.
+    public func interrupt<R: Decodable>(_ payload: some Encodable & Sendable, resumeAs: R.Type = JSONValue.self) throws -> R {
+        let resume: JSONValue? = memory.contents.withLock { contents in
+            defer { contents.interruptCalls += 1 }
+            return contents.interruptCalls < contents.resumes.count ? contents.resumes[contents.interruptCalls] : nil
+        }
+        if let resume { return try resume.decode(as: R.self) }
+        throw NodeInterrupt(payloads: [try JSONValue(encoding: payload)])
+    }
+
+    /// Runs `body` once for this task: its result is checkpointed, and when the node runs
+    /// again (a retry, or a resume after an interrupt) the stored result is returned without
+    /// running `body`. Name each side effect; repeated names count as separate calls.
+    public func task<R: Codable & Sendable>(_ name: String, _ body: () async throws -> R) async throws -> R {
+        let key: String = memory.contents.withLock { contents in
+            let count = contents.taskCalls[name, default: 0]
+            contents.taskCalls[name] = count + 1
+            return count == 0 ? name : "\(name)#\(count)"
+        }
+        if let stored = memory.contents.withLock({ $0.results[key] }) {
+            return try stored.decode(as: R.self)
+        }
+        let result = try await body()
+        let json = try JSONValue(encoding: result)
+        memory.contents.withLock { $0.results[key] = json }
+        return result
+    }
+
+    /// A configurable value, decoded.
+    public func configurable<T: Decodable>(_ key: String, as type: T.Type = T.self) throws -> T? {
+        try config.configurable[key].map { try $0.decode(as: T.self) }
+    }
+}

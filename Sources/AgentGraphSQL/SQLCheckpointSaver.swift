@@ -1,0 +1,215 @@
+import AgentGraph
+import Foundation
+import SQLKit
+
+/// AgentGraph checkpoints in SQL, through SQLKit: the same code on SQLite and PostgreSQL.
+///
+/// Tables (created by `prepare()`, prefixed by `tablePrefix`):
+/// - `<prefix>threads`: one row per thread with its version (the last checkpoint id) and the
+///   lease of the run that holds it;
+/// - `<prefix>checkpoints`: one row per checkpoint; `body` holds the step's writes as JSON,
+///   `snapshot` a full state only where a chain starts.
+///
+/// Writes are transactions that check the thread's version and lease, so a run that lost its
+/// thread cannot overwrite another's checkpoints.
+public final class SQLCheckpointSaver: CheckpointSaver {
+    let database: any SQLDatabase
+    let threads: String
+    let checkpoints: String
+    let gate: TransactionGate?
+
+    /// - Parameters:
+    ///   - database: any SQLKit database. With a single SQLite connection, transactions are
+    ///     serialised here, since one connection cannot hold two at once.
+    ///   - tablePrefix: prepended to the table names.
+    public init(database: any SQLDatabase, tablePrefix: String = "agentgraph_") {
+        self.database = database
+        self.threads = tablePrefix + "threads"
+        self.checkpoints = tablePrefix + "checkpoints"
+        self.gate = database.dialect.name == "sqlite" ? TransactionGate() : nil
+    }
+
+    /// Creates the tables and index if they do not exist.
+    public func prepare() async throws {
+        try await database.create(table: threads).ifNotExists()
+            .column("thread_id", type: .text, .primaryKey(autoIncrement: false))
+            .column("version", type: .bigint, .notNull)
+            .column("run_id", type: .text)
+            .column("lease_until", type: .custom(SQLRaw("DOUBLE PRECISION")), .notNull)
+            .run()
+        try await database.create(table: checkpoints).ifNotExists()
+            .column("thread_id", type: .text, .notNull)
+            .column("namespace", type: .text, .notNull)
+            .column("id", type: .bigint, .notNull)
+            .column("parent_id", type: .bigint)
+            .column("step", type: .bigint, .notNull)
+            .column("source", type: .text, .notNull)
+            .column("created_at", type: .custom(SQLRaw("DOUBLE PRECISION")), .notNull)
+            .column("snapshot", type: .blob)
+            .column("body", type: .blob, .notNull)
+            .primaryKey("thread_id", "id")
+            .run()
+        try await database.raw("""
+            CREATE INDEX IF NOT EXISTS \(ident: checkpoints + "_namespace") ON \(ident: checkpoints) (thread_id, namespace, id)
+            """).run()
+    }
+
+    public func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
+        try await database.raw("""
+            INSERT INTO \(ident: threads) (thread_id, version, run_id, lease_until)
+            VALUES (\(bind: thread), 0, NULL, 0) ON CONFLICT (thread_id) DO NOTHING
+            """).run()
+        let row = try await database.raw("""
+            UPDATE \(ident: threads) SET run_id = \(bind: runID), lease_until = \(bind: leaseUntil.timeIntervalSince1970)
+            WHERE thread_id = \(bind: thread)
+              AND (run_id IS NULL OR run_id = \(bind: runID) OR lease_until <= \(bind: now.timeIntervalSince1970))
+            RETURNING version
+            """).first()
+        guard let row else { throw CheckpointConflict.busy }
+        return try row.decode(column: "version", as: Int64.self)
+    }
+
+    public func put(
+        _ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date
+    ) async throws {
+        let newVersion = records.last?.id ?? expectedVersion
+        try await transaction { db in
+            let row = try await db.raw("""
+                UPDATE \(ident: self.threads) SET version = \(bind: newVersion), lease_until = \(bind: leaseUntil.timeIntervalSince1970)
+                WHERE thread_id = \(bind: thread) AND run_id = \(bind: runID) AND version = \(bind: expectedVersion)
+                RETURNING version
+                """).first()
+            guard row != nil else { throw CheckpointConflict.versionMismatch }
+            // Nine binds a row: 100 rows stay far below every driver's bind limit.
+            for start in stride(from: 0, to: records.count, by: 100) {
+                var insert = db.insert(into: self.checkpoints)
+                    .columns("thread_id", "namespace", "id", "parent_id", "step", "source", "created_at", "snapshot", "body")
+                for record in records[start..<min(start + 100, records.count)] {
+                    insert = insert.values(
+                        SQLBind(record.threadID), SQLBind(record.namespace), SQLBind(record.id), SQLBind(record.parentID),
+                        SQLBind(Int64(record.step)), SQLBind(record.source), SQLBind(record.createdAt.timeIntervalSince1970),
+                        SQLBind(record.snapshot), SQLBind(record.body)
+                    )
+                }
+                try await insert.run()
+            }
+        }
+    }
+
+    public func release(thread: String, runID: String) async throws {
+        try await database.raw("""
+            UPDATE \(ident: threads) SET run_id = NULL, lease_until = 0
+            WHERE thread_id = \(bind: thread) AND run_id = \(bind: runID)
+            """).run()
+    }
+
+    public func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
+        try await database.raw("""
+            SELECT id, parent_id, step, source, created_at, snapshot, body FROM \(ident: checkpoints)
+            WHERE thread_id = \(bind: thread) AND namespace = \(bind: namespace) ORDER BY id
+            """).all().map { row in
+            CheckpointRecord(
+                threadID: thread, namespace: namespace,
+                id: try row.decode(column: "id", as: Int64.self),
+                parentID: try row.decode(column: "parent_id", as: Int64?.self),
+                step: Int(try row.decode(column: "step", as: Int64.self)),
+                source: try row.decode(column: "source", as: String.self),
+                createdAt: Date(timeIntervalSince1970: try row.decode(column: "created_at", as: Double.self)),
+                snapshot: try row.decode(column: "snapshot", as: Data?.self),
+                body: try row.decode(column: "body", as: Data.self)
+            )
+        }
+    }
+
+    public func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws {
+        try await transaction { db in
+            for (id, snapshot) in snapshots {
+                try await db.raw("""
+                    UPDATE \(ident: self.checkpoints) SET snapshot = \(bind: snapshot)
+                    WHERE thread_id = \(bind: thread) AND id = \(bind: id)
+                    """).run()
+            }
+            for start in stride(from: 0, to: deleting.count, by: 500) {
+                try await db.delete(from: self.checkpoints)
+                    .where("thread_id", .equal, thread)
+                    .where("namespace", .equal, namespace)
+                    .where("id", .in, Array(deleting[start..<min(start + 500, deleting.count)]))
+                    .run()
+            }
+        }
+    }
+
+    public func deleteThread(_ thread: String) async throws {
+        try await transaction { db in
+            try await db.delete(from: self.checkpoints).where("thread_id", .equal, thread).run()
+            try await db.delete(from: self.threads).where("thread_id", .equal, thread).run()
+        }
+    }
+
+    /// Storage figures for a thread: rows, and bytes of body and snapshot data.
+    public func usage(thread: String) async throws -> (rows: Int, bodyBytes: Int, snapshotBytes: Int) {
+        let row = try await database.raw("""
+            SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(body)), 0) AS body, COALESCE(SUM(LENGTH(snapshot)), 0) AS snapshot
+            FROM \(ident: checkpoints) WHERE thread_id = \(bind: thread)
+            """).first()
+        guard let row else { return (0, 0, 0) }
+        return (
+            Int(try row.decode(column: "n", as: Int64.self)),
+            Int(try row.decode(column: "body", as: Int64.self)),
+            Int(try row.decode(column: "snapshot", as: Int64.self))
+        )
+    }
+
+    func transaction(_ body: @escaping @Sendable (any SQLDatabase) async throws -> Void) async throws {
+        try await TransactionGate.run(gate) {
+            try await self.database.withSession { db in
+                let sqlite = db.dialect.name == "sqlite"
+                // IMMEDIATE takes SQLite's write lock up front, so two writers queue instead of deadlocking.
+                try await db.raw(sqlite ? "BEGIN IMMEDIATE" : "BEGIN").run()
+                do {
+                    try await body(db)
+                    try await db.raw("COMMIT").run()
+                } catch {
+                    try? await db.raw("ROLLBACK").run()
+                    throw error
+                }
+            }
+        }
+    }
+}
+
+/// Runs one transaction at a time over a shared SQLite connection, in arrival order.
+/// Hand-written: none of the listed packages offers an async FIFO lock.
+actor TransactionGate {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    static func run<T: Sendable>(_ gate: TransactionGate?, _ body: @Sendable () async throws -> T) async throws -> T {
+        guard let gate else { return try await body() }
+        await gate.enter()
+        do {
+            let result = try await body()
+            await gate.leave()
+            return result
+        } catch {
+            await gate.leave()
+            throw error
+        }
+    }
+
+    private func enter() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    private func leave() {
+        if waiters.isEmpty {
+            busy = false
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
