@@ -101,6 +101,11 @@ final class TestDatabase: Sendable {
         }
     }
 
+    /// Closes the connection and keeps the file, as a process that exits would.
+    func disconnect() async {
+        try? await close()
+    }
+
     func shutdown() async {
         try? await close()
         if let path {
