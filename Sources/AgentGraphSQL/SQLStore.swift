@@ -80,11 +80,12 @@ public final class SQLStore: GraphStore {
         let space = try Self.encode(prefix)
         let now = self.now().timeIntervalSince1970
         let nested = prefix.isEmpty ? "" : space + Self.separator
+        let inPrefix: SQLQueryString = prefix.isEmpty ? "1 = 1" : """
+            (namespace = \(bind: space) OR substr(namespace, 1, CAST(\(bind: nested.unicodeScalars.count) AS INTEGER)) = \(bind: nested))
+            """
         let rows = try await database.raw("""
             SELECT namespace, key, value, created_at, updated_at, expires_at, embedding FROM \(ident: table)
-            WHERE (\(bind: prefix.isEmpty) OR namespace = \(bind: space)
-                   OR substr(namespace, 1, \(bind: nested.unicodeScalars.count)) = \(bind: nested))
-              AND (expires_at IS NULL OR expires_at > \(bind: now))
+            WHERE \(inPrefix) AND (expires_at IS NULL OR expires_at > \(bind: now))
             """).all()
         var candidates: [(item: StoreItem, vector: [Float]?)] = []
         for row in rows {
