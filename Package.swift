@@ -71,7 +71,7 @@ let package = Package(
         // A LangGraph-class graph runtime: Foundation only, no server or database code.
         .target(
             name: "AgentGraph",
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
         ),
         // AgentGraph's checkpointer and store over SQLKit: SQLite and PostgreSQL alike.
         .target(

@@ -137,30 +137,28 @@ public enum WriteCodingKey: String, CodingKey {
 
 /// A write as checkpointed: which node wrote which field, and the value it wrote.
 struct EncodedWrite<S: GraphState>: Codable, Sendable {
-    let node: String
-    let write: StateUpdate<S>.Write
+    let write: NodeWrite
 
-    init(node: String, write: StateUpdate<S>.Write) {
-        self.node = node
+    init(_ write: NodeWrite) {
         self.write = write
     }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: WriteCodingKey.self)
-        node = try container.decode(String.self, forKey: .node)
+        let node = try container.decode(String.self, forKey: .node)
         let name = try container.decode(String.self, forKey: .field)
         guard let index = S.schema.indexByName[name] else {
             throw GraphError(.corruptCheckpoint("field '\(name)' is not in the state's schema"))
         }
-        write = StateUpdate<S>.Write(field: index, value: try S.schema.fields[index].decodeValue(container))
+        write = NodeWrite(node: node, write: FieldWrite(field: index, value: try S.schema.fields[index].decodeValue(container)))
     }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: WriteCodingKey.self)
-        try container.encode(node, forKey: .node)
-        let field = S.schema.fields[write.field]
+        try container.encode(write.node, forKey: .node)
+        let field = S.schema.fields[write.write.field]
         try container.encode(field.name, forKey: .field)
-        try field.encodeValue(write.value, &container)
+        try field.encodeValue(write.write.value, &container)
     }
 }
 

@@ -59,7 +59,7 @@ public struct StateSnapshot<S: GraphState>: Sendable {
         next = loaded.body.next.map(\.node)
         interrupts = loaded.body.interrupts ?? []
         var writers: [String] = []
-        for write in loaded.body.writes where writers.last != write.node { writers.append(write.node) }
+        for write in loaded.body.writes where writers.last != write.write.node { writers.append(write.write.node) }
         self.writers = writers
         error = loaded.body.error
         namespace = loaded.record.namespace
@@ -241,7 +241,7 @@ public final class CompiledGraph<S: GraphState>: Sendable {
         environment: RunEnvironment = .live
     ) async throws -> Int64 {
         let saver = try requireSaver(thread)
-        if let asNode, asNode != START, definition.nodes[asNode] == nil {
+        if let asNode, asNode != START, definition.node(asNode) == nil {
             throw GraphError(.invalidRoute("no node named '\(asNode)'"), thread: thread)
         }
         let runID = UUID().uuidString
@@ -306,12 +306,12 @@ extension Runner {
         headID = base.record.id
         let writes = try forkWrites(update, asNode: asNode ?? "__update__")
         step += 1
-        if let asNode {
+        if let asNode, let index = definition.index[asNode] {
             var targets = Targets()
-            try await collectRoutes(from: asNode, update: update, into: &targets)
-            next = targets.tasks(order: definition.order, step: step + 1)
+            try await collectRoutes(from: index, name: asNode, goto: update.goto, into: &targets)
+            next = targets.tasks(definition, step: step + 1)
         } else {
-            next = base.body.next.map(PlannedTask.init)
+            next = try tasks(from: base.body.next)
         }
         try await checkpoint(source: "update", writes: writes)
         try await scope.writer?.flush()

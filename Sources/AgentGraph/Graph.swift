@@ -324,39 +324,45 @@ public struct StateGraph<S: GraphState>: Sendable {
     }
 }
 
-/// The compiled, indexed form of a graph that the runner walks.
+/// The compiled, indexed form of a graph that the runner walks. Nodes are numbered in the
+/// order they were added (ties in a step are broken by it); START is number `count`, END -1.
 struct GraphDefinition<S: GraphState>: Sendable {
-    let nodes: [String: NodeSpec<S>]
-    /// Node names in the order they were added: ties in a step are broken by it.
-    let order: [String: Int]
-    let edges: [String: [String]]
-    let conditional: [String: [ConditionalEdge<S>]]
-    let defaults: NodePolicy
+    let specs: [NodeSpec<S>]
+    let index: [String: Int]
+    /// Static successors per node (and START), END as -1.
+    let successors: [[Int]]
+    let routers: [[ConditionalEdge<S>]]
+    let policies: [NodePolicy]
     let interruptBefore: Set<String>
     let interruptAfter: Set<String>
 
+    var count: Int { specs.count }
+    var start: Int { specs.count }
+
     init(_ graph: StateGraph<S>, interruptBefore: Set<String>, interruptAfter: Set<String>) {
-        var nodes: [String: NodeSpec<S>] = [:]
-        var order: [String: Int] = [:]
-        for (index, node) in graph.nodes.enumerated() {
-            nodes[node.name] = node
-            order[node.name] = index
+        specs = graph.nodes
+        var index: [String: Int] = [:]
+        for (position, node) in graph.nodes.enumerated() { index[node.name] = position }
+        index[START] = graph.nodes.count
+        self.index = index
+        var successors = [[Int]](repeating: [], count: graph.nodes.count + 1)
+        for edge in graph.edges {
+            guard let from = index[edge.from] else { continue }
+            successors[from].append(edge.to == END ? -1 : index[edge.to] ?? -1)
         }
-        order[END] = graph.nodes.count
-        self.nodes = nodes
-        self.order = order
-        var edges: [String: [String]] = [:]
-        for edge in graph.edges { edges[edge.from, default: []].append(edge.to) }
-        self.edges = edges
-        var conditional: [String: [ConditionalEdge<S>]] = [:]
-        for (from, edge) in graph.conditional { conditional[from, default: []].append(edge) }
-        self.conditional = conditional
-        self.defaults = graph.defaults
+        self.successors = successors
+        var routers = [[ConditionalEdge<S>]](repeating: [], count: graph.nodes.count + 1)
+        for (from, edge) in graph.conditional {
+            if let from = index[from] { routers[from].append(edge) }
+        }
+        self.routers = routers
+        policies = graph.nodes.map { $0.policy?.overriding(graph.defaults) ?? graph.defaults }
         self.interruptBefore = interruptBefore
         self.interruptAfter = interruptAfter
     }
 
-    func policy(for node: String) -> NodePolicy {
-        nodes[node]?.policy?.overriding(defaults) ?? defaults
+    func node(_ name: String) -> Int? {
+        guard let position = index[name], position < specs.count else { return nil }
+        return position
     }
 }

@@ -1,35 +1,62 @@
 import Foundation
 
-/// A task of a step: a node to run, with its `Send` payload if it has one.
+/// A task of a step: a node to run, with its `Send` payload if it has one. Its id
+/// ("node@step", "node@step#n" for the n-th send) is built only when needed.
 struct PlannedTask: Sendable {
     let node: String
-    let id: String
+    /// The node's number in the graph definition.
+    let index: Int
+    let step: Int
+    let send: Int?
     let payload: Payload?
+    private let restoredID: String?
+
+    init(node: String, index: Int, step: Int, send: Int?, payload: Payload?) {
+        self.node = node
+        self.index = index
+        self.step = step
+        self.send = send
+        self.payload = payload
+        self.restoredID = nil
+    }
+
+    init(_ record: TaskRecord, index: Int) {
+        node = record.node
+        self.index = index
+        step = 0
+        send = record.payload == nil ? nil : 0
+        payload = record.payload.map(Payload.init(json:))
+        restoredID = record.id
+    }
+
+    var id: String {
+        if let restoredID { return restoredID }
+        guard let send else { return "\(node)@\(step)" }
+        return "\(node)@\(step)#\(send)"
+    }
 
     var record: TaskRecord {
         get throws { TaskRecord(node: node, id: id, payload: try payload?.encoded()) }
     }
 
-    init(node: String, id: String, payload: Payload?) {
-        self.node = node
-        self.id = id
-        self.payload = payload
-    }
-
-    init(_ record: TaskRecord) {
-        self.init(node: record.node, id: record.id, payload: record.payload.map(Payload.init(json:)))
-    }
-
     /// How errors name this task: the node, and which send it was.
     var label: String {
+        let id = self.id
         guard payload != nil, let hash = id.lastIndex(of: "#") else { return node }
         return "\(node) (send \(id[id.index(after: hash)...]))"
     }
 }
 
-enum TaskOutcome<S: GraphState>: Sendable {
-    /// `node` is the node whose update this is: the task's, or its fallback's.
-    case done(node: String, update: StateUpdate<S>)
+/// What a finished task wrote: `node` is the node whose update this is (the task's, or its
+/// fallback's).
+struct FinishedTask: Sendable {
+    let node: String
+    let writes: [FieldWrite]
+    let goto: [Route]
+}
+
+enum TaskOutcome: Sendable {
+    case done(FinishedTask)
     case interrupted([JSONValue])
     case failed(node: String, error: any Error)
 }
@@ -43,11 +70,9 @@ struct TaskRunner<S: GraphState>: Sendable {
     let step: Int
     let state: S
 
-    func run(_ task: PlannedTask, memory: TaskMemory) async -> TaskOutcome<S> {
-        guard let spec = definition.nodes[task.node] else {
-            return .failed(node: task.node, error: GraphError(.invalidRoute("no node named '\(task.node)'")))
-        }
-        let policy = definition.policy(for: task.node)
+    func run(_ task: PlannedTask, memory: TaskMemory) async -> TaskOutcome {
+        let spec = definition.specs[task.index]
+        let policy = definition.policies[task.index]
         let environment = scope.config.environment
         var cacheKey: String?
         if let cachePolicy = policy.cache {
@@ -55,7 +80,7 @@ struct TaskRunner<S: GraphState>: Sendable {
             if let key = cacheKey, let data = await cache.get(key, now: environment.now()),
                let update = try? decodeCached(data) {
                 debug(.taskFinished(node: task.node, taskID: task.id, step: step, namespace: namespace, duration: .zero, outcome: "cached"))
-                return .done(node: task.node, update: update)
+                return .done(FinishedTask(node: task.node, writes: update.writes, goto: update.goto))
             }
             _ = cachePolicy
         }
@@ -71,7 +96,7 @@ struct TaskRunner<S: GraphState>: Sendable {
                 if let key = cacheKey, let data = try? encodeCached(update, node: task.node) {
                     await cache.set(key, data, expiresAt: policy.cache?.ttl.map { environment.now().addingTimeInterval($0.seconds) })
                 }
-                return .done(node: task.node, update: update)
+                return .done(FinishedTask(node: task.node, writes: update.writes, goto: update.goto))
             } catch let interrupt as NodeInterrupt {
                 return .interrupted(interrupt.payloads)
             } catch {
@@ -84,15 +109,17 @@ struct TaskRunner<S: GraphState>: Sendable {
                     attempt += 1
                     continue
                 }
-                if let fallback = policy.fallback, fallback != task.node, let fallbackSpec = definition.nodes[fallback],
+                if let fallback = policy.fallback, fallback != task.node, let fallbackIndex = definition.node(fallback),
                    !(error is CancellationError), !Task.isCancelled {
                     let context = NodeContext(
                         node: fallback, taskID: task.id, step: step, namespace: namespace, attempt: 1,
                         failure: NodeFailure(node: task.node, error: error), scope: scope, memory: memory
                     )
                     do {
-                        let update = try await invoke(fallbackSpec, task: task, context: context, timeout: definition.policy(for: fallback).timeout)
-                        return .done(node: fallback, update: update)
+                        let update = try await invoke(
+                            definition.specs[fallbackIndex], task: task, context: context, timeout: definition.policies[fallbackIndex].timeout
+                        )
+                        return .done(FinishedTask(node: fallback, writes: update.writes, goto: update.goto))
                     } catch let interrupt as NodeInterrupt {
                         return .interrupted(interrupt.payloads)
                     } catch {
@@ -164,7 +191,7 @@ struct TaskRunner<S: GraphState>: Sendable {
     private func encodeCached(_ update: StateUpdate<S>, node: String) throws -> Data {
         try JSONCoding.encoder.encode(PendingRecord<S>(
             task: "", node: node,
-            writes: update.writes.map { EncodedWrite(node: node, write: $0) },
+            writes: update.writes.map { EncodedWrite(NodeWrite(node: node, write: $0)) },
             goto: update.goto.map { try TaskRecord(node: $0.node, id: "", payload: $0.payload?.encoded()) }
         ))
     }
@@ -177,7 +204,7 @@ struct TaskRunner<S: GraphState>: Sendable {
 extension PendingRecord {
     var update: StateUpdate<S> {
         var update = StateUpdate<S>()
-        update.writes = writes.map(\.write)
+        update.writes = writes.map(\.write.write)
         update.goto = goto.map { Route(node: $0.node, payload: $0.payload.map(Payload.init(json:))) }
         return update
     }
@@ -268,12 +295,41 @@ enum CheckpointReader<S: GraphState> {
         let fields = S.schema.fields
         for write in writes {
             do {
-                try fields[write.write.field].reduce(&state, write.write.value)
+                try fields[write.write.write.field].reduce(&state, write.write.write.value)
             } catch {
-                throw GraphError(.corruptCheckpoint("checkpoint \(record.id): \(error)"), node: write.node, thread: record.threadID)
+                throw GraphError(.corruptCheckpoint("checkpoint \(record.id): \(error)"), node: write.write.node, thread: record.threadID)
             }
         }
         return state
+    }
+}
+
+/// A write with the node that made it, in merge order.
+struct NodeWrite: Sendable {
+    let node: String
+    let write: FieldWrite
+}
+
+/// The next step's tasks as routes are followed: nodes at most once each, in node order,
+/// then sends in the order they were made.
+struct Targets {
+    var nodes: [Int] = []
+    var sends: [(Int, String, Payload)] = []
+
+    mutating func add(_ index: Int) {
+        if index >= 0, !nodes.contains(index) { nodes.append(index) }
+    }
+
+    func tasks<S>(_ definition: GraphDefinition<S>, step: Int) -> [PlannedTask] {
+        var tasks: [PlannedTask] = []
+        tasks.reserveCapacity(nodes.count + sends.count)
+        for index in nodes.sorted() {
+            tasks.append(PlannedTask(node: definition.specs[index].name, index: index, step: step, send: nil, payload: nil))
+        }
+        for (position, send) in sends.enumerated() {
+            tasks.append(PlannedTask(node: send.1, index: send.0, step: step, send: position, payload: send.2))
+        }
+        return tasks
     }
 }
 
@@ -288,16 +344,19 @@ final class Runner<S: GraphState> {
     let namespace: String
     let emit: (@Sendable (GraphEvent<S>) -> Void)?
     let modes: StreamMode
+    let reducers: [StateField<S>]
 
     var state = S()
     var step = -2
     var headID: Int64?
     var next: [PlannedTask] = []
-    var pending: [String: PendingRecord<S>] = [:]
+    /// Tasks of the current step that a checkpoint says already finished.
+    var pending: [String: FinishedTask] = [:]
     var memories: [String: TaskMemory] = [:]
     var skipBreakpointBefore = false
     /// A subgraph called afresh ignores its namespace's earlier checkpoints.
     var startFresh = false
+    private var stepsRun = 0
 
     init(
         definition: GraphDefinition<S>, cache: any NodeCache, saver: (any CheckpointSaver)?, scope: RunScope,
@@ -310,14 +369,25 @@ final class Runner<S: GraphState> {
         self.namespace = namespace
         self.emit = emit
         self.modes = modes
+        self.reducers = S.schema.fields
     }
 
     var thread: String? { scope.config.threadID }
+    var checkpointing: Bool { saver != nil && scope.writer != nil }
 
-    func error(_ kind: GraphError.Kind, node: String? = nil, underlying: (any Error)? = nil) -> GraphError {
-        var error = GraphError(kind, node: node, step: step, thread: thread, underlying: underlying)
+    func error(_ kind: GraphError.Kind, node: String? = nil, underlying: (any Error)? = nil, step: Int? = nil) -> GraphError {
+        var error = GraphError(kind, node: node, step: step ?? self.step, thread: thread, underlying: underlying)
         error.namespace = namespace
         return error
+    }
+
+    func tasks(from records: [TaskRecord]) throws -> [PlannedTask] {
+        try records.map { record in
+            guard let index = definition.node(record.node) else {
+                throw error(.corruptCheckpoint("the checkpoint schedules '\(record.node)', which this graph does not have"))
+            }
+            return PlannedTask(record, index: index)
+        }
     }
 
     // MARK: Starting
@@ -326,7 +396,7 @@ final class Runner<S: GraphState> {
         var base: LoadedCheckpoint<S>?
         if let saver, let thread, !startFresh {
             base = try CheckpointReader<S>.load(try await saver.records(thread: thread, namespace: namespace), id: checkpointID)
-        } else if checkpointID != nil {
+        } else if checkpointID != nil, saver == nil {
             throw error(.noCheckpointer)
         }
         if let base {
@@ -337,8 +407,6 @@ final class Runner<S: GraphState> {
         switch input {
         case .update(let update):
             try await start(with: update)
-            try await checkpoint(source: "input", writes: update.writes.map { EncodedWrite(node: "__input__", write: $0) })
-            emitValues()
         case .resume(let value):
             try restore(base, resume: { _ in value })
         case .resumeByID(let values):
@@ -359,21 +427,22 @@ final class Runner<S: GraphState> {
     }
 
     /// Applies an update written outside a step (input, or a state edit) to the state.
-    func forkWrites(_ update: StateUpdate<S>, asNode node: String) throws -> [EncodedWrite<S>] {
+    func forkWrites(_ update: StateUpdate<S>, asNode node: String) throws -> [NodeWrite] {
         for write in update.writes where write.field < 0 { throw error(.undeclaredField, node: node) }
         state = try update.applied(to: state)
-        return update.writes.map { EncodedWrite(node: node, write: $0) }
+        return update.writes.map { NodeWrite(node: node, write: $0) }
     }
 
     private func start(with update: StateUpdate<S>) async throws {
-        _ = try forkWrites(update, asNode: "__input__")
+        let writes = try forkWrites(update, asNode: "__input__")
         step += 1
         pending = [:]
         memories = [:]
-        next = []
         var targets = Targets()
-        try await collectRoutes(from: START, update: StateUpdate(), into: &targets)
-        next = targets.tasks(order: definition.order, step: step + 1)
+        try await collectRoutes(from: definition.start, name: START, goto: [], into: &targets)
+        next = targets.tasks(definition, step: step + 1)
+        try await checkpoint(source: "input", writes: writes)
+        emitValues()
     }
 
     /// Picks up a checkpoint's unfinished step: its tasks, the writes of those that finished,
@@ -381,8 +450,14 @@ final class Runner<S: GraphState> {
     private func restore(_ base: LoadedCheckpoint<S>?, resume: (Interrupt) -> JSONValue?) throws {
         guard let base else { throw error(.invalidResume("the thread has no checkpoint")) }
         let body = base.body
-        next = body.next.map(PlannedTask.init)
-        pending = Dictionary((body.pending ?? []).map { ($0.task, $0) }, uniquingKeysWith: { _, new in new })
+        next = try tasks(from: body.next)
+        pending = [:]
+        for record in body.pending ?? [] {
+            pending[record.task] = FinishedTask(
+                node: record.node, writes: record.writes.map(\.write.write),
+                goto: record.goto.map { Route(node: $0.node, payload: $0.payload.map(Payload.init(json:))) }
+            )
+        }
         var resumes = body.resumes ?? [:]
         let interrupts = body.interrupts ?? []
         var resumedAny = false
@@ -411,15 +486,14 @@ final class Runner<S: GraphState> {
 
     // MARK: The loop
 
-    private var stepsRun = 0
-
     private func loop() async throws -> RunResult<S> {
         while !next.isEmpty {
             try Task.checkCancellation()
             if stepsRun >= scope.config.recursionLimit {
                 throw error(.recursionLimit(scope.config.recursionLimit), node: next.map(\.node).joined(separator: ", "))
             }
-            if !skipBreakpointBefore, let task = next.first(where: { definition.interruptBefore.contains($0.node) }) {
+            if !skipBreakpointBefore, !definition.interruptBefore.isEmpty,
+               let task = next.first(where: { definition.interruptBefore.contains($0.node) }) {
                 let interrupt = Interrupt(
                     id: "\(task.id):before", node: task.node, taskID: task.id, namespace: namespace, kind: .before, payload: nil
                 )
@@ -430,41 +504,41 @@ final class Runner<S: GraphState> {
             let outcomes = await runStep(tasks)
             stepsRun += 1
 
-            var done: [(PlannedTask, String, StateUpdate<S>)] = []
+            var done: [(task: PlannedTask, finished: FinishedTask)] = []
+            done.reserveCapacity(tasks.count)
             var interrupts: [Interrupt] = []
-            var failure: (task: PlannedTask, node: String, error: any Error)?
-            for (task, outcome) in zip(tasks, outcomes) {
-                switch outcome {
-                case .done(let node, let update):
-                    done.append((task, node, update))
+            var failure: (node: String, error: any Error)?
+            for index in tasks.indices {
+                let task = tasks[index]
+                switch outcomes[index] {
+                case .done(let finished):
+                    done.append((task, finished))
                 case .interrupted(let payloads):
-                    for (index, payload) in payloads.enumerated() {
-                        let count = memories[task.id]?.resumes.count ?? 0
+                    let count = memories[task.id]?.resumes.count ?? 0
+                    for (offset, payload) in payloads.enumerated() {
                         interrupts.append(Interrupt(
-                            id: "\(task.id):\(count + index)", node: task.node, taskID: task.id,
+                            id: "\(task.id):\(count + offset)", node: task.node, taskID: task.id,
                             namespace: namespace, kind: .node, payload: payload
                         ))
                     }
                 case .failed(let node, let error):
                     // A sibling's failure cancels the others; report the cause, not the cancellations.
                     if failure == nil || (failure?.error is CancellationError && !(error is CancellationError)) {
-                        failure = (task, node, error)
+                        failure = (node, error)
                     }
                 }
             }
             if let failure {
-                let cause: GraphError
-                if var graphError = failure.error as? GraphError {
-                    graphError.node = graphError.node ?? failure.node
-                    graphError.step = step + 1
-                    graphError.thread = thread
-                    graphError.namespace = namespace
+                var cause: GraphError
+                if let graphError = failure.error as? GraphError {
                     cause = graphError
+                    cause.node = cause.node ?? failure.node
+                    cause.thread = thread
+                    cause.namespace = namespace
                 } else {
-                    var wrapped = error(.nodeFailed, node: failure.node, underlying: failure.error)
-                    wrapped.step = step + 1
-                    cause = wrapped
+                    cause = error(.nodeFailed, node: failure.node, underlying: failure.error)
                 }
+                cause.step = step + 1
                 _ = try? await stop(at: [], done: done, source: "error", failure: cause.description)
                 throw cause
             }
@@ -474,29 +548,33 @@ final class Runner<S: GraphState> {
 
             let writes = try merge(done)
             step += 1
-            pending = [:]
-            memories = [:]
+            if !pending.isEmpty { pending = [:] }
+            if !memories.isEmpty { memories = [:] }
             var targets = Targets()
-            for (_, node, update) in done {
-                try await collectRoutes(from: node, update: update, into: &targets)
+            for (_, finished) in done {
+                guard let index = definition.node(finished.node) else { continue }
+                try await collectRoutes(from: index, name: finished.node, goto: finished.goto, into: &targets)
             }
-            next = targets.tasks(order: definition.order, step: step + 1)
+            next = targets.tasks(definition, step: step + 1)
             try await checkpoint(source: "loop", writes: writes)
             if let emit {
                 if modes.contains(.updates) {
-                    for (task, node, update) in done {
-                        emit(.update(NodeUpdate(node: node, taskID: task.id, step: step, update: update)))
+                    for (task, finished) in done {
+                        var update = StateUpdate<S>()
+                        update.writes = finished.writes
+                        update.goto = finished.goto
+                        emit(.update(NodeUpdate(node: finished.node, taskID: task.id, step: step, update: update)))
                     }
                 }
                 emitValues()
             }
             if !next.isEmpty, !definition.interruptAfter.isEmpty {
-                let after = done.filter { definition.interruptAfter.contains($0.1) }
+                let after = done.filter { definition.interruptAfter.contains($0.finished.node) }
                 if !after.isEmpty {
                     let interrupts = after.map {
-                        Interrupt(id: "\($0.0.id):after", node: $0.1, taskID: $0.0.id, namespace: namespace, kind: .after, payload: nil)
+                        Interrupt(id: "\($0.task.id):after", node: $0.finished.node, taskID: $0.task.id, namespace: namespace, kind: .after, payload: nil)
                     }
-                    return try await stop(at: interrupts, done: [], source: "interrupt", keepStep: true)
+                    return try await stop(at: interrupts, done: [], source: "interrupt")
                 }
             }
         }
@@ -509,27 +587,34 @@ final class Runner<S: GraphState> {
 
     /// Runs a step's tasks, concurrently when there are several, skipping those whose writes a
     /// checkpoint already holds. Outcomes come back in task order.
-    private func runStep(_ tasks: [PlannedTask]) async -> [TaskOutcome<S>] {
+    private func runStep(_ tasks: [PlannedTask]) async -> [TaskOutcome] {
         let runner = TaskRunner(definition: definition, cache: cache, scope: scope, namespace: namespace, step: step + 1, state: state)
-        var outcomes = [TaskOutcome<S>?](repeating: nil, count: tasks.count)
-        var toRun: [Int] = []
-        for (index, task) in tasks.enumerated() {
-            if let done = pending[task.id] {
-                outcomes[index] = .done(node: done.node, update: done.update)
-            } else {
-                toRun.append(index)
-            }
+        // The common case: one task, nothing restored from a checkpoint.
+        if tasks.count == 1, pending.isEmpty, memories.isEmpty {
+            let memory = TaskMemory(results: [:], resumes: [])
+            if checkpointing { memories[tasks[0].id] = memory }
+            return [await runner.run(tasks[0], memory: memory)]
         }
-        let memory = toRun.map { memories[tasks[$0].id] ?? TaskMemory(results: [:], resumes: []) }
-        for (position, index) in toRun.enumerated() { memories[tasks[index].id] = memory[position] }
+        var outcomes = [TaskOutcome?](repeating: nil, count: tasks.count)
+        var toRun: [(index: Int, memory: TaskMemory)] = []
+        toRun.reserveCapacity(tasks.count)
+        let restoring = !pending.isEmpty || !memories.isEmpty
+        for (index, task) in tasks.enumerated() {
+            if restoring, let done = pending[task.id] {
+                outcomes[index] = .done(done)
+                continue
+            }
+            let memory = (restoring ? memories[task.id] : nil) ?? TaskMemory(results: [:], resumes: [])
+            if checkpointing { memories[task.id] = memory }
+            toRun.append((index, memory))
+        }
         if toRun.count == 1 {
-            outcomes[toRun[0]] = await runner.run(tasks[toRun[0]], memory: memory[0])
+            outcomes[toRun[0].index] = await runner.run(tasks[toRun[0].index], memory: toRun[0].memory)
         } else if !toRun.isEmpty {
-            await withTaskGroup(of: (Int, TaskOutcome<S>).self) { group in
-                for (position, index) in toRun.enumerated() {
+            await withTaskGroup(of: (Int, TaskOutcome).self) { group in
+                for (index, memory) in toRun {
                     let task = tasks[index]
-                    let taskMemory = memory[position]
-                    group.addTask { (index, await runner.run(task, memory: taskMemory)) }
+                    group.addTask { (index, await runner.run(task, memory: memory)) }
                 }
                 for await (index, outcome) in group {
                     outcomes[index] = outcome
@@ -540,34 +625,36 @@ final class Runner<S: GraphState> {
         return outcomes.map { $0 ?? .failed(node: "", error: CancellationError()) }
     }
 
-    /// Merges the step's updates in task order; a replace field written by two tasks is an error.
-    private func merge(_ done: [(PlannedTask, String, StateUpdate<S>)]) throws -> [EncodedWrite<S>] {
-        let fields = S.schema.fields
-        var writer: [Int: PlannedTask] = [:]
-        var writes: [EncodedWrite<S>] = []
-        for (task, node, update) in done {
-            for write in update.writes {
-                guard write.field >= 0 else {
-                    var undeclared = error(.undeclaredField, node: node)
-                    undeclared.step = step + 1
-                    throw undeclared
-                }
-                if fields[write.field].isReplace {
-                    if let other = writer[write.field], other.id != task.id {
-                        var conflict = error(.conflictingWrites(field: fields[write.field].name, nodes: [other.label, task.label]), node: "\(other.label), \(task.label)")
-                        conflict.step = step + 1
-                        throw conflict
+    /// Merges the step's updates in task order; a replace field written by two tasks is an
+    /// error. Returns the writes in merge order when checkpointing (they are the checkpoint).
+    private func merge(_ done: [(task: PlannedTask, finished: FinishedTask)]) throws -> [NodeWrite] {
+        let fields = reducers
+        if done.count > 1 {
+            var writer: [Int: Int] = [:]
+            for (position, (task, finished)) in done.enumerated() {
+                for write in finished.writes where write.field >= 0 && fields[write.field].isReplace {
+                    if let other = writer[write.field], other != position {
+                        let first = done[other].task
+                        throw error(
+                            .conflictingWrites(field: fields[write.field].name, nodes: [first.label, task.label]),
+                            node: "\(first.label), \(task.label)", step: step + 1
+                        )
                     }
-                    writer[write.field] = task
+                    writer[write.field] = position
                 }
-                writes.append(EncodedWrite(node: node, write: write))
             }
         }
-        for write in writes {
-            do {
-                try fields[write.write.field].reduce(&state, write.write.value)
-            } catch {
-                throw self.error(.nodeFailed, node: write.node, underlying: error)
+        var writes: [NodeWrite] = []
+        let keep = checkpointing
+        for (_, finished) in done {
+            for write in finished.writes {
+                guard write.field >= 0 else { throw error(.undeclaredField, node: finished.node, step: step + 1) }
+                do {
+                    try fields[write.field].reduce(&state, write.value)
+                } catch {
+                    throw self.error(.nodeFailed, node: finished.node, underlying: error, step: step + 1)
+                }
+                if keep { writes.append(NodeWrite(node: finished.node, write: write)) }
             }
         }
         return writes
@@ -575,60 +662,51 @@ final class Runner<S: GraphState> {
 
     // MARK: Routing
 
-    struct Targets {
-        var nodes: Set<String> = []
-        var sends: [(String, Payload)] = []
-
-        mutating func add(_ route: Route) {
-            if route.node == END { return }
-            if let payload = route.payload {
-                sends.append((route.node, payload))
-            } else {
-                nodes.insert(route.node)
-            }
-        }
-
-        func tasks(order: [String: Int], step: Int) -> [PlannedTask] {
-            let plain = nodes.sorted { order[$0, default: .max] < order[$1, default: .max] }
-                .map { PlannedTask(node: $0, id: "\($0)@\(step)", payload: nil) }
-            let sent = sends.enumerated().map { index, send in
-                PlannedTask(node: send.0, id: "\(send.0)@\(step)#\(index)", payload: send.1)
-            }
-            return plain + sent
-        }
-    }
-
-    func collectRoutes(from node: String, update: StateUpdate<S>, into targets: inout Targets) async throws {
-        for to in definition.edges[node, default: []] { targets.add(Route(to)) }
-        for edge in definition.conditional[node, default: []] {
+    func collectRoutes(from index: Int, name: String, goto: [Route], into targets: inout Targets) async throws {
+        for to in definition.successors[index] { targets.add(to) }
+        for edge in definition.routers[index] {
             let routes: [Route]
             do {
                 routes = try await edge.router(state)
             } catch {
-                throw self.error(.nodeFailed, node: "router after \(node)", underlying: error)
+                throw self.error(.nodeFailed, node: "router after \(name)", underlying: error)
             }
             for route in routes {
                 guard route.node == END || edge.destinations.contains(route.node) else {
-                    throw error(.invalidRoute("the router after '\(node)' returned '\(route.node)', which is not among its destinations \(edge.destinations)"), node: node)
+                    throw error(.invalidRoute("the router after '\(name)' returned '\(route.node)', which is not among its destinations \(edge.destinations)"), node: name)
                 }
-                targets.add(route)
+                try add(route, to: &targets, from: name)
             }
         }
-        let declared = definition.nodes[node]?.destinations ?? []
-        for route in update.goto {
-            guard route.node == END || declared.contains(route.node) else {
-                throw error(.invalidRoute("'\(node)' routed to '\(route.node)', which it does not declare in destinations"), node: node)
+        if !goto.isEmpty {
+            let declared = index < definition.count ? definition.specs[index].destinations : []
+            for route in goto {
+                guard route.node == END || declared.contains(route.node) else {
+                    throw error(.invalidRoute("'\(name)' routed to '\(route.node)', which it does not declare in destinations"), node: name)
+                }
+                try add(route, to: &targets, from: name)
             }
-            targets.add(route)
+        }
+    }
+
+    private func add(_ route: Route, to targets: inout Targets, from name: String) throws {
+        if route.node == END { return }
+        guard let index = definition.node(route.node) else {
+            throw error(.invalidRoute("'\(name)' routed to unknown node '\(route.node)'"), node: name)
+        }
+        if let payload = route.payload {
+            targets.sends.append((index, route.node, payload))
+        } else {
+            targets.add(index)
         }
     }
 
     // MARK: Checkpoints
 
-    func checkpoint(source: String, writes: [EncodedWrite<S>], body extra: ((inout CheckpointBody<S>) -> Void)? = nil) async throws {
-        guard let writer = scope.writer, let thread else { return }
+    func checkpoint(source: String, writes: [NodeWrite], body extra: ((inout CheckpointBody<S>) -> Void)? = nil) async throws {
+        guard let writer = scope.writer, saver != nil, let thread else { return }
         var body = CheckpointBody<S>()
-        body.writes = writes
+        body.writes = writes.map(EncodedWrite.init)
         body.next = try next.map { try $0.record }
         extra?(&body)
         let record = CheckpointRecord(
@@ -644,27 +722,26 @@ final class Runner<S: GraphState> {
     /// Saves a checkpoint for a step that stopped part-way (interrupt, breakpoint or failure):
     /// the same state and tasks, plus what finished tasks wrote, task results and resume values.
     private func stop(
-        at interrupts: [Interrupt], done: [(PlannedTask, String, StateUpdate<S>)], source: String,
-        failure: String? = nil, keepStep: Bool = false
+        at interrupts: [Interrupt], done: [(task: PlannedTask, finished: FinishedTask)], source: String, failure: String? = nil
     ) async throws -> RunResult<S> {
-        var pendingRecords = Array(pending.values)
-        for (task, node, update) in done where pending[task.id] == nil {
-            pendingRecords.append(PendingRecord(
-                task: task.id, node: node,
-                writes: update.writes.filter { $0.field >= 0 }.map { EncodedWrite(node: node, write: $0) },
-                goto: try update.goto.map { try TaskRecord(node: $0.node, id: "", payload: $0.payload?.encoded()) }
-            ))
-        }
-        pendingRecords.sort { $0.task < $1.task }
-        var resumes: [String: [JSONValue]] = [:]
-        var results: [String: [String: JSONValue]] = [:]
-        for (id, memory) in memories {
-            let taskResults = memory.results
-            if !taskResults.isEmpty { results[id] = taskResults }
-            let taskResumes = memory.resumes
-            if !taskResumes.isEmpty { resumes[id] = taskResumes }
-        }
-        if saver != nil, scope.writer != nil {
+        if checkpointing {
+            var pendingRecords: [PendingRecord<S>] = []
+            for (task, finished) in done {
+                pendingRecords.append(PendingRecord(
+                    task: task.id, node: finished.node,
+                    writes: finished.writes.filter { $0.field >= 0 }.map { EncodedWrite(NodeWrite(node: finished.node, write: $0)) },
+                    goto: try finished.goto.map { try TaskRecord(node: $0.node, id: "", payload: $0.payload?.encoded()) }
+                ))
+            }
+            pendingRecords.sort { $0.task < $1.task }
+            var resumes: [String: [JSONValue]] = [:]
+            var results: [String: [String: JSONValue]] = [:]
+            for (id, memory) in memories {
+                let taskResults = memory.results
+                if !taskResults.isEmpty { results[id] = taskResults }
+                let taskResumes = memory.resumes
+                if !taskResumes.isEmpty { resumes[id] = taskResumes }
+            }
             try await checkpoint(source: source, writes: []) { body in
                 body.pending = pendingRecords.isEmpty ? nil : pendingRecords
                 body.interrupts = interrupts.isEmpty ? nil : interrupts

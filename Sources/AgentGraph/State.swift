@@ -161,6 +161,14 @@ public struct StateSchema<S: GraphState>: Sendable, ExpressibleByArrayLiteral {
     }
 }
 
+/// One value written to one field. Not generic over the state, so the runtime's hot path
+/// does not instantiate generic types per step.
+struct FieldWrite: Sendable {
+    /// Index into the schema's fields, or -1 when the key path is not in the schema.
+    let field: Int
+    let value: any Sendable
+}
+
 /// A partial update a node returns: the fields it writes, merged into the state by each
 /// field's reducer at the end of the step.
 ///
@@ -168,13 +176,7 @@ public struct StateSchema<S: GraphState>: Sendable, ExpressibleByArrayLiteral {
 /// return .update(\.messages, [reply]).and(\.toolCalls, 1)
 /// ```
 public struct StateUpdate<S: GraphState>: Sendable {
-    struct Write: Sendable {
-        /// Index into `S.schema.fields`, or -1 when the key path is not in the schema.
-        let field: Int
-        let value: any Sendable
-    }
-
-    var writes: [Write] = []
+    var writes: [FieldWrite] = []
     /// Routing chosen by the node itself (like LangGraph's `Command(goto:)`), followed in
     /// addition to the node's edges. Targets must be declared with `addNode(_:destinations:)`.
     public var goto: [Route] = []
@@ -199,7 +201,7 @@ public struct StateUpdate<S: GraphState>: Sendable {
     }
 
     public mutating func set<V: Sendable>(_ keyPath: WritableKeyPath<S, V>, _ value: V) {
-        writes.append(Write(field: S.schema.indexByPath[KeyPathKey(keyPath)] ?? -1, value: value))
+        writes.append(FieldWrite(field: S.schema.indexByPath[KeyPathKey(keyPath)] ?? -1, value: value))
     }
 
     public func and<V: Sendable>(_ keyPath: WritableKeyPath<S, V>, _ value: V) -> StateUpdate {
