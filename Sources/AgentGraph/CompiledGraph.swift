@@ -309,7 +309,7 @@ extension Runner {
         if let asNode, let index = definition.index[asNode] {
             var targets = Targets()
             try await collectRoutes(from: index, name: asNode, goto: update.goto, into: &targets)
-            next = targets.tasks(definition, step: step + 1)
+            next = targets.tasks(names: definition.names, step: step + 1)
         } else {
             next = try tasks(from: base.body.next)
         }

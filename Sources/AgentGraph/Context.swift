@@ -107,7 +107,13 @@ public struct NodeFailure: Sendable {
 /// stream output, to interrupt, and to wrap side effects so a resume does not repeat them.
 public struct NodeContext: Sendable {
     public let node: String
-    public let taskID: String
+    let taskIDParts: (node: String, send: Int?, restored: String?)
+    /// "node@step", or "node@step#n" for the n-th send of a step.
+    public var taskID: String {
+        if let restored = taskIDParts.restored { return restored }
+        guard let send = taskIDParts.send else { return "\(taskIDParts.node)@\(step)" }
+        return "\(taskIDParts.node)@\(step)#\(send)"
+    }
     public let step: Int
     /// The checkpoint namespace: "" in the top graph.
     public let namespace: String

@@ -326,8 +326,11 @@ public struct StateGraph<S: GraphState>: Sendable {
 
 /// The compiled, indexed form of a graph that the runner walks. Nodes are numbered in the
 /// order they were added (ties in a step are broken by it); START is number `count`, END -1.
-struct GraphDefinition<S: GraphState>: Sendable {
+final class GraphDefinition<S: GraphState>: Sendable {
     let specs: [NodeSpec<S>]
+    let names: [String]
+    /// Whether each node (and START) has routers, so routing can skip the async path.
+    let hasRouters: [Bool]
     let index: [String: Int]
     /// Static successors per node (and START), END as -1.
     let successors: [[Int]]
@@ -341,6 +344,7 @@ struct GraphDefinition<S: GraphState>: Sendable {
 
     init(_ graph: StateGraph<S>, interruptBefore: Set<String>, interruptAfter: Set<String>) {
         specs = graph.nodes
+        names = graph.nodes.map(\.name)
         var index: [String: Int] = [:]
         for (position, node) in graph.nodes.enumerated() { index[node.name] = position }
         index[START] = graph.nodes.count
@@ -356,6 +360,7 @@ struct GraphDefinition<S: GraphState>: Sendable {
             if let from = index[from] { routers[from].append(edge) }
         }
         self.routers = routers
+        hasRouters = routers.map { !$0.isEmpty }
         policies = graph.nodes.map { $0.policy?.overriding(graph.defaults) ?? graph.defaults }
         self.interruptBefore = interruptBefore
         self.interruptAfter = interruptAfter

@@ -29,6 +29,8 @@ struct PlannedTask: Sendable {
         restoredID = record.id
     }
 
+    var idParts: (node: String, send: Int?, restored: String?) { (node, send, restoredID) }
+
     var id: String {
         if let restoredID { return restoredID }
         guard let send else { return "\(node)@\(step)" }
@@ -88,7 +90,7 @@ struct TaskRunner<S: GraphState>: Sendable {
         while true {
             memory.restart()
             let context = NodeContext(
-                node: task.node, taskID: task.id, step: step, namespace: namespace, attempt: attempt,
+                node: task.node, taskIDParts: task.idParts, step: step, namespace: namespace, attempt: attempt,
                 failure: nil, scope: scope, memory: memory
             )
             do {
@@ -112,7 +114,7 @@ struct TaskRunner<S: GraphState>: Sendable {
                 if let fallback = policy.fallback, fallback != task.node, let fallbackIndex = definition.node(fallback),
                    !(error is CancellationError), !Task.isCancelled {
                     let context = NodeContext(
-                        node: fallback, taskID: task.id, step: step, namespace: namespace, attempt: 1,
+                        node: fallback, taskIDParts: task.idParts, step: step, namespace: namespace, attempt: 1,
                         failure: NodeFailure(node: task.node, error: error), scope: scope, memory: memory
                     )
                     do {
@@ -320,11 +322,11 @@ struct Targets {
         if index >= 0, !nodes.contains(index) { nodes.append(index) }
     }
 
-    func tasks<S>(_ definition: GraphDefinition<S>, step: Int) -> [PlannedTask] {
+    func tasks(names: [String], step: Int) -> [PlannedTask] {
         var tasks: [PlannedTask] = []
         tasks.reserveCapacity(nodes.count + sends.count)
-        for index in nodes.sorted() {
-            tasks.append(PlannedTask(node: definition.specs[index].name, index: index, step: step, send: nil, payload: nil))
+        for index in nodes.count > 1 ? nodes.sorted() : nodes {
+            tasks.append(PlannedTask(node: names[index], index: index, step: step, send: nil, payload: nil))
         }
         for (position, send) in sends.enumerated() {
             tasks.append(PlannedTask(node: send.1, index: send.0, step: step, send: position, payload: send.2))
@@ -370,10 +372,11 @@ final class Runner<S: GraphState> {
         self.emit = emit
         self.modes = modes
         self.reducers = S.schema.fields
+        self.checkpointing = saver != nil && scope.writer != nil
     }
 
     var thread: String? { scope.config.threadID }
-    var checkpointing: Bool { saver != nil && scope.writer != nil }
+    let checkpointing: Bool
 
     func error(_ kind: GraphError.Kind, node: String? = nil, underlying: (any Error)? = nil, step: Int? = nil) -> GraphError {
         var error = GraphError(kind, node: node, step: step ?? self.step, thread: thread, underlying: underlying)
@@ -440,7 +443,7 @@ final class Runner<S: GraphState> {
         memories = [:]
         var targets = Targets()
         try await collectRoutes(from: definition.start, name: START, goto: [], into: &targets)
-        next = targets.tasks(definition, step: step + 1)
+        next = targets.tasks(names: definition.names, step: step + 1)
         try await checkpoint(source: "input", writes: writes)
         emitValues()
     }
@@ -551,11 +554,16 @@ final class Runner<S: GraphState> {
             if !pending.isEmpty { pending = [:] }
             if !memories.isEmpty { memories = [:] }
             var targets = Targets()
-            for (_, finished) in done {
-                guard let index = definition.node(finished.node) else { continue }
-                try await collectRoutes(from: index, name: finished.node, goto: finished.goto, into: &targets)
+            for (task, finished) in done {
+                let index = finished.node == task.node ? task.index : definition.node(finished.node) ?? -1
+                guard index >= 0 else { continue }
+                if finished.goto.isEmpty, !definition.hasRouters[index] {
+                    for to in definition.successors[index] { targets.add(to) }
+                } else {
+                    try await collectRoutes(from: index, name: finished.node, goto: finished.goto, into: &targets)
+                }
             }
-            next = targets.tasks(definition, step: step + 1)
+            next = targets.tasks(names: definition.names, step: step + 1)
             try await checkpoint(source: "loop", writes: writes)
             if let emit {
                 if modes.contains(.updates) {
@@ -711,7 +719,7 @@ final class Runner<S: GraphState> {
         extra?(&body)
         let record = CheckpointRecord(
             threadID: thread, namespace: namespace, id: 0, parentID: headID, step: step, source: source,
-            createdAt: scope.config.environment.now(), snapshot: nil, body: try JSONCoding.encoder.encode(body)
+            createdAt: scope.config.environment.now(), snapshot: nil, body: try body.encoded()
         )
         headID = try await writer.append(record, durability: scope.config.durability)
         if scope.sink.wants(.debug), let headID {

@@ -86,11 +86,15 @@ public struct StateField<S: GraphState>: Sendable {
     let reduce: @Sendable (inout S, any Sendable) throws -> Void
     let encodeValue: @Sendable (any Sendable, inout KeyedEncodingContainer<WriteCodingKey>) throws -> Void
     let decodeValue: @Sendable (KeyedDecodingContainer<WriteCodingKey>) throws -> any Sendable
+    /// Appends the value's JSON text: directly for numbers, booleans and strings, through
+    /// `JSONEncoder` otherwise (same text either way).
+    let appendJSON: @Sendable (any Sendable, inout [UInt8]) throws -> Void
 
     public static func field<V: Codable & Sendable>(
         _ name: String, _ keyPath: WritableKeyPath<S, V>, _ reducer: Reducer<V> = .replace
     ) -> StateField {
         let path = KeyPathKey(keyPath)
+        let typed = TypedKeyPath(path: keyPath)
         let combine = reducer.combine
         return StateField(
             name: name,
@@ -99,7 +103,7 @@ public struct StateField<S: GraphState>: Sendable {
             keyPath: path,
             reduce: { state, value in
                 guard let value = value as? V else { throw StateFieldTypeMismatch(field: name) }
-                let keyPath = path.path as! WritableKeyPath<S, V>
+                let keyPath = typed.path
                 if let combine {
                     state[keyPath: keyPath] = try combine(state[keyPath: keyPath], value)
                 } else {
@@ -110,7 +114,16 @@ public struct StateField<S: GraphState>: Sendable {
                 guard let value = value as? V else { throw StateFieldTypeMismatch(field: name) }
                 try container.encode(value, forKey: .value)
             },
-            decodeValue: { container in try container.decode(V.self, forKey: .value) }
+            decodeValue: { container in try container.decode(V.self, forKey: .value) },
+            appendJSON: { value, buffer in
+                switch value {
+                case let number as Int: buffer.append(contentsOf: String(number).utf8)
+                case let flag as Bool: buffer.append(contentsOf: (flag ? "true" : "false").utf8)
+                case let text as String: JSONText.appendString(text, to: &buffer)
+                case let value as V: buffer.append(contentsOf: try JSONCoding.encoder.encode(value))
+                default: throw StateFieldTypeMismatch(field: name)
+                }
+            }
         )
     }
 }
@@ -125,6 +138,11 @@ struct StateFieldTypeMismatch: Error, CustomStringConvertible {
 struct KeyPathKey: Hashable, @unchecked Sendable {
     let path: AnyKeyPath
     init(_ path: AnyKeyPath) { self.path = path }
+}
+
+/// A typed key path, held by a field's reducer so it is not cast back on every write.
+struct TypedKeyPath<Root, Value>: @unchecked Sendable {
+    let path: WritableKeyPath<Root, Value>
 }
 
 /// The writable fields of a state type, in declaration order.

@@ -80,18 +80,34 @@ public final class SQLCheckpointSaver: CheckpointSaver {
                 RETURNING version
                 """).first()
             guard row != nil else { throw CheckpointConflict.versionMismatch }
-            // Nine binds a row: 100 rows stay far below every driver's bind limit.
+            // Nine binds a row: 100 rows stay far below every driver's bind limit. Written as
+            // one raw statement: SQLKit's insert builder re-quotes every column of every row.
             for start in stride(from: 0, to: records.count, by: 100) {
-                var insert = db.insert(into: self.checkpoints)
-                    .columns("thread_id", "namespace", "id", "parent_id", "step", "source", "created_at", "snapshot", "body")
-                for record in records[start..<min(start + 100, records.count)] {
-                    insert = insert.values(
-                        SQLBind(record.threadID), SQLBind(record.namespace), SQLBind(record.id), SQLBind(record.parentID),
-                        SQLBind(Int64(record.step)), SQLBind(record.source), SQLBind(record.createdAt.timeIntervalSince1970),
-                        SQLBind(record.snapshot), SQLBind(record.body)
-                    )
+                var insert: SQLQueryString = "INSERT INTO "
+                insert.appendInterpolation(ident: self.checkpoints)
+                insert.appendLiteral(" (thread_id, namespace, id, parent_id, step, source, created_at, snapshot, body) VALUES ")
+                for (position, record) in records[start..<min(start + 100, records.count)].enumerated() {
+                    insert.appendLiteral(position == 0 ? "(" : ", (")
+                    insert.appendInterpolation(bind: record.threadID)
+                    insert.appendLiteral(", ")
+                    insert.appendInterpolation(bind: record.namespace)
+                    insert.appendLiteral(", ")
+                    insert.appendInterpolation(bind: record.id)
+                    insert.appendLiteral(", ")
+                    insert.appendInterpolation(bind: record.parentID)
+                    insert.appendLiteral(", ")
+                    insert.appendInterpolation(bind: Int64(record.step))
+                    insert.appendLiteral(", ")
+                    insert.appendInterpolation(bind: record.source)
+                    insert.appendLiteral(", ")
+                    insert.appendInterpolation(bind: record.createdAt.timeIntervalSince1970)
+                    insert.appendLiteral(", ")
+                    insert.appendInterpolation(bind: record.snapshot)
+                    insert.appendLiteral(", ")
+                    insert.appendInterpolation(bind: record.body)
+                    insert.appendLiteral(")")
                 }
-                try await insert.run()
+                try await db.raw(insert).run()
             }
         }
     }
