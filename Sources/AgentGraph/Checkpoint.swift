@@ -169,6 +169,20 @@ struct TaskRecord: Codable, Sendable {
     var payload: JSONValue?
 
     enum CodingKeys: String, CodingKey { case node = "n", id = "i", payload = "p" }
+
+    init(node: String, id: String, payload: JSONValue?) {
+        self.node = node
+        self.id = id
+        self.payload = payload
+    }
+
+    // A payload that is JSON null is still a payload: present key, `.null` value.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        node = try container.decode(String.self, forKey: .node)
+        id = try container.decode(String.self, forKey: .id)
+        payload = container.contains(.payload) ? try container.decode(JSONValue.self, forKey: .payload) : nil
+    }
 }
 
 /// What finished tasks of an unfinished step wrote, kept so a resume does not rerun them.
@@ -197,6 +211,28 @@ public struct Interrupt: Codable, Sendable, Equatable {
     public let namespace: String
     public let kind: Kind
     public let payload: JSONValue?
+
+    public init(id: String, node: String, taskID: String, namespace: String, kind: Kind, payload: JSONValue?) {
+        self.id = id
+        self.node = node
+        self.taskID = taskID
+        self.namespace = namespace
+        self.kind = kind
+        self.payload = payload
+    }
+
+    enum CodingKeys: String, CodingKey { case id, node, taskID, namespace, kind, payload }
+
+    // A payload that is JSON null is still a payload.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        node = try container.decode(String.self, forKey: .node)
+        taskID = try container.decode(String.self, forKey: .taskID)
+        namespace = try container.decode(String.self, forKey: .namespace)
+        kind = try container.decode(Kind.self, forKey: .kind)
+        payload = container.contains(.payload) ? try container.decode(JSONValue.self, forKey: .payload) : nil
+    }
 }
 
 /// Writes JSON text by hand for the checkpoint's common shape; `JSONEncoder` is several
@@ -346,13 +382,22 @@ final class CheckpointWriter: Sendable {
         if let failure = state.withLock({ $0.failure }) { throw failure }
     }
 
-    /// Extends the lease while a long step runs.
-    func renew() async throws {
+    /// Extends the lease while a long step runs. A lost lease is recorded, so the run stops
+    /// at its next checkpoint instead of running on beside the thread's new holder; other
+    /// errors (a database hiccup) are left for the next write to meet.
+    func renew() async {
         let version: Int64? = state.withLock { state in
             state.draining != nil || state.failure != nil ? nil : state.version
         }
         guard let version else { return }
-        try await saver.put([], thread: thread, runID: runID, expectedVersion: version, leaseUntil: leaseUntil)
+        do {
+            try await saver.put([], thread: thread, runID: runID, expectedVersion: version, leaseUntil: leaseUntil)
+        } catch let conflict as CheckpointConflict {
+            state.withLock { state in
+                // A write that landed meanwhile moved the version; only a still-current lost lease counts.
+                if state.version == version, state.failure == nil { state.failure = conflict }
+            }
+        } catch {}
     }
 
     private func startDraining() {

@@ -151,7 +151,7 @@ public final class CompiledGraph<S: GraphState>: Sendable {
             let interval = config.leaseDuration / 3
             while !Task.isCancelled {
                 do { try await Task.sleep(for: interval) } catch { return }
-                try? await writer.renew()
+                await writer.renew()
             }
         }
         defer { heartbeat.cancel() }
@@ -184,13 +184,18 @@ public final class CompiledGraph<S: GraphState>: Sendable {
         let namespace = parent.namespace.isEmpty ? parent.taskID : "\(parent.namespace)|\(parent.taskID)"
         let resumes = parent.memory.resumes
         var runInput: RunInput<S> = .update(input)
+        var resumeAt: Int64?
         var childScope = parent.scope
-        if let writer = parent.scope.writer, let thread = parent.config.threadID {
+        if let writer = parent.scope.writer, parent.config.threadID != nil {
             try await writer.flush()
-            if !resumes.isEmpty,
-               let head = try CheckpointReader<S>.load(try await writer.saver.records(thread: thread, namespace: namespace), id: nil),
-               let interrupts = head.body.interrupts, !interrupts.isEmpty, let value = resumes.last {
-                runInput = .resume(value)
+            // Resuming the parent task resumes the subgraph at the interrupt it stopped at,
+            // each of its interrupts getting the value given for the matching parent interrupt.
+            let stored = parent.memory.results
+            if !resumes.isEmpty, case .integer(let checkpoint)? = stored[Self.subgraphCheckpointKey],
+               case .array(let ids)? = stored[Self.subgraphInterruptsKey] {
+                let childIDs = ids.compactMap(\.stringValue)
+                runInput = .resumeByID(Dictionary(zip(childIDs, resumes.suffix(childIDs.count)), uniquingKeysWith: { _, last in last }))
+                resumeAt = checkpoint
             }
         } else {
             childScope = RunScope(config: parent.config, runID: parent.scope.runID, writer: nil, store: parent.store, sink: parent.scope.sink)
@@ -203,12 +208,23 @@ public final class CompiledGraph<S: GraphState>: Sendable {
             scope: scope, namespace: namespace, emit: nil, modes: []
         )
         if case .update = runInput { child.startFresh = true }
-        let result = try await child.run(runInput, checkpointID: nil)
+        let result = try await child.run(runInput, checkpointID: resumeAt)
         if result.status == .interrupted {
+            if let checkpoint = result.checkpointID {
+                parent.memory.contents.withLock { contents in
+                    contents.results[Self.subgraphCheckpointKey] = .integer(checkpoint)
+                    contents.results[Self.subgraphInterruptsKey] = .array(result.interrupts.map { .string($0.id) })
+                }
+            }
             throw NodeInterrupt(payloads: result.interrupts.map { $0.payload ?? .null })
         }
         return result.state
     }
+
+    /// Where a parent task keeps its interrupted subgraph's checkpoint and interrupt ids
+    /// (among its task results, so they are checkpointed with it).
+    static var subgraphCheckpointKey: String { "\u{0}subgraph-checkpoint" }
+    static var subgraphInterruptsKey: String { "\u{0}subgraph-interrupts" }
 
     // MARK: Time travel
 
@@ -272,10 +288,31 @@ public final class CompiledGraph<S: GraphState>: Sendable {
     /// snapshot of its full state, so every kept checkpoint still reads back the same.
     /// Returns how many checkpoints were deleted.
     @discardableResult
-    public func pruneHistory(thread: String, namespace: String = "", keepLast: Int, keepingAfter: Date? = nil) async throws -> Int {
+    public func pruneHistory(
+        thread: String, namespace: String = "", keepLast: Int, keepingAfter: Date? = nil, environment: RunEnvironment = .live
+    ) async throws -> Int {
         let saver = try requireSaver(thread)
+        // Pruning holds the thread like a run does, so no run appends to a chain being cut.
+        let runID = UUID().uuidString
+        do {
+            _ = try await saver.claim(thread: thread, runID: runID, now: environment.now(), leaseUntil: environment.now().addingTimeInterval(60))
+        } catch CheckpointConflict.busy {
+            throw GraphError(.threadBusy, thread: thread)
+        }
+        do {
+            let deleted = try await prune(saver, thread: thread, namespace: namespace, keepLast: keepLast, keepingAfter: keepingAfter)
+            try await saver.release(thread: thread, runID: runID)
+            return deleted
+        } catch {
+            try? await saver.release(thread: thread, runID: runID)
+            throw error
+        }
+    }
+
+    private func prune(_ saver: any CheckpointSaver, thread: String, namespace: String, keepLast: Int, keepingAfter: Date?) async throws -> Int {
         let records = try await saver.records(thread: thread, namespace: namespace)
-        var keep = Set(records.suffix(max(0, keepLast)).map(\.id))
+        // The latest checkpoint is always kept: it is where the thread continues.
+        var keep = Set(records.suffix(max(1, keepLast)).map(\.id))
         if let keepingAfter {
             for record in records where record.createdAt >= keepingAfter { keep.insert(record.id) }
         }
@@ -313,7 +350,16 @@ extension Runner {
         } else {
             next = try tasks(from: base.body.next)
         }
-        try await checkpoint(source: "update", writes: writes)
+        // Editing the state of an unfinished step (an interrupt, say) keeps what the step
+        // already did: finished tasks' writes, task results, resume values and the interrupts.
+        let carried = asNode == nil ? base.body : nil
+        try await checkpoint(source: "update", writes: writes) { body in
+            guard let carried else { return }
+            body.pending = carried.pending
+            body.interrupts = carried.interrupts
+            body.resumes = carried.resumes
+            body.taskResults = carried.taskResults
+        }
         try await scope.writer?.flush()
         return headID ?? 0
     }

@@ -113,6 +113,7 @@ struct TaskRunner<S: GraphState>: Sendable {
                 }
                 if let fallback = policy.fallback, fallback != task.node, let fallbackIndex = definition.node(fallback),
                    !(error is CancellationError), !Task.isCancelled {
+                    memory.restart()
                     let context = NodeContext(
                         node: fallback, taskIDParts: task.idParts, step: step, namespace: namespace, attempt: 1,
                         failure: NodeFailure(node: task.node, error: error), scope: scope, memory: memory
@@ -411,6 +412,9 @@ final class Runner<S: GraphState> {
         case .update(let update):
             try await start(with: update)
         case .resume(let value):
+            guard base?.body.interrupts?.isEmpty == false else {
+                throw error(.invalidResume("the thread is not interrupted"))
+            }
             try restore(base, resume: { _ in value })
         case .resumeByID(let values):
             guard let interrupts = base?.body.interrupts, !interrupts.isEmpty else {
@@ -479,6 +483,11 @@ final class Runner<S: GraphState> {
             }
         }
         if !interrupts.isEmpty, !resumedAny { throw error(.resumeRequired) }
+        // The step already started (some tasks finished, interrupted or failed): its
+        // before-breakpoint was passed then, and must not stop it again.
+        if body.pending != nil || body.error != nil || interrupts.contains(where: { $0.kind == .node }) {
+            skipBreakpointBefore = true
+        }
         var ids = Set(resumes.keys)
         ids.formUnion((body.taskResults ?? [:]).keys)
         memories = [:]
@@ -549,20 +558,36 @@ final class Runner<S: GraphState> {
                 return try await stop(at: interrupts, done: done, source: "interrupt")
             }
 
-            let writes = try merge(done)
-            step += 1
+            let writes: [NodeWrite]
+            let stepBefore = step
+            var targets = Targets()
+            do {
+                writes = try merge(done)
+                step += 1
+                for (task, finished) in done {
+                    let index = finished.node == task.node ? task.index : definition.node(finished.node) ?? -1
+                    guard index >= 0 else { continue }
+                    if finished.goto.isEmpty, !definition.hasRouters[index] {
+                        for to in definition.successors[index] { targets.add(to) }
+                    } else {
+                        try await collectRoutes(from: index, name: finished.node, goto: finished.goto, into: &targets)
+                    }
+                }
+            } catch {
+                // Save the step as failed, with its finished work, so a fix-and-continue does
+                // not repeat side effects. The state in memory may be half-merged; the
+                // checkpoint is written against the state before the step.
+                step = stepBefore
+                if var graphError = error as? GraphError {
+                    graphError.step = stepBefore + 1
+                    _ = try? await stop(at: [], done: done, source: "error", failure: graphError.description)
+                    throw graphError
+                }
+                _ = try? await stop(at: [], done: done, source: "error", failure: "\(error)")
+                throw error
+            }
             if !pending.isEmpty { pending = [:] }
             if !memories.isEmpty { memories = [:] }
-            var targets = Targets()
-            for (task, finished) in done {
-                let index = finished.node == task.node ? task.index : definition.node(finished.node) ?? -1
-                guard index >= 0 else { continue }
-                if finished.goto.isEmpty, !definition.hasRouters[index] {
-                    for to in definition.successors[index] { targets.add(to) }
-                } else {
-                    try await collectRoutes(from: index, name: finished.node, goto: finished.goto, into: &targets)
-                }
-            }
             next = targets.tasks(names: definition.names, step: step + 1)
             try await checkpoint(source: "loop", writes: writes)
             if let emit {
@@ -734,10 +759,13 @@ final class Runner<S: GraphState> {
     ) async throws -> RunResult<S> {
         if checkpointing {
             var pendingRecords: [PendingRecord<S>] = []
-            for (task, finished) in done {
+            var finishedTasks: [String: FinishedTask] = pending
+            for (task, finished) in done { finishedTasks[task.id] = finished }
+            // A task that wrote an undeclared field is not kept: run again, it fails again.
+            for (id, finished) in finishedTasks where finished.writes.allSatisfy({ $0.field >= 0 }) {
                 pendingRecords.append(PendingRecord(
-                    task: task.id, node: finished.node,
-                    writes: finished.writes.filter { $0.field >= 0 }.map { EncodedWrite(NodeWrite(node: finished.node, write: $0)) },
+                    task: id, node: finished.node,
+                    writes: finished.writes.map { EncodedWrite(NodeWrite(node: finished.node, write: $0)) },
                     goto: try finished.goto.map { try TaskRecord(node: $0.node, id: "", payload: $0.payload?.encoded()) }
                 ))
             }

@@ -55,6 +55,12 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     }
 
     public func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
+        // Through the gate: on one SQLite connection a statement must not land inside another
+        // caller's open transaction (and be rolled back with it).
+        try await TransactionGate.run(gate) { try await self.claimStatements(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil) }
+    }
+
+    private func claimStatements(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
         try await database.raw("""
             INSERT INTO \(ident: threads) (thread_id, version, run_id, lease_until)
             VALUES (\(bind: thread), 0, NULL, 0) ON CONFLICT (thread_id) DO NOTHING
@@ -113,17 +119,22 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     }
 
     public func release(thread: String, runID: String) async throws {
-        try await database.raw("""
-            UPDATE \(ident: threads) SET run_id = NULL, lease_until = 0
-            WHERE thread_id = \(bind: thread) AND run_id = \(bind: runID)
-            """).run()
+        try await TransactionGate.run(gate) {
+            try await self.database.raw("""
+                UPDATE \(ident: self.threads) SET run_id = NULL, lease_until = 0
+                WHERE thread_id = \(bind: thread) AND run_id = \(bind: runID)
+                """).run()
+        }
     }
 
     public func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
-        try await database.raw("""
-            SELECT id, parent_id, step, source, created_at, snapshot, body FROM \(ident: checkpoints)
-            WHERE thread_id = \(bind: thread) AND namespace = \(bind: namespace) ORDER BY id
-            """).all().map { row in
+        let rows = try await TransactionGate.run(gate) {
+            try await self.database.raw("""
+                SELECT id, parent_id, step, source, created_at, snapshot, body FROM \(ident: self.checkpoints)
+                WHERE thread_id = \(bind: thread) AND namespace = \(bind: namespace) ORDER BY id
+                """).all()
+        }
+        return try rows.map { row in
             CheckpointRecord(
                 threadID: thread, namespace: namespace,
                 id: try row.decode(column: "id", as: Int64.self),
