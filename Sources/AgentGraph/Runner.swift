@@ -73,18 +73,18 @@ struct TaskRunner<S: GraphState>: Sendable {
     let state: S
 
     func run(_ task: PlannedTask, memory: TaskMemory) async -> TaskOutcome {
-        let spec = definition.specs[task.index]
-        let policy = definition.policies[task.index]
-        let environment = scope.config.environment
+        // Fields are read from the definition where needed rather than copied out whole:
+        // many tasks run at once, and every copied reference is an atomic count shared
+        // between cores.
         var cacheKey: String?
-        if let cachePolicy = policy.cache {
+        if let ttl = definition.policies[task.index].cache.map({ $0.ttl }) {
             cacheKey = try? cacheKeyFor(task)
-            if let key = cacheKey, let data = await cache.get(key, now: environment.now()),
+            if let key = cacheKey, let data = await cache.get(key, now: scope.config.environment.now()),
                let update = try? decodeCached(data) {
                 debug(.taskFinished(node: task.node, taskID: task.id, step: step, namespace: namespace, duration: .zero, outcome: "cached"))
                 return .done(FinishedTask(node: task.node, writes: update.writes, goto: update.goto))
             }
-            _ = cachePolicy
+            _ = ttl
         }
         var attempt = 1
         while true {
@@ -94,14 +94,17 @@ struct TaskRunner<S: GraphState>: Sendable {
                 failure: nil, scope: scope, memory: memory
             )
             do {
-                let update = try await invoke(spec, task: task, context: context, timeout: policy.timeout)
+                let update = try await invoke(task.index, task: task, context: context)
                 if let key = cacheKey, let data = try? encodeCached(update, node: task.node) {
-                    await cache.set(key, data, expiresAt: policy.cache?.ttl.map { environment.now().addingTimeInterval($0.seconds) })
+                    let now = scope.config.environment.now()
+                    await cache.set(key, data, expiresAt: definition.policies[task.index].cache?.ttl.map { now.addingTimeInterval($0.seconds) })
                 }
                 return .done(FinishedTask(node: task.node, writes: update.writes, goto: update.goto))
             } catch let interrupt as NodeInterrupt {
                 return .interrupted(interrupt.payloads)
             } catch {
+                let policy = definition.policies[task.index]
+                let environment = scope.config.environment
                 if let retry = policy.retry, attempt < retry.maxAttempts, retry.retryOn(error), !Task.isCancelled {
                     do {
                         try await environment.sleep(retry.delay(after: attempt, random: environment.random()))
@@ -119,9 +122,7 @@ struct TaskRunner<S: GraphState>: Sendable {
                         failure: NodeFailure(node: task.node, error: error), scope: scope, memory: memory
                     )
                     do {
-                        let update = try await invoke(
-                            definition.specs[fallbackIndex], task: task, context: context, timeout: definition.policies[fallbackIndex].timeout
-                        )
+                        let update = try await invoke(fallbackIndex, task: task, context: context)
                         return .done(FinishedTask(node: fallback, writes: update.writes, goto: update.goto))
                     } catch let interrupt as NodeInterrupt {
                         return .interrupted(interrupt.payloads)
@@ -134,7 +135,8 @@ struct TaskRunner<S: GraphState>: Sendable {
         }
     }
 
-    private func invoke(_ spec: NodeSpec<S>, task: PlannedTask, context: NodeContext, timeout: Duration?) async throws -> StateUpdate<S> {
+    private func invoke(_ index: Int, task: PlannedTask, context: NodeContext) async throws -> StateUpdate<S> {
+        let timeout = definition.policies[index].timeout
         let sink = scope.sink
         let started = sink.wants(.debug) ? ContinuousClock.now : nil
         if started != nil {
@@ -143,9 +145,10 @@ struct TaskRunner<S: GraphState>: Sendable {
         do {
             let update: StateUpdate<S>
             if let timeout {
-                update = try await Self.withTimeout(timeout) { [state] in try await spec.action(state, task.payload, context) }
+                let action = definition.specs[index].action
+                update = try await Self.withTimeout(timeout) { [state] in try await action(state, task.payload, context) }
             } else {
-                update = try await spec.action(state, task.payload, context)
+                update = try await definition.specs[index].action(state, task.payload, context)
             }
             if let started {
                 debug(.taskFinished(node: context.node, taskID: task.id, step: step, namespace: namespace, duration: ContinuousClock.now - started, outcome: "ok"))
