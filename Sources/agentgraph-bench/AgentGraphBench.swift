@@ -123,8 +123,8 @@ struct AgentGraphBench: AsyncParsableCommand {
         let saver = SQLCheckpointSaver(database: connection.sql())
         try await saver.prepare()
         let sqliteGraph = try cycleGraph(checkpointer: saver)
-        for durability in [Durability.async, .sync] {
-            let label = durability == .async ? "async" : "sync"
+        for durability in [Durability.async, .exit, .sync] {
+            let label = switch durability { case .async: "async"; case .exit: "exit"; case .sync: "sync" }
             let perStep = try await measure(sqliteGraph, durability: durability, label: label)
             let usage = try await saver.usage(thread: "\(label)-1")
             let target = durability == .async ? String(format: " (target <= 25 µs per step) %@", perStep.median <= 25 ? "met" : "MISSED") : ""
