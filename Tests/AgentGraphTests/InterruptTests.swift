@@ -60,7 +60,7 @@ struct InterruptTests {
             #expect(snapshot?.next == ["checkout"])
             #expect(snapshot?.checkpointID == stopped.checkpointID)
 
-            let done = try await graph.invoke(try .resume("yes"), config: config("o1"))
+            let done = try await graph.invoke(.resume("yes"), config: config("o1"))
             #expect(done.status == .completed)
             #expect(done.state.audit == ["answer yes", "shipped"])
             #expect(done.state.receipt == "receipt-for-book")
@@ -76,22 +76,22 @@ struct InterruptTests {
             let first = try await graph.invoke(.update(\.item, "lamp"), config: config("o2"))
             #expect(first.interrupts.first?.payload?["question"] == "ship lamp?")
             // First resume: the node runs again from its start and stops at its second question.
-            let second = try await graph.invoke(try .resume("yes"), config: config("o2"))
+            let second = try await graph.invoke(.resume("yes"), config: config("o2"))
             #expect(second.status == .interrupted)
             #expect(second.interrupts.first?.payload == "really?")
             #expect(calls["charge-card"] == 1)
             // Second resume finishes.
-            let done = try await graph.invoke(try .resume(true), config: config("o2"))
+            let done = try await graph.invoke(.resume(true), config: config("o2"))
             #expect(done.state.audit == ["answer yes", "sure true", "shipped"])
             #expect(calls["charge-card"] == 1)
             // Resuming the first interrupt's checkpoint again (time travel) still does not charge again.
             var again = config("o2")
             again.checkpointID = first.checkpointID
-            let replay = try await graph.invoke(try .resume("no"), config: again)
+            let replay = try await graph.invoke(.resume("no"), config: again)
             #expect(replay.status == .interrupted)
             var finish = config("o2")
             finish.checkpointID = replay.checkpointID
-            let replayDone = try await graph.invoke(try .resume(false), config: finish)
+            let replayDone = try await graph.invoke(.resume(false), config: finish)
             #expect(replayDone.state.audit == ["answer no", "sure false", "cancelled"])
             #expect(calls["charge-card"] == 1)
             #expect(calls["checkout-finished"] == 2)
@@ -144,7 +144,7 @@ struct InterruptTests {
         let stopped = try await compiled.invoke(StateUpdate(), config: config("par"))
         #expect(stopped.status == .interrupted)
         #expect(stopped.state.audit.isEmpty)
-        let done = try await compiled.invoke(try .resume("ok"), config: config("par"))
+        let done = try await compiled.invoke(.resume("ok"), config: config("par"))
         #expect(done.state.audit == ["looked up", "asked: ok"])
         #expect(calls["lookup"] == 1)
     }
@@ -197,7 +197,7 @@ struct InterruptTests {
         let stopped = try await compiled.invoke(StateUpdate(), config: config("nest"))
         #expect(stopped.status == .interrupted)
         #expect(stopped.interrupts.first?.payload == "confirm?")
-        let done = try await compiled.invoke(try .resume("sure"), config: config("nest"))
+        let done = try await compiled.invoke(.resume("sure"), config: config("nest"))
         #expect(done.state.log == ["prepared", "confirmed sure"])
         #expect(calls["prepare"] == 1)
     }

@@ -14,7 +14,7 @@ struct RegressionTests {
         let edited = try #require(try await graph.state(thread: "edit"))
         #expect(edited.interrupts.count == 1)
         #expect(edited.state.audit == ["edited by support"])
-        let done = try await graph.invoke(try .resume("yes"), config: config("edit"))
+        let done = try await graph.invoke(.resume("yes"), config: config("edit"))
         #expect(done.state.audit == ["edited by support", "answer yes", "shipped"])
         #expect(calls["charge-card"] == 1)
     }
@@ -23,7 +23,7 @@ struct RegressionTests {
     func resumeOnFinishedThread() async throws {
         let graph = try counterLoop(limit: 1, checkpointer: InMemorySaver())
         _ = try await graph.invoke(StateUpdate(), config: config("done"))
-        let error = await #expect(throws: GraphError.self) { _ = try await graph.invoke(try .resume("x"), config: config("done")) }
+        let error = await #expect(throws: GraphError.self) { _ = try await graph.invoke(.resume("x"), config: config("done")) }
         guard case .invalidResume? = error?.kind else {
             Issue.record("expected invalidResume, got \(String(describing: error))")
             return
@@ -51,7 +51,7 @@ struct RegressionTests {
         #expect(atBreakpoint.interrupts.map(\.kind) == [.before])
         let atInterrupt = try await compiled.invoke(.continue, config: config("bp2"))
         #expect(atInterrupt.interrupts.map(\.kind) == [.node])
-        let done = try await compiled.invoke(try .resume("fine"), config: config("bp2"))
+        let done = try await compiled.invoke(.resume("fine"), config: config("bp2"))
         #expect(done.status == .completed)
         #expect(done.state.audit == ["looked up", "reviewed fine"])
         #expect(calls["lookup"] == 1)
@@ -78,10 +78,10 @@ struct RegressionTests {
         parent.addEdge("inner", END)
         let compiled = try parent.compile(checkpointer: saver)
         let stopped = try await compiled.invoke(StateUpdate(), config: config("replay"))
-        _ = try await compiled.invoke(try .resume("first"), config: config("replay"))
+        _ = try await compiled.invoke(.resume("first"), config: config("replay"))
         var again = config("replay")
         again.checkpointID = stopped.checkpointID
-        let replayed = try await compiled.invoke(try .resume("second"), config: again)
+        let replayed = try await compiled.invoke(.resume("second"), config: again)
         #expect(replayed.status == .completed)
         #expect(replayed.state.log == ["prepared", "confirmed second"])
         #expect(calls["prepare"] == 1)
@@ -110,7 +110,7 @@ struct RegressionTests {
         graph.addEdge("worker", END)
         let compiled = try graph.compile(checkpointer: InMemorySaver())
         _ = try await compiled.invoke(StateUpdate(), config: config("exact"))
-        let done = try await compiled.invoke(try .resume("yes"), config: config("exact"))
+        let done = try await compiled.invoke(.resume("yes"), config: config("exact"))
         #expect(done.state.seen == ["nil \(Int64.max - 1) yes"])
         #expect(calls["allocate"] == 1)
         let read = try await compiled.state(thread: "exact")
