@@ -86,29 +86,55 @@ public final class SQLCheckpointSaver: CheckpointSaver {
                 RETURNING version
                 """).first()
             guard row != nil else { throw CheckpointConflict.versionMismatch }
-            // Nine binds a row: 100 rows stay far below every driver's bind limit. Written as
-            // one raw statement: SQLKit's insert builder re-quotes every column of every row.
+            // One raw statement per 100 rows. Only the bodies (and any snapshots) are bound: the
+            // thread and namespace are bound once and their placeholders repeated, and the
+            // numbers and the source (one of a few fixed words) are literals. Binding all nine
+            // columns of every row cost ~18 µs a row, mostly SQLiteKit converting each value.
             for start in stride(from: 0, to: records.count, by: 100) {
                 var insert: SQLQueryString = "INSERT INTO "
                 insert.appendInterpolation(ident: self.checkpoints)
                 insert.appendLiteral(" (thread_id, namespace, id, parent_id, step, source, created_at, snapshot, body) VALUES ")
                 for (position, record) in records[start..<min(start + 100, records.count)].enumerated() {
-                    insert.appendLiteral(position == 0 ? "(" : ", (")
-                    insert.appendInterpolation(bind: record.threadID)
+                    if position == 0 {
+                        insert.appendLiteral("(")
+                        insert.appendInterpolation(bind: thread)
+                        insert.appendLiteral(", ")
+                        insert.appendInterpolation(bind: record.namespace)
+                    } else {
+                        insert.appendLiteral(", (")
+                        insert.appendInterpolation(db.dialect.bindPlaceholder(at: 1))
+                        insert.appendLiteral(", ")
+                        if record.namespace == records[start].namespace {
+                            insert.appendInterpolation(db.dialect.bindPlaceholder(at: 2))
+                        } else {
+                            insert.appendInterpolation(bind: record.namespace)
+                        }
+                    }
                     insert.appendLiteral(", ")
-                    insert.appendInterpolation(bind: record.namespace)
+                    insert.appendInterpolation(literal: record.id)
                     insert.appendLiteral(", ")
-                    insert.appendInterpolation(bind: record.id)
+                    if let parent = record.parentID {
+                        insert.appendInterpolation(literal: parent)
+                    } else {
+                        insert.appendLiteral("NULL")
+                    }
                     insert.appendLiteral(", ")
-                    insert.appendInterpolation(bind: record.parentID)
+                    insert.appendInterpolation(literal: record.step)
                     insert.appendLiteral(", ")
-                    insert.appendInterpolation(bind: Int64(record.step))
+                    if record.source.utf8.allSatisfy({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) {
+                        // A plain lowercase word needs no escaping (SQLKit's escaping is slow).
+                        insert.appendLiteral("'\(record.source)'")
+                    } else {
+                        insert.appendInterpolation(bind: record.source)
+                    }
                     insert.appendLiteral(", ")
-                    insert.appendInterpolation(bind: record.source)
+                    insert.appendInterpolation(literal: record.createdAt.timeIntervalSince1970)
                     insert.appendLiteral(", ")
-                    insert.appendInterpolation(bind: record.createdAt.timeIntervalSince1970)
-                    insert.appendLiteral(", ")
-                    insert.appendInterpolation(bind: record.snapshot)
+                    if let snapshot = record.snapshot {
+                        insert.appendInterpolation(bind: snapshot)
+                    } else {
+                        insert.appendLiteral("NULL")
+                    }
                     insert.appendLiteral(", ")
                     insert.appendInterpolation(bind: record.body)
                     insert.appendLiteral(")")

@@ -172,8 +172,12 @@ struct GraphTests {
         #expect(snapshot?.state.count == 1)
     }
 
-    @Test("a compiled graph runs as a node of another, checkpointed under its own namespace")
-    func subgraph() async throws {
+    @Test("a compiled graph runs as a node of another, checkpointed under its own namespace", arguments: SaverKind.available)
+    func subgraph(kind: SaverKind) async throws {
+        try await withSaver(kind) { saver in try await subgraph(saver: saver) }
+    }
+
+    func subgraph(saver: any CheckpointSaver) async throws {
         var child = StateGraph(Chat.self)
         child.addNode("draft") { state, _ in
             .update(\.messages, [ChatMessage(id: "d", role: "ai", text: "draft of \(state.messages.count)")]).and(\.turns, 1)
@@ -184,7 +188,6 @@ struct GraphTests {
         child.addEdge(START, "draft")
         child.addEdge("draft", "polish")
         child.addEdge("polish", END)
-        let saver = InMemorySaver()
         let compiledChild = try child.compile(checkpointer: saver, name: "writer")
 
         var parent = StateGraph(Counter.self)
@@ -198,7 +201,8 @@ struct GraphTests {
         parent.addEdge("prepare", "write")
         parent.addEdge("write", END)
         let compiled = try parent.compile(checkpointer: saver)
-        let result = try await compiled.invoke(StateUpdate(), config: RunConfig(threadID: "sub"))
+        // Exit durability puts parent and subgraph checkpoints into one batch.
+        let result = try await compiled.invoke(StateUpdate(), config: RunConfig(threadID: "sub", durability: .exit))
         #expect(result.state.note == "draft of 2, polished")
         let childHistory = try await compiledChild.history(thread: "sub", namespace: "write@1")
         #expect(childHistory.map(\.source) == ["loop", "loop", "input"])
