@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A task of a step: a node to run, with its `Send` payload if it has one. Its id
 /// ("node@step", "node@step#n" for the n-th send) is built only when needed.
@@ -48,6 +49,17 @@ struct PlannedTask: Sendable {
         return "\(node) (send \(id[id.index(after: hash)...]))"
     }
 }
+
+/// The outcomes of a step's concurrent tasks, each written once by its own child task.
+final class OutcomeSlots: Sendable {
+    private let slots: Mutex<[TaskOutcome?]>
+    init(_ initial: [TaskOutcome?]) { slots = Mutex(initial) }
+    func set(_ index: Int, _ outcome: TaskOutcome) { slots.withLock { $0[index] = outcome } }
+    var all: [TaskOutcome?] { slots.withLock { $0 } }
+}
+
+/// Thrown by a child task whose node failed, so the group cancels its siblings.
+struct SiblingFailed: Error {}
 
 /// What a finished task wrote: `node` is the node whose update this is (the task's, or its
 /// fallback's).
@@ -647,16 +659,22 @@ final class Runner<S: GraphState> {
         if toRun.count == 1 {
             outcomes[toRun[0].index] = await runner.run(tasks[toRun[0].index], memory: toRun[0].memory)
         } else if !toRun.isEmpty {
-            await withTaskGroup(of: (Int, TaskOutcome).self) { group in
-                for (index, memory) in toRun {
-                    let task = tasks[index]
-                    group.addTask { (index, await runner.run(task, memory: memory)) }
+            // Children put their outcomes in their own slots, so the parent is not resumed once
+            // per child; a failure throws, which cancels the siblings.
+            let slots = OutcomeSlots(outcomes)
+            do {
+                try await withThrowingDiscardingTaskGroup { group in
+                    for (index, memory) in toRun {
+                        let task = tasks[index]
+                        group.addTask {
+                            let outcome = await runner.run(task, memory: memory)
+                            slots.set(index, outcome)
+                            if case .failed = outcome { throw SiblingFailed() }
+                        }
+                    }
                 }
-                for await (index, outcome) in group {
-                    outcomes[index] = outcome
-                    if case .failed = outcome { group.cancelAll() }
-                }
-            }
+            } catch {}
+            outcomes = slots.all
         }
         return outcomes.map { $0 ?? .failed(node: "", error: CancellationError()) }
     }

@@ -1,5 +1,6 @@
 import AgentGraph
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("Graph building, validation and execution")
@@ -142,6 +143,30 @@ struct GraphTests {
         graph.addEdge("b", END)
         let error = await #expect(throws: GraphError.self) { _ = try await graph.compile().invoke(StateUpdate()) }
         #expect(error?.description.contains("not among its destinations") == true)
+    }
+
+    @Test("a failing node cancels its running siblings, and the run reports the failure, not the cancellation")
+    func failureCancelsSiblings() async throws {
+        let sawCancellation = Mutex(false)
+        var graph = StateGraph(Counter.self, defaults: NodePolicy(timeout: .seconds(120)))
+        graph.addNode("slow") { _, _ in
+            do {
+                try await Task.sleep(for: .seconds(3600))
+            } catch {
+                sawCancellation.withLock { $0 = error is CancellationError }
+                throw error
+            }
+            return StateUpdate()
+        }
+        graph.addNode("bad") { _, _ in throw Flaky() }
+        graph.addEdge(START, "slow")
+        graph.addEdge(START, "bad")
+        graph.addEdge("slow", END)
+        graph.addEdge("bad", END)
+        let error = await #expect(throws: GraphError.self) { _ = try await graph.compile().invoke(StateUpdate()) }
+        #expect(error?.node == "bad")
+        #expect(error?.underlying is Flaky)
+        #expect(sawCancellation.withLock { $0 })
     }
 
     @Test("a node's error says which node, step and thread failed and why")
