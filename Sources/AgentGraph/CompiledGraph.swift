@@ -260,26 +260,14 @@ public final class CompiledGraph<S: GraphState>: Sendable {
         if let asNode, asNode != START, definition.node(asNode) == nil {
             throw GraphError(.invalidRoute("no node named '\(asNode)'"), thread: thread)
         }
-        let runID = UUID().uuidString
-        let version: Int64
-        do {
-            version = try await saver.claim(thread: thread, runID: runID, now: environment.now(), leaseUntil: environment.now().addingTimeInterval(60))
-        } catch CheckpointConflict.busy {
-            throw GraphError(.threadBusy, thread: thread)
-        }
-        do {
+        return try await holdingThread(thread, saver: saver, environment: environment) { runID, version in
             var config = RunConfig(threadID: thread, durability: .sync)
             config.environment = environment
             let writer = CheckpointWriter(saver: saver, thread: thread, runID: runID, version: version, leaseDuration: .seconds(60), now: environment.now)
             let scope = RunScope(config: config, runID: runID, writer: writer, store: store, sink: .none)
-            let id = try await runner(scope: scope, namespace: "", emit: nil, modes: []).fork(
+            return try await runner(scope: scope, namespace: "", emit: nil, modes: []).fork(
                 at: checkpointID, update: update, asNode: asNode
             )
-            try await saver.release(thread: thread, runID: runID)
-            return id
-        } catch {
-            try? await saver.release(thread: thread, runID: runID)
-            throw error
         }
     }
 
@@ -293,16 +281,28 @@ public final class CompiledGraph<S: GraphState>: Sendable {
     ) async throws -> Int {
         let saver = try requireSaver(thread)
         // Pruning holds the thread like a run does, so no run appends to a chain being cut.
+        return try await holdingThread(thread, saver: saver, environment: environment) { _, _ in
+            try await prune(saver, thread: thread, namespace: namespace, keepLast: keepLast, keepingAfter: keepingAfter)
+        }
+    }
+
+    /// Runs `body` holding the thread's lease (refused with `.threadBusy` while a run holds
+    /// it), and releases the lease whether `body` succeeds or throws.
+    private func holdingThread<T>(
+        _ thread: String, saver: any CheckpointSaver, environment: RunEnvironment,
+        _ body: (_ runID: String, _ version: Int64) async throws -> T
+    ) async throws -> T {
         let runID = UUID().uuidString
+        let version: Int64
         do {
-            _ = try await saver.claim(thread: thread, runID: runID, now: environment.now(), leaseUntil: environment.now().addingTimeInterval(60))
+            version = try await saver.claim(thread: thread, runID: runID, now: environment.now(), leaseUntil: environment.now().addingTimeInterval(60))
         } catch CheckpointConflict.busy {
             throw GraphError(.threadBusy, thread: thread)
         }
         do {
-            let deleted = try await prune(saver, thread: thread, namespace: namespace, keepLast: keepLast, keepingAfter: keepingAfter)
+            let result = try await body(runID, version)
             try await saver.release(thread: thread, runID: runID)
-            return deleted
+            return result
         } catch {
             try? await saver.release(thread: thread, runID: runID)
             throw error
