@@ -41,8 +41,12 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.middleware.use(ProblemMiddleware())
 
     // Services.
-    let writes = Writes(serialize: settings.database.isSQLite)
-    app.storage[WritesKey.self] = writes
+    let writes = WriteGate(serialize: settings.database.isSQLite)
+    app.storage[WriteGateKey.self] = writes
+    // Features meet here: committed domain events go to this node's subscribers.
+    let domainEvents = DomainEvents(logger: app.logger)
+    writes.onCommit { commit in domainEvents.publish(commit.events) }
+    app.storage[DomainEventsKey.self] = domainEvents
     let serverKeys = ServerKeys(secret: secret)
     let tokens = TokenService(
         keys: await TokenService.makeKeys(serverKeys, algorithm: settings.tokenAlgorithm),
@@ -64,7 +68,9 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         guard let db = databases.database(logger: hubLogger, on: eventLoops.any()) else { throw ProblemError(.serviceUnavailable) }
         return db
     }, bufferSize: settings.eventBufferSize, logger: app.logger)
-    writes.onCommit { hub.notify() }
+    writes.onCommit { commit in
+        if !commit.events.isEmpty { hub.notify() }
+    }
     app.storage[EventHubKey.self] = hub
     app.storage[EventRetentionKey.self] = EventRetention(window: settings.eventRetention, clock: clock, writes: writes)
     var presenceOptions = Presence.Options()
@@ -127,7 +133,8 @@ struct SettingsKey: StorageKey { typealias Value = Settings }
 struct MetricsKey: StorageKey { typealias Value = HTTPMetrics }
 struct AccountsKey: StorageKey { typealias Value = AccountDependencies }
 struct ChatKey: StorageKey { typealias Value = ChatDependencies }
-struct WritesKey: StorageKey { typealias Value = Writes }
+struct WriteGateKey: StorageKey { typealias Value = WriteGate }
+struct DomainEventsKey: StorageKey { typealias Value = DomainEvents }
 struct EventHubKey: StorageKey { typealias Value = EventHub }
 struct EventRetentionKey: StorageKey { typealias Value = EventRetention }
 struct PresenceKey: StorageKey { typealias Value = Presence }
@@ -139,5 +146,13 @@ extension Application {
             preconditionFailure("configure(_:settings:) has not run")
         }
         return settings
+    }
+
+    /// This node's committed domain events, for features that subscribe to them.
+    var domainEvents: DomainEvents {
+        guard let events = storage[DomainEventsKey.self] else {
+            preconditionFailure("configure(_:settings:) has not run")
+        }
+        return events
     }
 }

@@ -15,7 +15,8 @@ func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDepende
     let authentication = accounts.authentication()
     try v1.register(collection: ConversationController(chat: chat, authentication: authentication))
     try v1.register(collection: MessageController(chat: chat, authentication: authentication))
-    try v1.register(collection: DirectoryController(authentication: authentication))
+    try v1.register(collection: UserController(authentication: authentication))
+    try v1.register(collection: SearchController(authentication: authentication))
 
     // Real-time events.
     try v1.register(collection: RealtimeController(

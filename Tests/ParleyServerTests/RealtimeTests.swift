@@ -95,7 +95,7 @@ struct RealtimeTests {
             let hub = try Self.hub(app)
             let subscription = try await hub.subscribe(userID: benID)
             var frames: [EventFrame] = []
-            try await RealtimeController.replay(userID: benID, after: seen, upTo: subscription.startID, on: app.db) { frames.append($0) }
+            try await EventReplay.replay(userID: benID, after: seen, upTo: subscription.startID, on: app.db) { frames.append($0) }
             let replayed = frames.count
             let already = frames
             frames += try await take(subscription.frames) { live in (already + live).compactMap(\.seq).last == 80 }
@@ -142,7 +142,7 @@ struct RealtimeTests {
             let cats = try await hub.subscribe(userID: UUID(uuidString: cat.id)!)
 
             // Changes the hub is not told about until all four have committed.
-            let quiet = ChatDependencies(clock: context.clock.appClock, maxMessageLength: 4000, hooks: .init(), writes: Writes(serialize: true))
+            let quiet = ChatDependencies(clock: context.clock.appClock, maxMessageLength: 4000, hooks: .init(), writes: WriteGate(serialize: true))
             let annID = UUID(uuidString: ann.id)!
             let access = try await quiet.conversations(app.db).access(id, userID: annID)
             _ = try await quiet.messages(app.db).send(access, try JSONDecoder().decode(SendMessageRequest.self, from: Data(#"{"body":"before"}"#.utf8)),
@@ -205,7 +205,7 @@ struct RealtimeTests {
             try await app.post("three", in: id, by: cat)
             let other = try await app.conversation(ben, title: "Ben's")   // the last event: everyone's stream ends before it
             _ = other
-            let end = try await EventHub.maxEventID(on: app.db)
+            let end = try await EventLog.lastID(on: app.db)
 
             for (user, subscription) in zip(users, subscriptions) {
                 let userID = UUID(uuidString: user.id)!
@@ -215,7 +215,7 @@ struct RealtimeTests {
                         : frames.last?.seq == 3 && frames.last?.conversationID == id
                 }
                 var replayed: [EventFrame] = []
-                try await RealtimeController.replay(userID: userID, after: start, upTo: end, on: app.db) { replayed.append($0) }
+                try await EventReplay.replay(userID: userID, after: start, upTo: end, on: app.db) { replayed.append($0) }
                 if !expectsOwn { replayed = Array(replayed.prefix(live.count)) }
                 #expect(live.compactMap(\.id) == replayed.compactMap(\.id), "\(user.id): live \(live.map(\.type)) vs replay \(replayed.map(\.type))")
                 await hub.unsubscribe(subscription.id)
@@ -231,7 +231,7 @@ struct RealtimeTests {
 
     static func replayTypes(_ user: TestUser, in conversation: String, after start: Int, upTo end: Int, _ app: Application) async throws -> [String] {
         var frames: [EventFrame] = []
-        try await RealtimeController.replay(userID: UUID(uuidString: user.id)!, after: start, upTo: end, on: app.db) { frames.append($0) }
+        try await EventReplay.replay(userID: UUID(uuidString: user.id)!, after: start, upTo: end, on: app.db) { frames.append($0) }
         return frames.filter { $0.conversationID == conversation }.map(\.type)
     }
 

@@ -1,10 +1,5 @@
 import Vapor
 
-/// Lower-case UUID strings on the wire.
-extension UUID {
-    var wire: String { uuidString.lowercased() }
-}
-
 struct MembershipDTO: Content, Equatable {
     var role: Membership.Role
     var lastReadSeq: Int
@@ -73,26 +68,6 @@ struct ConversationDTO: Content {
     }
 }
 
-/// A user as others see them (no email).
-struct PublicUserDTO: Content, Equatable {
-    var id: String
-    var handle: String
-    var displayName: String
-    var kind: User.Kind
-
-    enum CodingKeys: String, CodingKey {
-        case id, handle, kind
-        case displayName = "display_name"
-    }
-
-    init(_ user: User) throws {
-        id = try user.requireID().wire
-        handle = user.handle
-        displayName = user.displayName
-        kind = user.kind
-    }
-}
-
 struct MemberDTO: Content {
     var user: PublicUserDTO
     var role: Membership.Role
@@ -101,18 +76,6 @@ struct MemberDTO: Content {
     enum CodingKeys: String, CodingKey {
         case user, role
         case joinedAt = "joined_at"
-    }
-}
-
-/// A page of a cursor-paginated list.
-struct Page<Item: Content>: Content {
-    var items: [Item]
-    /// Pass as `cursor` for the next page; null on the last page.
-    var nextCursor: String?
-
-    enum CodingKeys: String, CodingKey {
-        case items
-        case nextCursor = "next_cursor"
     }
 }
 
@@ -142,14 +105,6 @@ struct UpdateConversationRequest: Decodable {
         title = try container.decodePresence(String.self, forKey: .title)
         topic = try container.decodePresence(String.self, forKey: .topic)
         visibility = try container.decodePresence(String.self, forKey: .visibility)
-    }
-}
-
-extension KeyedDecodingContainer {
-    /// `nil` when the key is absent, `.some(nil)` when it is `null`, `.some(value)` otherwise.
-    func decodePresence<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T?? {
-        guard contains(key) else { return nil }
-        return .some(try decodeIfPresent(T.self, forKey: key))
     }
 }
 

@@ -6,7 +6,7 @@ import Vapor
 struct ConversationService: Sendable {
     let db: any Database
     let clock: AppClock
-    let writes: Writes?
+    let writes: WriteGate?
 
     static let maxInitialMembers = 256
     static let titleLength = 1...100
@@ -174,7 +174,7 @@ struct ConversationService: Sendable {
         let ownerRole: Membership.Role = kind == .direct ? .member : .owner
         let creatorMembership = Membership(conversationID: conversationID, userID: creatorID, role: ownerRole, at: now)
         do {
-            try await db.writeTransaction(writes) { tx in
+            try await db.writeTransaction(writes) { tx, outbox in
                 try await conversation.create(on: tx)
                 try await creatorMembership.create(on: tx)
                 for memberID in others {
@@ -183,12 +183,10 @@ struct ConversationService: Sendable {
                 // The members join first, so the conversation's creation, like every later event,
                 // goes to the members it has at that point (live and on replay alike).
                 for memberID in [creatorID] + others {
-                    try await EventLog.record(.memberJoined, conversationID: conversationID,
-                                              payload: MemberEvent(userID: memberID.wire, role: memberID == creatorID ? ownerRole : .member),
-                                              at: now, on: tx)
+                    try await outbox.record(MemberJoined(MemberChange(userID: memberID.wire, role: memberID == creatorID ? ownerRole : .member)), in: conversationID, at: now)
                 }
                 let dto = try ConversationDTO(conversation, membership: nil)
-                try await EventLog.record(.conversationCreated, conversationID: conversationID, payload: dto, at: now, on: tx)
+                try await outbox.record(ConversationCreated(dto), in: conversationID, at: now)
             }
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true && directKey != nil {
             // Another request created the same pair first: return theirs.
@@ -321,10 +319,9 @@ struct ConversationService: Sendable {
         try validator.check()
         guard conversation.hasChanges else { return try await show(access, userID: userID) }
         let now = clock.now()
-        try await db.writeTransaction(writes) { tx in
+        try await db.writeTransaction(writes) { tx, outbox in
             try await conversation.save(on: tx)
-            try await EventLog.record(.conversationUpdated, conversationID: access.conversationID,
-                                      payload: try ConversationDTO(conversation, membership: nil), at: now, on: tx)
+            try await outbox.record(ConversationUpdated(try ConversationDTO(conversation, membership: nil)), in: access.conversationID, at: now)
         }
         _ = membership
         return try await show(access, userID: userID)
@@ -336,9 +333,8 @@ struct ConversationService: Sendable {
             throw ProblemError.forbidden("Only the owner may delete a conversation.", slug: "not-the-owner")
         }
         let now = clock.now()
-        try await db.writeTransaction(writes) { tx in
-            try await EventLog.record(.conversationDeleted, conversationID: access.conversationID,
-                                      payload: ["id": access.conversationID.wire], at: now, on: tx)
+        try await db.writeTransaction(writes) { tx, outbox in
+            try await outbox.record(ConversationDeleted(id: access.conversationID.wire), in: access.conversationID, at: now)
             try await access.conversation.delete(on: tx)
         }
     }
@@ -398,10 +394,9 @@ struct ConversationService: Sendable {
         let membership = Membership(conversationID: access.conversationID, userID: userID, role: .member,
                                     lastReadSeq: access.conversation.lastSeq, at: now)
         do {
-            try await db.writeTransaction(writes) { tx in
+            try await db.writeTransaction(writes) { tx, outbox in
                 try await membership.create(on: tx)
-                try await EventLog.record(.memberJoined, conversationID: access.conversationID,
-                                          payload: MemberEvent(userID: userID.wire, role: .member), at: now, on: tx)
+                try await outbox.record(MemberJoined(MemberChange(userID: userID.wire, role: .member)), in: access.conversationID, at: now)
             }
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true {
             // Joined concurrently by another request of the same user.
@@ -462,10 +457,9 @@ struct ConversationService: Sendable {
         let now = clock.now()
         let membership = Membership(conversationID: access.conversationID, userID: userID, role: role, at: now)
         do {
-            try await db.writeTransaction(writes) { tx in
+            try await db.writeTransaction(writes) { tx, outbox in
                 try await membership.create(on: tx)
-                try await EventLog.record(.memberJoined, conversationID: access.conversationID,
-                                          payload: MemberEvent(userID: userID.wire, role: role), at: now, on: tx)
+                try await outbox.record(MemberJoined(MemberChange(userID: userID.wire, role: role)), in: access.conversationID, at: now)
             }
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true {
             // Added concurrently by another request: report the membership that won.
@@ -498,18 +492,16 @@ struct ConversationService: Sendable {
             throw ProblemError.forbidden("Only the owner may change ownership.", slug: "not-the-owner")
         }
         let now = clock.now()
-        try await db.writeTransaction(writes) { tx in
+        try await db.writeTransaction(writes) { tx, outbox in
             if role == .owner {
                 // Handing over ownership: the old owner becomes an admin.
                 manager.role = .admin
                 try await manager.save(on: tx)
-                try await EventLog.record(.memberRoleChanged, conversationID: access.conversationID,
-                                          payload: MemberEvent(userID: manager.$user.id.wire, role: .admin), at: now, on: tx)
+                try await outbox.record(MemberRoleChanged(MemberChange(userID: manager.$user.id.wire, role: .admin)), in: access.conversationID, at: now)
             }
             target.role = role
             try await target.save(on: tx)
-            try await EventLog.record(.memberRoleChanged, conversationID: access.conversationID,
-                                      payload: MemberEvent(userID: userID.wire, role: role), at: now, on: tx)
+            try await outbox.record(MemberRoleChanged(MemberChange(userID: userID.wire, role: role)), in: access.conversationID, at: now)
         }
         return MemberDTO(user: try PublicUserDTO(user), role: role, joinedAt: target.joinedAt)
     }
@@ -532,7 +524,7 @@ struct ConversationService: Sendable {
 
     private func removeMember(_ membership: Membership, from access: Access, reason: String) async throws {
         let now = clock.now()
-        try await db.writeTransaction(writes) { tx in
+        try await db.writeTransaction(writes) { tx, outbox in
             if membership.role == .owner {
                 let successor = try await Membership.query(on: tx)
                     .filter(\.$conversation.$id == access.conversationID)
@@ -543,14 +535,11 @@ struct ConversationService: Sendable {
                 if let successor {
                     successor.role = .owner
                     try await successor.save(on: tx)
-                    try await EventLog.record(.memberRoleChanged, conversationID: access.conversationID,
-                                              payload: MemberEvent(userID: successor.$user.id.wire, role: .owner), at: now, on: tx)
+                    try await outbox.record(MemberRoleChanged(MemberChange(userID: successor.$user.id.wire, role: .owner)), in: access.conversationID, at: now)
                 }
             }
             try await membership.delete(on: tx)
-            try await EventLog.record(.memberLeft, conversationID: access.conversationID,
-                                      payload: MemberEvent(userID: membership.$user.id.wire, role: membership.role, reason: reason),
-                                      at: now, on: tx)
+            try await outbox.record(MemberLeft(MemberChange(userID: membership.$user.id.wire, role: membership.role, reason: reason)), in: access.conversationID, at: now)
         }
     }
 
@@ -576,7 +565,7 @@ struct ConversationService: Sendable {
         let seq = input.seq!
         if seq > membership.lastReadSeq {
             let now = clock.now()
-            try await db.writeTransaction(writes) { tx in
+            try await db.writeTransaction(writes) { tx, outbox in
                 guard let sql = tx as? any SQLDatabase else { return }
                 // Conditional, so two concurrent markers can only move it forward.
                 let moved = try await sql.raw("""
@@ -584,69 +573,12 @@ struct ConversationService: Sendable {
                     WHERE id = \(bind: membership.id!) AND last_read_seq < \(bind: seq) RETURNING id
                     """).all()
                 if !moved.isEmpty {
-                    try await EventLog.record(.readUpdated, conversationID: access.conversationID, visibleTo: userID,
-                                              payload: ReadEvent(userID: userID.wire, lastReadSeq: seq), at: now, on: tx)
+                    try await outbox.record(ReadMarkerMoved(userID: userID.wire, lastReadSeq: seq), in: access.conversationID, visibleTo: userID, at: now)
                 }
             }
         }
         let current = try await Membership.find(conversationID: access.conversationID, userID: userID, on: db)
         let unread = try await unreadCounts(for: [access.conversationID], userID: userID)[access.conversationID] ?? 0
         return ReadMarkerDTO(lastReadSeq: current?.lastReadSeq ?? seq, unreadCount: unread)
-    }
-}
-
-struct MemberEvent: Encodable {
-    var userID: String
-    var role: Membership.Role
-    var reason: String?
-    enum CodingKeys: String, CodingKey {
-        case role, reason
-        case userID = "user_id"
-    }
-}
-
-struct ReadEvent: Encodable {
-    var userID: String
-    var lastReadSeq: Int
-    enum CodingKeys: String, CodingKey {
-        case userID = "user_id"
-        case lastReadSeq = "last_read_seq"
-    }
-}
-
-/// Opaque cursor for the conversation list: the last item's activity time and id.
-enum ActivityCursor {
-    static func encode(_ date: Date, _ id: UUID) -> String {
-        Data("\(date.timeIntervalSince1970.bitPattern)|\(id.wire)".utf8).base64URLEncodedString()
-    }
-
-    static func decode(_ cursor: String) -> (Date, UUID)? {
-        guard let data = Data(base64URLEncoded: cursor), let text = String(data: data, encoding: .utf8) else { return nil }
-        let parts = text.split(separator: "|")
-        guard parts.count == 2, let bits = UInt64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
-        let seconds = Double(bitPattern: bits)
-        guard seconds.isFinite else { return nil }
-        return (Date(timeIntervalSince1970: seconds), id)
-    }
-}
-
-/// Opaque cursor for the channel directory: the last item's title and id.
-enum TitleCursor {
-    static func encode(_ title: String, _ id: UUID) -> String {
-        Data("\(id.wire)|\(title)".utf8).base64URLEncodedString()
-    }
-
-    static func decode(_ cursor: String) -> (String, UUID)? {
-        guard let data = Data(base64URLEncoded: cursor), let text = String(data: data, encoding: .utf8),
-              let bar = text.firstIndex(of: "|"), let id = UUID(uuidString: String(text[..<bar]))
-        else { return nil }
-        return (String(text[text.index(after: bar)...]), id)
-    }
-}
-
-extension Array where Element: Hashable {
-    func uniqued() -> [Element] {
-        var seen = Set<Element>()
-        return filter { seen.insert($0).inserted }
     }
 }

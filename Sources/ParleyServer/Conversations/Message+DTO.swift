@@ -79,10 +79,3 @@ struct SendMessageRequest: Decodable {
 
 /// PUT and merge-PATCH bodies of a message: which keys are present matters.
 typealias EditMessageRequest = SendMessageRequest
-
-struct SearchHitDTO: Content {
-    var message: MessageDTO
-    /// The matching passage, HTML-escaped, with matches wrapped in `<mark>…</mark>`.
-    var snippet: String
-    var rank: Double
-}

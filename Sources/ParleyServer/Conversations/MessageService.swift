@@ -10,7 +10,7 @@ struct MessageService: Sendable {
     let clock: AppClock
     let maxBodyLength: Int
     let hooks: Hooks
-    let writes: Writes?
+    let writes: WriteGate?
 
     /// Points where tests inject failures to prove atomicity; no-ops in production.
     final class Hooks: Sendable {
@@ -137,7 +137,7 @@ struct MessageService: Sendable {
         let now = clock.now()
         let hooks = self.hooks
         do {
-            let message: Message = try await db.writeTransaction(writes) { tx in
+            let message: Message = try await db.writeTransaction(writes) { tx, outbox in
                 guard let sql = tx as? any SQLDatabase else { throw ProblemError(.internalServerError) }
                 // Taking the seq is the transaction's first statement, a write: on PostgreSQL it
                 // locks the conversation row until commit; on SQLite it takes the write lock.
@@ -166,8 +166,7 @@ struct MessageService: Sendable {
                     UPDATE memberships SET last_read_seq = \(bind: seq)
                     WHERE conversation_id = \(bind: conversationID) AND user_id = \(bind: authorID) AND last_read_seq < \(bind: seq)
                     """).run()
-                try await EventLog.record(.messageCreated, conversationID: conversationID,
-                                          payload: try MessageDTO(message), at: now, on: tx)
+                try await outbox.record(MessageSent(try MessageDTO(message)), in: conversationID, at: now)
                 return message
             }
             return Sent(message: try MessageDTO(message), replayed: false)
@@ -272,11 +271,10 @@ struct MessageService: Sendable {
         message.replyToSeq = newReply?.seq
         message.editedAt = now
         message.version += 1
-        try await db.writeTransaction(writes) { tx in
+        try await db.writeTransaction(writes) { tx, outbox in
             try await MessageRevision(messageID: message.id!, body: previous, at: now).create(on: tx)
             try await message.save(on: tx)
-            try await EventLog.record(.messageEdited, conversationID: access.conversationID,
-                                      payload: try MessageDTO(message), at: now, on: tx)
+            try await outbox.record(MessageEdited(try MessageDTO(message)), in: access.conversationID, at: now)
         }
         return message
     }
@@ -303,12 +301,11 @@ struct MessageService: Sendable {
         message.body = ""
         message.deletedAt = now
         message.version += 1
-        try await db.writeTransaction(writes) { tx in
+        try await db.writeTransaction(writes) { tx, outbox in
             try await MessageRevision.query(on: tx).filter(\.$message.$id == message.id!).delete()
             try await Reaction.query(on: tx).filter(\.$message.$id == message.id!).delete()
             try await message.save(on: tx)
-            try await EventLog.record(.messageDeleted, conversationID: access.conversationID,
-                                      payload: try MessageDTO(message), at: now, on: tx)
+            try await outbox.record(MessageDeleted(try MessageDTO(message)), in: access.conversationID, at: now)
         }
     }
 
@@ -325,11 +322,9 @@ struct MessageService: Sendable {
         if existing != nil { return false }
         let now = clock.now()
         do {
-            try await db.writeTransaction(writes) { tx in
+            try await db.writeTransaction(writes) { tx, outbox in
                 try await Reaction(messageID: message.id!, userID: userID, emoji: emoji, at: now).create(on: tx)
-                try await EventLog.record(.reactionAdded, conversationID: access.conversationID,
-                                          payload: ReactionEvent(messageID: message.id!.wire, seq: message.seq, userID: userID.wire, emoji: emoji),
-                                          at: now, on: tx)
+                try await outbox.record(ReactionAdded(ReactionChange(messageID: message.id!.wire, seq: message.seq, userID: userID.wire, emoji: emoji)), in: access.conversationID, at: now)
             }
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true {
             return false
@@ -345,11 +340,9 @@ struct MessageService: Sendable {
             .filter(\.$message.$id == message.id!).filter(\.$user.$id == userID).filter(\.$emoji == emoji).first()
         else { return }
         let now = clock.now()
-        try await db.writeTransaction(writes) { tx in
+        try await db.writeTransaction(writes) { tx, outbox in
             try await existing.delete(on: tx)
-            try await EventLog.record(.reactionRemoved, conversationID: access.conversationID,
-                                      payload: ReactionEvent(messageID: message.id!.wire, seq: message.seq, userID: userID.wire, emoji: emoji),
-                                      at: now, on: tx)
+            try await outbox.record(ReactionRemoved(ReactionChange(messageID: message.id!.wire, seq: message.seq, userID: userID.wire, emoji: emoji)), in: access.conversationID, at: now)
         }
     }
 
@@ -369,17 +362,5 @@ struct MessageService: Sendable {
             return raw
         }
         throw ProblemError.validation(field: "emoji", code: "invalid", message: "must be one emoji or a :short_name: of at most 32 characters")
-    }
-}
-
-struct ReactionEvent: Encodable {
-    var messageID: String
-    var seq: Int
-    var userID: String
-    var emoji: String
-    enum CodingKeys: String, CodingKey {
-        case seq, emoji
-        case messageID = "message_id"
-        case userID = "user_id"
     }
 }

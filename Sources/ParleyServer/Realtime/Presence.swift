@@ -3,29 +3,6 @@ import Foundation
 import SQLKit
 import Vapor
 
-enum PresenceStatus: String, Codable, Sendable, Comparable {
-    case offline, away, online
-
-    private var rank: Int {
-        switch self {
-        case .offline: 0
-        case .away: 1
-        case .online: 2
-        }
-    }
-
-    static func < (lhs: Self, rhs: Self) -> Bool { lhs.rank < rhs.rank }
-}
-
-/// One node's presence news for other nodes: its status for some users (`offline` included,
-/// so a node can say a user left it). `hello` asks every other node to repeat its whole list
-/// (a node that has just started knows nobody).
-struct PresenceBatch: Codable, Sendable, Equatable {
-    var node: UUID
-    var users: [String: PresenceStatus]
-    var hello: Bool?
-}
-
 /// Who is online, away or offline, from the event connections they hold.
 ///
 /// Each node counts its own connections: a user is `online` while one of them is, `away`
@@ -204,52 +181,5 @@ actor Presence {
     /// The combined status of the given users; offline ones are left out.
     func statuses(of users: Set<UUID>) -> [UUID: PresenceStatus] {
         combined.filter { users.contains($0.key) }
-    }
-
-    /// Everyone else who shares a conversation with `userID`.
-    static func peers(of userID: UUID, on db: any Database) async throws -> Set<UUID> {
-        guard let sql = db as? any SQLDatabase else { return [] }
-        struct Row: Decodable { let user_id: UUID }
-        let rows = try await sql.raw("""
-            SELECT DISTINCT b.user_id AS user_id FROM memberships a
-            JOIN memberships b ON b.conversation_id = a.conversation_id
-            WHERE a.user_id = \(bind: userID) AND b.user_id <> \(bind: userID)
-            """).all(decoding: Row.self)
-        return Set(rows.map(\.user_id))
-    }
-}
-
-/// `GET /v1/presence`: who among the people the caller shares a conversation with is online
-/// or away right now (a client's starting point; changes then arrive as `presence` frames).
-struct PresenceController: RouteCollection {
-    let presence: Presence
-    let authentication: AuthenticationMiddleware
-
-    func boot(routes: any RoutesBuilder) throws {
-        routes.grouped(authentication).get("presence", use: list)
-    }
-
-    struct Entry: Content {
-        var userID: String
-        var status: String
-        enum CodingKeys: String, CodingKey {
-            case userID = "user_id"
-            case status
-        }
-    }
-
-    struct Listing: Content {
-        var enabled: Bool
-        var users: [Entry]
-    }
-
-    @Sendable
-    func list(_ request: Request) async throws -> Listing {
-        let principal = try request.principal()
-        guard presence.options.enabled else { return Listing(enabled: false, users: []) }
-        let peers = try await Presence.peers(of: principal.userID, on: request.db)
-        let statuses = await presence.statuses(of: peers)
-        let users = statuses.map { Entry(userID: $0.key.wire, status: $0.value.rawValue) }.sorted { $0.userID < $1.userID }
-        return Listing(enabled: true, users: users)
     }
 }

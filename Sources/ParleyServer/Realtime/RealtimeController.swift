@@ -10,7 +10,7 @@ struct RealtimeController: RouteCollection {
     let hub: EventHub
     let authentication: AuthenticationMiddleware
     let clock: AppClock
-    let writes: Writes
+    let writes: WriteGate
     let connections: ConnectionLimiter
     let chat: ChatDependencies
     let presence: Presence
@@ -191,7 +191,7 @@ struct RealtimeController: RouteCollection {
             case .stale:
                 try await emit(.resyncRequired(from: subscription.startID, at: Date()))
             case .replayable:
-                try await replay(userID: userID, after: since, upTo: subscription.startID, on: db, emit)
+                try await EventReplay.replay(userID: userID, after: since, upTo: subscription.startID, on: db, emit)
                 // Behind a load balancer a client may have seen, on another node, events this
                 // node's hub has not reached yet: never send those twice.
                 floor = max(floor, since)
@@ -200,156 +200,6 @@ struct RealtimeController: RouteCollection {
         for await frame in subscription.frames {
             if let id = frame.id, id <= floor { continue }
             try await emit(frame)
-        }
-    }
-
-    /// Stored events after `since` up to `end` that the user may see, oldest first, by the
-    /// same rule as live delivery: an event goes to the members a conversation has when it
-    /// happens. A member's own `member.joined` is their first event of it and their own
-    /// `member.left` their last, so membership is followed through the range, starting from
-    /// what it was at `since` (worked out from the user's own member events after it).
-    static func replay(userID: UUID, after since: Int, upTo end: Int, on db: any Database,
-                       _ emit: (EventFrame) async throws -> Void) async throws {
-        guard since < end, let sql = db as? any SQLDatabase else { return }
-        let joined = EventType.memberJoined.rawValue, left = EventType.memberLeft.rawValue
-        // The user's own joins and leaves after `since` (the LIKE only narrows; the payload decides).
-        struct Own: Decodable { let id: Int; let conversation_id: UUID; let type: String; let payload: String }
-        let own = try await sql.raw("""
-            SELECT id, conversation_id, type, payload FROM events
-            WHERE id > \(bind: since) AND type IN (\(bind: joined), \(bind: left))
-              AND payload LIKE \(bind: "%\"user_id\":\"\(userID.wire)\"%")
-            ORDER BY id
-            """).all(decoding: Own.self).filter { EventHub.subject(of: $0.payload) == userID }
-        struct Current: Decodable { let conversation_id: UUID }
-        var member: [UUID: Bool] = [:]
-        for row in try await sql.raw("SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID)").all(decoding: Current.self) {
-            member[row.conversation_id] = true
-        }
-        var decided = Set<UUID>()
-        for event in own where decided.insert(event.conversation_id).inserted {
-            // The first own member event after `since` says what the user was before it.
-            member[event.conversation_id] = event.type == left
-        }
-        let extra = Set(own.map(\.conversation_id))
-        var scope: SQLQueryString = "conversation_id IN (SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID))"
-        if !extra.isEmpty {
-            scope = scope + " OR conversation_id IN (" + extra.map { "\(bind: $0)" as SQLQueryString }.joined(separator: ", ") + ")"
-        }
-        var cursor = since
-        while cursor < end {
-            let head: SQLQueryString = """
-                SELECT \(StoredEvent.columns) FROM events
-                WHERE id > \(bind: cursor) AND id <= \(bind: end)
-                  AND (user_id = \(bind: userID) OR (user_id IS NULL AND (
-                """
-            let tail: SQLQueryString = "))) ORDER BY id LIMIT 500"
-            let batch = try await sql.raw(head + scope + tail).all(decoding: StoredEvent.self)
-            guard let last = batch.last?.id else { return }
-            for event in batch {
-                if event.user_id != nil {
-                    try await emit(EventFrame(event))
-                    continue
-                }
-                let conversation = event.conversation_id
-                let subject = event.type == joined || event.type == left ? EventHub.subject(of: event.payload) : nil
-                if event.type == joined, subject == userID { member[conversation] = true }
-                if member[conversation] == true { try await emit(EventFrame(event)) }
-                if event.type == left, subject == userID { member[conversation] = false }
-                if event.type == EventType.conversationDeleted.rawValue { member[conversation] = false }
-            }
-            cursor = last
-        }
-    }
-}
-
-/// Sends heartbeats (and presence liveness beats) while the application runs, and ends every
-/// stream on shutdown.
-struct EventHubLifecycle: LifecycleHandler {
-    let hub: EventHub
-    let presence: Presence
-    let heartbeat: Duration
-    let clock: AppClock
-    private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
-
-    init(hub: EventHub, presence: Presence, heartbeat: Duration, clock: AppClock) {
-        self.hub = hub
-        self.presence = presence
-        self.heartbeat = heartbeat
-        self.clock = clock
-    }
-
-    func didBootAsync(_ application: Application) async throws {
-        // The hub starts with its first subscriber: every command boots the application,
-        // `migrate` on a fresh database included, before the events table exists.
-        let hub = self.hub, presence = self.presence, heartbeat = self.heartbeat, clock = self.clock
-        task.withLockedValue {
-            $0 = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: heartbeat)
-                    await hub.broadcast(.heartbeat(at: clock.now()))
-                    await presence.tick()
-                }
-            }
-        }
-    }
-
-    func shutdownAsync(_ application: Application) async {
-        task.withLockedValue { $0?.cancel() }
-        await hub.finishAll()
-    }
-}
-
-/// Counts each user's open event connections on this node and refuses more than the cap.
-final class ConnectionLimiter: Sendable {
-    static let tooMany = ProblemError(.tooManyRequests, slug: "too-many-connections",
-                                      detail: "Too many open event connections; close one first.",
-                                      headers: ["Retry-After": "5"])
-
-    let limit: Int
-    private let counts = NIOLockedValueBox<[UUID: Int]>([:])
-
-    init(limit: Int) {
-        self.limit = limit
-    }
-
-    func hasRoom(for userID: UUID) -> Bool {
-        counts.withLockedValue { ($0[userID] ?? 0) < limit }
-    }
-
-    /// Takes a slot, or nil when the user is at the cap.
-    func open(for userID: UUID) -> Slot? {
-        let taken = counts.withLockedValue { counts -> Bool in
-            guard (counts[userID] ?? 0) < limit else { return false }
-            counts[userID, default: 0] += 1
-            return true
-        }
-        return taken ? Slot(limiter: self, userID: userID) : nil
-    }
-
-    fileprivate func release(_ userID: UUID) {
-        counts.withLockedValue { counts in
-            let left = (counts[userID] ?? 1) - 1
-            counts[userID] = left > 0 ? left : nil
-        }
-    }
-
-    /// One open connection; closing it twice releases once.
-    final class Slot: Sendable {
-        private let limiter: ConnectionLimiter
-        private let userID: UUID
-        private let closed = NIOLockedValueBox(false)
-
-        fileprivate init(limiter: ConnectionLimiter, userID: UUID) {
-            self.limiter = limiter
-            self.userID = userID
-        }
-
-        func close() {
-            let first = closed.withLockedValue { closed -> Bool in
-                defer { closed = true }
-                return !closed
-            }
-            if first { limiter.release(userID) }
         }
     }
 }

@@ -13,7 +13,7 @@ import Vapor
 struct EventRetention: Sendable {
     let window: Duration
     let clock: AppClock
-    let writes: Writes
+    let writes: WriteGate
     /// Events deleted per transaction, so a large backlog never holds the writer for long.
     var batchSize = 5_000
 
@@ -76,65 +76,5 @@ struct EventRetention: Sendable {
             try await EventTicket.query(on: tx).filter(\.$expiresAt < now).delete()
         }
         return deleted
-    }
-}
-
-/// Runs `EventRetention.prune` at start-up and then every `interval` while the server runs.
-struct EventRetentionLifecycle: LifecycleHandler {
-    let retention: EventRetention
-    let interval: Duration
-    private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
-
-    init(retention: EventRetention, interval: Duration) {
-        self.retention = retention
-        self.interval = interval
-    }
-
-    func didBootAsync(_ application: Application) async throws {
-        let retention = self.retention, interval = self.interval
-        let databases = application.databases, logger = application.logger, eventLoops = application.eventLoopGroup
-        task.withLockedValue {
-            $0 = Task {
-                while !Task.isCancelled {
-                    do {
-                        if let db = databases.database(logger: logger, on: eventLoops.any()) {
-                            let deleted = try await retention.prune(on: db)
-                            if deleted > 0 { logger.info("pruned old events", metadata: ["deleted": .stringConvertible(deleted)]) }
-                        }
-                    } catch {
-                        // Before the first migration the tables do not exist yet; try again later.
-                        logger.debug("event pruning skipped", metadata: ["error": .string(String(describing: error))])
-                    }
-                    try? await Task.sleep(for: interval)
-                }
-            }
-        }
-    }
-
-    func shutdownAsync(_ application: Application) async {
-        let running = task.withLockedValue { $0 }
-        running?.cancel()
-        await running?.value
-    }
-}
-
-struct CreateEventHorizon: AsyncMigration {
-    var name: String { "2026-11-26-CreateEventHorizon" }
-
-    func prepare(on database: any Database) async throws {
-        try await database.schema("event_horizon")
-            .field("id", .int, .identifier(auto: false))
-            .field("pruned_through", .int64, .required)
-            .create()
-        guard let sql = database as? any SQLDatabase else { return }
-        try await sql.raw("INSERT INTO event_horizon (id, pruned_through) VALUES (1, 0)").run()
-        try await sql.create(index: "ix_events_created_at").on(Event.schema).column("created_at").run()
-    }
-
-    func revert(on database: any Database) async throws {
-        if let sql = database as? any SQLDatabase {
-            try await sql.drop(index: "ix_events_created_at").run()
-        }
-        try await database.schema("event_horizon").delete()
     }
 }

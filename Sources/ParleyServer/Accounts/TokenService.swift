@@ -15,57 +15,6 @@ struct AccessClaims: JWTPayload {
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
-/// Keys derived from the server secret, one per purpose, so a leak of one use cannot forge another.
-struct ServerKeys: Sendable {
-    let tokenSigning: SymmetricKey
-    let csrf: SymmetricKey
-
-    init(secret: String) {
-        let master = SymmetricKey(data: Data(secret.utf8))
-        func derive(_ purpose: String) -> SymmetricKey {
-            HKDF<SHA256>.deriveKey(inputKeyMaterial: master, salt: Data("parley".utf8), info: Data(purpose.utf8), outputByteCount: 32)
-        }
-        tokenSigning = derive("access-token")
-        csrf = derive("csrf")
-    }
-}
-
-/// Random opaque tokens and their stored digests.
-enum OpaqueToken {
-    /// 256 random bits, base64url without padding.
-    static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        return Data(bytes).base64URLEncodedString()
-    }
-
-    /// The hex SHA-256 under which a token is stored (tokens are high-entropy, so no salt is needed).
-    static func digest(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).hexString
-    }
-}
-
-extension Data {
-    func base64URLEncodedString() -> String {
-        base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    init?(base64URLEncoded string: String) {
-        var base64 = string.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        self.init(base64Encoded: base64)
-    }
-}
-
-extension Digest {
-    var hexString: String {
-        map { String(format: "%02x", $0) }.joined()
-    }
-}
-
 /// Signs and verifies access tokens; computes CSRF tokens.
 struct TokenService: Sendable {
     let keys: JWTKeyCollection
@@ -136,11 +85,4 @@ struct TokenService: Sendable {
         guard expected.count == given.count else { return false }
         return zip(expected, given).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
-}
-
-/// The wall clock, injectable so tests can move time.
-public struct AppClock: Sendable {
-    public var now: @Sendable () -> Date
-    public init(now: @escaping @Sendable () -> Date) { self.now = now }
-    public static let live = AppClock { Date() }
 }

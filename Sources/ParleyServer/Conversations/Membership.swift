@@ -1,0 +1,100 @@
+import Fluent
+import SQLKit
+import Vapor
+
+/// The through-table of the User–Conversation many-to-many, with the member's role and read state.
+final class Membership: Model, @unchecked Sendable {
+    static let schema = "memberships"
+
+    enum Role: String, Codable, Sendable, CaseIterable, Comparable {
+        case owner, admin, member
+
+        var rank: Int {
+            switch self {
+            case .owner: 2
+            case .admin: 1
+            case .member: 0
+            }
+        }
+
+        static func < (lhs: Role, rhs: Role) -> Bool { lhs.rank < rhs.rank }
+    }
+
+    // identity
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "conversation_id") var conversation: Conversation
+    @Parent(key: "user_id") var user: User
+
+    // data
+    @Enum(key: "role") var role: Role
+    @Field(key: "last_read_seq") var lastReadSeq: Int
+    @Field(key: "muted") var muted: Bool
+
+    // timestamps
+    @Field(key: "joined_at") var joinedAt: Date
+
+    init() {}
+
+    init(conversationID: UUID, userID: UUID, role: Role, lastReadSeq: Int = 0, at now: Date) {
+        self.$conversation.id = conversationID
+        self.$user.id = userID
+        self.role = role
+        self.lastReadSeq = lastReadSeq
+        self.muted = false
+        self.joinedAt = now
+    }
+
+    var canManage: Bool { role >= .admin }
+}
+
+extension Membership {
+    static func find(conversationID: UUID, userID: UUID, on db: any Database) async throws -> Membership? {
+        try await Membership.query(on: db)
+            .filter(\.$conversation.$id == conversationID)
+            .filter(\.$user.$id == userID)
+            .first()
+    }
+}
+
+// Membership questions other features ask (live delivery, replay, presence). The
+// `memberships` table's SQL lives here and in the Conversations feature's services only.
+extension Membership {
+    /// The current members of a conversation and the log's newest event id, read in one
+    /// statement so both come from one snapshot (live delivery rewinds from there).
+    static func members(of conversationID: UUID, withLogPositionOn db: any Database) async throws -> (members: Set<UUID>, logPosition: Int?) {
+        guard let sql = db as? any SQLDatabase else { return ([], nil) }
+        struct Row: Decodable { let user_id: UUID?; let horizon: Int? }
+        let rows = try await sql.raw("""
+            SELECT m.user_id AS user_id, h.horizon AS horizon
+            FROM (SELECT MAX(id) AS horizon FROM events) h
+            LEFT JOIN memberships m ON m.conversation_id = \(bind: conversationID)
+            """).all(decoding: Row.self)
+        return (Set(rows.compactMap(\.user_id)), rows.first?.horizon)
+    }
+
+    /// Everyone else who shares a conversation with `userID`.
+    static func peers(of userID: UUID, on db: any Database) async throws -> Set<UUID> {
+        guard let sql = db as? any SQLDatabase else { return [] }
+        struct Row: Decodable { let user_id: UUID }
+        let rows = try await sql.raw("""
+            SELECT DISTINCT b.user_id AS user_id FROM memberships a
+            JOIN memberships b ON b.conversation_id = a.conversation_id
+            WHERE a.user_id = \(bind: userID) AND b.user_id <> \(bind: userID)
+            """).all(decoding: Row.self)
+        return Set(rows.map(\.user_id))
+    }
+
+    /// The conversations `userID` is a member of now.
+    static func conversationIDs(of userID: UUID, on db: any Database) async throws -> [UUID] {
+        guard let sql = db as? any SQLDatabase else { return [] }
+        struct Row: Decodable { let conversation_id: UUID }
+        return try await sql.raw("SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID)")
+            .all(decoding: Row.self).map(\.conversation_id)
+    }
+
+    /// An SQL condition on a `conversation_id` column: one of the conversations `userID` is a
+    /// member of now (for queries of other tables that must not list them all as binds).
+    static func conversationCondition(memberID userID: UUID) -> SQLQueryString {
+        "conversation_id IN (SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID))"
+    }
+}

@@ -1,0 +1,55 @@
+import Fluent
+import Foundation
+import NIOConcurrencyHelpers
+import SQLKit
+
+/// What one write transaction leaves for after its commit: the domain events it recorded (in
+/// the log, in the same transaction) and whether it enqueued jobs.
+///
+/// A write transaction hands one to its closure (`db.writeTransaction(gate) { tx, outbox in … }`);
+/// when the transaction commits, the write gate passes `commit` to its observers, which
+/// publish the events on this node and wake the job workers. A rolled-back transaction
+/// leaves nothing.
+final class Outbox: Sendable {
+    let db: any Database
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var events: [CommittedEvent] = []
+        var jobsEnqueued = false
+        var ordered = false
+    }
+
+    init(db: any Database) {
+        self.db = db
+    }
+
+    /// Appends an event to the log; it commits with the transaction or not at all.
+    func record<E: DomainEvent>(_ event: E, in conversationID: UUID, visibleTo userID: UUID? = nil, at now: Date) async throws {
+        let payload = String(decoding: try EventLog.encoder.encode(event), as: UTF8.self)
+        let first = state.withLockedValue { state in
+            defer { state.ordered = true }
+            return !state.ordered
+        }
+        let id = try await EventLog.append(type: E.type, conversationID: conversationID, visibleTo: userID, payload: payload,
+                                           at: now, firstInTransaction: first, on: db)
+        let committed = CommittedEvent(id: id, type: E.type, conversationID: conversationID, visibleTo: userID,
+                                       payload: payload, createdAt: now)
+        state.withLockedValue { $0.events.append(committed) }
+    }
+
+    /// Notes that this transaction enqueued a job, so workers on this node look at once.
+    func noteJobEnqueued() {
+        state.withLockedValue { $0.jobsEnqueued = true }
+    }
+
+    var commit: Commit {
+        state.withLockedValue { Commit(events: $0.events, enqueuedJobs: $0.jobsEnqueued) }
+    }
+
+    /// What a committed transaction left.
+    struct Commit: Sendable {
+        var events: [CommittedEvent]
+        var enqueuedJobs: Bool
+    }
+}

@@ -1,0 +1,57 @@
+import NIOConcurrencyHelpers
+import Fluent
+import FluentPostgresDriver
+import FluentSQLiteDriver
+import SQLKit
+import Vapor
+
+enum DatabaseSetup {
+    /// Registers the configured database as Fluent's default.
+    static func configure(_ app: Application, settings: Settings) throws {
+        switch settings.database {
+        case .sqlite(let path):
+            app.databases.use(.sqlite(.file(path), sqlLogLevel: .debug), as: .sqlite)
+        case .sqliteInMemory:
+            app.databases.use(.sqlite(.memory, sqlLogLevel: .debug), as: .sqlite)
+        case .postgres(let url, let searchPath):
+            var config = try postgresConfiguration(url)
+            if let searchPath { config.searchPath = [searchPath] }
+            app.databases.use(.postgres(configuration: config, maxConnectionsPerEventLoop: settings.postgresConnectionsPerEventLoop,
+                                        sqlLogLevel: .debug), as: .psql)
+        }
+    }
+
+    static func postgresConfiguration(_ url: String) throws -> SQLPostgresConfiguration {
+        try SQLPostgresConfiguration(url: url)
+    }
+
+    /// The most connections the pool opens: one per event loop for SQLite (sqlite-kit's fixed
+    /// size), `Settings.postgresConnectionsPerEventLoop` per loop for PostgreSQL.
+    static func poolSize(_ settings: Settings, eventLoops: Int) -> (driver: String, connections: Int) {
+        switch settings.database {
+        case .sqlite, .sqliteInMemory: ("sqlite", eventLoops)
+        case .postgres: ("postgres", eventLoops * settings.postgresConnectionsPerEventLoop)
+        }
+    }
+
+    /// Per-connection SQLite settings. sqlite-kit opens one connection per event loop and
+    /// offers no hook for new connections, so each loop's connection is configured here at
+    /// start-up. WAL is a property of the file and persists.
+    static func prepareSQLite(_ app: Application) async throws {
+        guard app.databases.configuration(for: .sqlite) != nil else { return }
+        for eventLoop in app.eventLoopGroup.makeIterator() {
+            guard let db = app.databases.database(.sqlite, logger: app.logger, on: eventLoop) else { return }
+            try await db.withConnection { connection in
+                guard let sql = connection as? any SQLDatabase else { return }
+                for pragma in ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 10000", "foreign_keys = ON"] {
+                    try await sql.raw("PRAGMA \(unsafeRaw: pragma)").run()
+                }
+            }
+        }
+    }
+
+    /// Names of migrations not yet applied; throws when the database cannot be reached.
+    static func pendingMigrations(_ app: Application) async throws -> [String] {
+        try await app.migrator.previewPrepareBatch().get().map { $0.0.name }
+    }
+}

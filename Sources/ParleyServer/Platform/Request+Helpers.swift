@@ -1,0 +1,41 @@
+import Fluent
+import Vapor
+
+extension Request {
+    /// `?limit=` within `range`, 422 otherwise.
+    func pageLimit(default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let raw = query[String.self, at: "limit"] else { return value }
+        guard let limit = Int(raw), range.contains(limit) else {
+            throw ProblemError.validation(field: "limit", code: "out_of_range",
+                                          message: "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return limit
+    }
+
+    /// An optional integer query parameter, 422 when it is not one.
+    func intQuery(_ name: String, minimum: Int = 0) throws -> Int? {
+        guard let raw = query[String.self, at: name] else { return nil }
+        guard let value = Int(raw), value >= minimum else {
+            throw ProblemError.validation(field: name, code: "invalid", message: "must be a whole number ≥ \(minimum)")
+        }
+        return value
+    }
+
+    /// JSON with a strong ETag over the exact bytes; a matching `If-None-Match` gets 304 and no body.
+    func conditionalJSON(_ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(value)
+        let etag = "\"" + String(SHA256.hash(data: data).hexString.prefix(32)) + "\""
+        var headers = HTTPHeaders()
+        headers.replaceOrAdd(name: .eTag, value: etag)
+        headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
+        if let match = self.headers.first(name: .ifNoneMatch),
+           match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
+            return Response(status: .notModified, headers: headers)
+        }
+        headers.contentType = .json
+        return Response(status: .ok, headers: headers, body: .init(data: data))
+    }
+}

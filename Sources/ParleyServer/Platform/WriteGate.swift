@@ -1,0 +1,75 @@
+import Fluent
+import NIOConcurrencyHelpers
+import SQLKit
+
+/// How this process writes: on SQLite, the lock every write transaction queues at; after every
+/// commit, what the transaction left in its outbox goes to the observers (the event hub, the
+/// domain-event subscribers, the job workers).
+final class WriteGate: Sendable {
+    /// Present on SQLite only.
+    let lock: WriteLock?
+    private let observers = NIOLockedValueBox<[@Sendable (Outbox.Commit) -> Void]>([])
+
+    init(serialize: Bool) {
+        lock = serialize ? WriteLock() : nil
+    }
+
+    /// Calls `observer` after every committed write transaction, on the committing task.
+    func onCommit(_ observer: @escaping @Sendable (Outbox.Commit) -> Void) {
+        observers.withLockedValue { $0.append(observer) }
+    }
+
+    func committed(_ commit: Outbox.Commit) {
+        for observer in observers.withLockedValue({ $0 }) { observer(commit) }
+    }
+}
+
+extension Database {
+    /// A transaction for changes that record no events.
+    func writeTransaction<T: Sendable>(_ gate: WriteGate?, _ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        try await writeTransaction(gate) { tx, _ in try await closure(tx) }
+    }
+
+    /// A transaction for changes, with the outbox its events and jobs go into. On SQLite it
+    /// waits its turn at the write lock, then begins `IMMEDIATE`, taking the write lock before
+    /// the first statement: a deferred transaction that reads and then writes fails with
+    /// SQLITE_BUSY_SNAPSHOT when another connection commits in between. On PostgreSQL this is
+    /// Fluent's transaction. The closure must not open a transaction of its own. After the
+    /// commit, the gate's observers get what the outbox holds.
+    func writeTransaction<T: Sendable>(_ gate: WriteGate?,
+                                       _ closure: @escaping @Sendable (any Database, Outbox) async throws -> T) async throws -> T {
+        guard let sql = self as? any SQLDatabase, sql.dialect.name == "sqlite" else {
+            let (result, outbox) = try await transaction { tx in
+                let outbox = Outbox(db: tx)
+                return (try await closure(tx, outbox), outbox)
+            }
+            gate?.committed(outbox.commit)
+            return result
+        }
+        let lock = gate?.lock
+        await lock?.acquire()
+        do {
+            let (result, outbox) = try await withConnection { connection in
+                let outbox = Outbox(db: connection)
+                guard let sql = connection as? any SQLDatabase else {
+                    return (try await connection.transaction { tx in try await closure(tx, Outbox(db: tx)) }, outbox)
+                }
+                try await sql.raw("BEGIN IMMEDIATE").run()
+                do {
+                    let result = try await closure(connection, outbox)
+                    try await sql.raw("COMMIT").run()
+                    return (result, outbox)
+                } catch {
+                    try? await sql.raw("ROLLBACK").run()
+                    throw error
+                }
+            }
+            await lock?.release()
+            gate?.committed(outbox.commit)
+            return result
+        } catch {
+            await lock?.release()
+            throw error
+        }
+    }
+}
