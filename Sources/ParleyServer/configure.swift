@@ -19,6 +19,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateEvents())
     app.migrations.add(CreateEventTickets())
     app.migrations.add(CreateEventHorizon())
+    app.migrations.add(CreateJobs())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -47,6 +48,20 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     let domainEvents = DomainEvents(logger: app.logger)
     writes.onCommit { commit in domainEvents.publish(commit.events) }
     app.storage[DomainEventsKey.self] = domainEvents
+    // Background work: the durable job queue and this node's worker (started by `serve`).
+    let jobDatabases = app.databases, jobEventLoops = app.eventLoopGroup, jobLogger = app.logger
+    let jobs = JobWorker(
+        queue: JobQueue(gate: writes, clock: clock, node: UUID().uuidString.lowercased()),
+        options: settings.jobWorker,
+        database: {
+            guard let db = jobDatabases.database(logger: jobLogger, on: jobEventLoops.any()) else { throw EventLogError.notSQL }
+            return db
+        },
+        metrics: JobMetrics(registry: metrics.registry), logger: app.logger)
+    writes.onCommit { commit in
+        if commit.enqueuedJobs { jobs.wake() }
+    }
+    app.storage[JobWorkerKey.self] = jobs
     let serverKeys = ServerKeys(secret: secret)
     let tokens = TokenService(
         keys: await TokenService.makeKeys(serverKeys, algorithm: settings.tokenAlgorithm),
@@ -104,6 +119,10 @@ public func prepareToServe(_ app: Application) async throws {
         // Only a serving node prunes; other commands leave the log alone.
         app.lifecycle.use(EventRetentionLifecycle(retention: retention, interval: interval))
     }
+    if let jobs = app.storage[JobWorkerKey.self] {
+        // Only a serving node runs jobs; `migrate` and the other commands leave them alone.
+        app.lifecycle.use(jobs)
+    }
     if settings.autoMigrate {
         try await app.autoMigrate()
         return
@@ -135,6 +154,7 @@ struct AccountsKey: StorageKey { typealias Value = AccountDependencies }
 struct ChatKey: StorageKey { typealias Value = ChatDependencies }
 struct WriteGateKey: StorageKey { typealias Value = WriteGate }
 struct DomainEventsKey: StorageKey { typealias Value = DomainEvents }
+struct JobWorkerKey: StorageKey { typealias Value = JobWorker }
 struct EventHubKey: StorageKey { typealias Value = EventHub }
 struct EventRetentionKey: StorageKey { typealias Value = EventRetention }
 struct PresenceKey: StorageKey { typealias Value = Presence }
@@ -146,6 +166,14 @@ extension Application {
             preconditionFailure("configure(_:settings:) has not run")
         }
         return settings
+    }
+
+    /// This node's job worker, where features register the handlers of their queues.
+    var jobs: JobWorker {
+        guard let jobs = storage[JobWorkerKey.self] else {
+            preconditionFailure("configure(_:settings:) has not run")
+        }
+        return jobs
     }
 
     /// This node's committed domain events, for features that subscribe to them.

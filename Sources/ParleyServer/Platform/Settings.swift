@@ -82,6 +82,8 @@ public struct Settings: Sendable {
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     public var trustForwardedFor: Bool = false
     public var loginThrottle = LoginThrottle()
+    /// How this node runs background jobs.
+    var jobWorker = JobWorker.Options()
     /// Apply pending migrations on `serve` (development default); production refuses instead.
     public var autoMigrate: Bool = true
 
