@@ -54,7 +54,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         queue: JobQueue(gate: writes, clock: clock, node: UUID().uuidString.lowercased()),
         options: settings.jobWorker,
         database: {
-            guard let db = jobDatabases.database(logger: jobLogger, on: jobEventLoops.any()) else { throw EventLogError.notSQL }
+            guard let db = jobDatabases.database(logger: jobLogger, on: jobEventLoops.any()) else { throw StorageError.notSQL }
             return db
         },
         metrics: JobMetrics(registry: metrics.registry), logger: app.logger)

@@ -144,12 +144,12 @@ struct RealtimeTests {
             // Changes the hub is not told about until all four have committed.
             let quiet = ChatDependencies(clock: context.clock.appClock, maxMessageLength: 4000, hooks: .init(), writes: WriteGate(serialize: true))
             let annID = UUID(uuidString: ann.id)!
-            let access = try await quiet.conversations(app.db).access(id, userID: annID)
+            let access = try await quiet.conversations(app.db).access(UUID(uuidString: id)!, userID: annID)
             _ = try await quiet.messages(app.db).send(access, try JSONDecoder().decode(SendMessageRequest.self, from: Data(#"{"body":"before"}"#.utf8)),
                                                        authorID: annID, idempotencyKey: nil)
-            try await quiet.conversations(app.db).removeMember(access, userID: ben.id, by: annID)
+            try await quiet.conversations(app.db).removeMember(access, userID: UUID(uuidString: ben.id)!, by: annID)
             _ = try await quiet.conversations(app.db).addMember(access, try JSONDecoder().decode(AddMemberRequest.self, from: Data(#"{"user_id":"\#(cat.id)"}"#.utf8)))
-            _ = try await quiet.messages(app.db).send(try await quiet.conversations(app.db).access(id, userID: annID),
+            _ = try await quiet.messages(app.db).send(try await quiet.conversations(app.db).access(UUID(uuidString: id)!, userID: annID),
                                                        try JSONDecoder().decode(SendMessageRequest.self, from: Data(#"{"body":"after"}"#.utf8)),
                                                        authorID: annID, idempotencyKey: nil)
             hub.notify()

@@ -51,7 +51,7 @@ struct AccountService: Sendable {
             PasswordPolicy.check(password, handle: handle ?? rawHandle, field: "password", into: &validator)
         }
         try validator.check()
-        guard let handle, let displayName, let password else { throw ProblemError.badRequest("Invalid registration.") }
+        guard let handle, let displayName, let password else { throw ValidationError(validator.errors) }
 
         var taken: [FieldError] = []
         if try await User.find(handle: handle, on: db) != nil {
@@ -60,7 +60,7 @@ struct AccountService: Sendable {
         if let email, try await User.find(email: email, on: db) != nil {
             taken.append(FieldError(field: "email", code: "taken", message: "is already registered"))
         }
-        if !taken.isEmpty { throw ProblemError.conflict("An account with these details already exists.", errors: taken) }
+        if !taken.isEmpty { throw AccountError.accountExists(taken) }
 
         let hash = try await passwords.hash(password)
         let user = User(handle: handle, displayName: displayName, email: email, passwordHash: hash, role: role)
@@ -69,8 +69,7 @@ struct AccountService: Sendable {
                 try await user.create(on: tx)
             } catch let error as any DatabaseError where error.isConstraintFailure {
                 // Lost a race with a concurrent registration of the same handle or email.
-                throw ProblemError.conflict("An account with these details already exists.",
-                                            errors: [FieldError(field: "handle", code: "taken", message: "is already taken")])
+                throw AccountError.accountExists([FieldError(field: "handle", code: "taken", message: "is already taken")])
             }
             let profile = Profile(userID: try user.requireID())
             try await profile.create(on: tx)
@@ -115,14 +114,12 @@ struct AccountService: Sendable {
         let login = validator.text(login, "handle", length: 1...254)
         let password = validator.require(password, "password")
         try validator.check()
-        guard let login, let password else { throw ProblemError.badRequest("Invalid sign-in.") }
+        guard let login, let password else { throw ValidationError(validator.errors) }
 
         let keys = ["handle:" + login.lowercased()] + (clientAddress.map { ["address:" + $0] } ?? [])
         switch await throttle.check(keys) {
         case .block(let retryAfter):
-            throw ProblemError(.tooManyRequests, slug: "too-many-attempts",
-                               detail: "Too many failed sign-ins. Try again in \(retryAfter) seconds.",
-                               headers: ["Retry-After": String(retryAfter)])
+            throw AccountError.tooManyAttempts(retryAfter: retryAfter)
         case .allow(let delay):
             if delay > .zero { try await Task.sleep(for: delay) }
         }
@@ -135,7 +132,7 @@ struct AccountService: Sendable {
         let valid = try await passwords.verify(password, against: hash)
         guard let user, valid else {
             await throttle.recordFailure(keys)
-            throw ProblemError.unauthorized("The handle or password is wrong.", slug: "invalid-credentials")
+            throw AccountError.invalidCredentials
         }
         await throttle.recordSuccess(keys)
         return user
@@ -170,9 +167,9 @@ struct AccountService: Sendable {
         var validator = Validator()
         let presented = validator.text(input.refreshToken, "refresh_token", length: 1...512)
         try validator.check()
-        guard let presented else { throw ProblemError.badRequest("Invalid refresh token.") }
+        guard let presented else { throw ValidationError(validator.errors) }
 
-        let invalid = ProblemError.unauthorized("The refresh token is invalid or expired.", slug: "invalid-refresh-token")
+        let invalid = AccountError.invalidRefreshToken
         let now = clock.now()
         guard let stored = try await RefreshToken.query(on: db).filter(\.$tokenHash == OpaqueToken.digest(presented)).first(),
               let session = try await Session.find(stored.$session.id, on: db)
@@ -180,7 +177,7 @@ struct AccountService: Sendable {
         guard session.isActive(at: now) else { throw invalid }
         if stored.rotatedAt != nil {
             try await revoke(session, reason: "refresh_token_reuse", at: now)
-            throw ProblemError.unauthorized("This refresh token was already used; the session has been ended.", slug: "refresh-token-reused")
+            throw AccountError.refreshTokenReused
         }
         guard stored.expiresAt > now else { throw invalid }
 
@@ -189,7 +186,7 @@ struct AccountService: Sendable {
                                    expiresAt: now.addingTimeInterval(seconds(refreshTokenLifetime)))
         let rotated: Bool = try await db.writeTransaction(writes) { tx in
             // Only one of two concurrent refreshes with the same token may win.
-            guard let sql = tx as? any SQLDatabase else { throw ProblemError(.internalServerError) }
+            guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
             let won = try await sql.update(RefreshToken.schema)
                 .set("rotated_at", to: SQLBind(now))
                 .set("replaced_by", to: SQLBind(nextRow.id))
@@ -203,7 +200,7 @@ struct AccountService: Sendable {
         }
         guard rotated else {
             try await revoke(session, reason: "refresh_token_reuse", at: now)
-            throw ProblemError.unauthorized("This refresh token was already used; the session has been ended.", slug: "refresh-token-reused")
+            throw AccountError.refreshTokenReused
         }
         let user = try await User.find(session.$user.id, on: db)
         guard let user else { throw invalid }
@@ -238,7 +235,7 @@ struct AccountService: Sendable {
     // MARK: The signed-in user
 
     func update(userID: UUID, with input: UpdateMeRequest) async throws -> (User, Profile?) {
-        guard let user = try await User.find(userID, on: db) else { throw ProblemError.notFound("No such user.") }
+        guard let user = try await User.find(userID, on: db) else { throw AccountError.userNotFound }
         let profile = try await user.$profile.get(on: db) ?? Profile(userID: userID)
         var validator = Validator()
         if input.displayName != nil, let name = validator.text(input.displayName, "display_name", length: 1...64) {
@@ -266,8 +263,7 @@ struct AccountService: Sendable {
         try validator.check()
         if let email = user.email,
            let other = try await User.find(email: email, on: db), other.id != user.id {
-            throw ProblemError.conflict("That email is already registered.",
-                                        errors: [FieldError(field: "email", code: "taken", message: "is already registered")])
+            throw AccountError.emailTaken
         }
         do {
             try await db.writeTransaction(writes) { tx in
@@ -276,15 +272,14 @@ struct AccountService: Sendable {
             }
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true {
             // Another account claimed the email between the check and the write.
-            throw ProblemError.conflict("That email is already registered.",
-                                        errors: [FieldError(field: "email", code: "taken", message: "is already registered")])
+            throw AccountError.emailTaken
         }
         return (user, profile)
     }
 
     /// Changes the password after checking the current one, and ends every other session.
     func changePassword(userID: UUID, currentSessionID: UUID, _ input: ChangePasswordRequest) async throws {
-        guard let user = try await User.find(userID, on: db) else { throw ProblemError.notFound("No such user.") }
+        guard let user = try await User.find(userID, on: db) else { throw AccountError.userNotFound }
         var validator = Validator()
         let current = validator.require(input.currentPassword, "current_password")
         if let new = validator.require(input.newPassword, "new_password") {
@@ -293,7 +288,7 @@ struct AccountService: Sendable {
         try validator.check()
         guard let current, let new = input.newPassword else { return }
         guard try await passwords.verify(current, against: user.passwordHash) else {
-            throw ProblemError.validation(field: "current_password", code: "incorrect", message: "is not your current password")
+            throw ValidationError(field: "current_password", code: "incorrect", message: "is not your current password")
         }
         user.passwordHash = try await passwords.hash(new)
         let now = clock.now()

@@ -31,7 +31,8 @@ struct ConversationController: RouteCollection {
     private func access(_ request: Request) async throws -> (ConversationService, ConversationService.Access, Principal) {
         let principal = try request.principal()
         let service = chat.conversations(request.db)
-        return (service, try await service.access(request.parameters.get("conversation_id"), userID: principal.userID), principal)
+        let id = try request.idParameter("conversation_id", orThrow: ConversationError.conversationNotFound)
+        return (service, try await service.access(id, userID: principal.userID), principal)
     }
 
     @Sendable
@@ -115,14 +116,14 @@ struct ConversationController: RouteCollection {
     @Sendable
     func changeRole(_ request: Request) async throws -> MemberDTO {
         let (service, access, _) = try await access(request)
-        return try await service.changeRole(access, userID: request.parameters.get("user_id"),
+        return try await service.changeRole(access, userID: try request.idParameter("user_id", orThrow: ConversationError.memberNotFound),
                                             try request.decodeJSON(ChangeRoleRequest.self))
     }
 
     @Sendable
     func removeMember(_ request: Request) async throws -> HTTPStatus {
         let (service, access, principal) = try await access(request)
-        try await service.removeMember(access, userID: request.parameters.get("user_id"), by: principal.userID)
+        try await service.removeMember(access, userID: try request.idParameter("user_id", orThrow: ConversationError.memberNotFound), by: principal.userID)
         return .noContent
     }
 }

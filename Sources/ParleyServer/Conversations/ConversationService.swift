@@ -25,7 +25,7 @@ struct ConversationService: Sendable {
         /// Members write; a non-member of a public channel may read but must join first.
         func requireMember() throws -> Membership {
             guard let membership else {
-                throw ProblemError.forbidden("Join the channel first.", slug: "not-a-member")
+                throw ConversationError.notAMember
             }
             return membership
         }
@@ -33,14 +33,13 @@ struct ConversationService: Sendable {
         func requireManager() throws -> Membership {
             let membership = try requireMember()
             guard membership.canManage else {
-                throw ProblemError.forbidden("Only the conversation's owner or admins may do this.", slug: "not-a-manager")
+                throw ConversationError.notAManager("Only the conversation's owner or admins may do this.")
             }
             return membership
         }
     }
 
-    func access(_ rawID: String?, userID: UUID) async throws -> Access {
-        guard let rawID, let id = UUID(uuidString: rawID) else { throw Self.notFound }
+    func access(_ id: Conversation.IDValue, userID: UUID) async throws -> Access {
         guard let sql = db as? any SQLDatabase else {
             guard let conversation = try await Conversation.find(id, on: db) else { throw Self.notFound }
             let membership = try await Membership.find(conversationID: id, userID: userID, on: db)
@@ -73,7 +72,7 @@ struct ConversationService: Sendable {
         let m_id: UUID?, m_role: String?, m_last_read_seq: Int?, m_muted: Bool?, m_joined_at: Date?
 
         func conversation(id: UUID) throws -> Conversation {
-            guard let kind = Conversation.Kind(rawValue: kind) else { throw ProblemError(.internalServerError) }
+            guard let kind = Conversation.Kind(rawValue: kind) else { throw StorageError.unreadable("conversation kind \(kind)") }
             let conversation = Conversation()
             conversation.id = id
             conversation.kind = kind
@@ -101,7 +100,7 @@ struct ConversationService: Sendable {
         }
     }
 
-    static let notFound = ProblemError.notFound("No such conversation.")
+    static let notFound = ConversationError.conversationNotFound
 
     // MARK: Create
 
@@ -158,7 +157,7 @@ struct ConversationService: Sendable {
             let found = Set(try await User.query(on: db).filter(\.$id ~~ memberIDs).all(\.$id))
             let missing = (input.memberIDs ?? []).enumerated().filter { UUID(uuidString: $0.element).map { !found.contains($0) && $0 != creatorID } ?? false }
             if !missing.isEmpty {
-                throw ProblemError.validation(missing.map { FieldError(field: "member_ids[\($0.offset)]", code: "unknown_user", message: "is not a user") })
+                throw ValidationError(missing.map { FieldError(field: "member_ids[\($0.offset)]", code: "unknown_user", message: "is not a user") })
             }
         }
 
@@ -224,7 +223,7 @@ struct ConversationService: Sendable {
             .filter(Membership.self, \.$user.$id == userID)
         if let cursor {
             guard let (activity, id) = ActivityCursor.decode(cursor) else {
-                throw ProblemError.validation(field: "cursor", code: "invalid", message: "is not a cursor this server issued")
+                throw ValidationError(field: "cursor", code: "invalid", message: "is not a cursor this server issued")
             }
             query = query.group(.or) { or in
                 or.filter(\.$lastActivityAt < activity)
@@ -330,7 +329,7 @@ struct ConversationService: Sendable {
     func delete(_ access: Access) async throws {
         let membership = try access.requireMember()
         guard membership.role == .owner else {
-            throw ProblemError.forbidden("Only the owner may delete a conversation.", slug: "not-the-owner")
+            throw ConversationError.notTheOwner("Only the owner may delete a conversation.")
         }
         let now = clock.now()
         try await db.writeTransaction(writes) { tx, outbox in
@@ -352,7 +351,7 @@ struct ConversationService: Sendable {
         }
         if let cursor {
             guard let (title, id) = TitleCursor.decode(cursor) else {
-                throw ProblemError.validation(field: "cursor", code: "invalid", message: "is not a cursor this server issued")
+                throw ValidationError(field: "cursor", code: "invalid", message: "is not a cursor this server issued")
             }
             query = query.group(.or) { or in
                 or.filter(\.$title > title)
@@ -410,7 +409,7 @@ struct ConversationService: Sendable {
     func leave(_ access: Access, userID: UUID) async throws {
         let membership = try access.requireMember()
         guard access.conversation.kind != .direct else {
-            throw ProblemError.conflict("A direct conversation cannot be left.")
+            throw ConversationError.conflict("A direct conversation cannot be left.")
         }
         try await removeMember(membership, from: access, reason: "left")
     }
@@ -421,7 +420,7 @@ struct ConversationService: Sendable {
             .join(User.self, on: \Membership.$user.$id == \User.$id)
         if let cursor {
             guard let after = UUID(uuidString: cursor) else {
-                throw ProblemError.validation(field: "cursor", code: "invalid", message: "is not a cursor this server issued")
+                throw ValidationError(field: "cursor", code: "invalid", message: "is not a cursor this server issued")
             }
             query = query.filter(\.$user.$id > after)
         }
@@ -434,7 +433,7 @@ struct ConversationService: Sendable {
     func addMember(_ access: Access, _ input: AddMemberRequest) async throws -> (MemberDTO, added: Bool) {
         let manager = try access.requireManager()
         guard access.conversation.kind != .direct else {
-            throw ProblemError.validation(field: "user_id", code: "not_allowed", message: "direct conversations have exactly two people")
+            throw ValidationError(field: "user_id", code: "not_allowed", message: "direct conversations have exactly two people")
         }
         var validator = Validator()
         let userID = validator.require(input.userID, "user_id").flatMap { raw -> UUID? in
@@ -446,10 +445,10 @@ struct ConversationService: Sendable {
         try validator.check()
         guard let userID, let role else { throw Self.notFound }
         if role > .member, manager.role != .owner, role >= manager.role {
-            throw ProblemError.forbidden("You may not grant a role equal to or above your own.", slug: "role-too-high")
+            throw ConversationError.roleTooHigh("You may not grant a role equal to or above your own.")
         }
         guard let user = try await User.find(userID, on: db) else {
-            throw ProblemError.validation(field: "user_id", code: "unknown_user", message: "is not a user")
+            throw ValidationError(field: "user_id", code: "unknown_user", message: "is not a user")
         }
         if let existing = try await Membership.find(conversationID: access.conversationID, userID: userID, on: db) {
             return (MemberDTO(user: try PublicUserDTO(user), role: existing.role, joinedAt: existing.joinedAt), false)
@@ -471,25 +470,24 @@ struct ConversationService: Sendable {
         return (MemberDTO(user: try PublicUserDTO(user), role: role, joinedAt: now), true)
     }
 
-    func changeRole(_ access: Access, userID rawUserID: String?, _ input: ChangeRoleRequest) async throws -> MemberDTO {
+    func changeRole(_ access: Access, userID: UUID, _ input: ChangeRoleRequest) async throws -> MemberDTO {
         let manager = try access.requireManager()
-        guard let rawUserID, let userID = UUID(uuidString: rawUserID),
-              let target = try await Membership.find(conversationID: access.conversationID, userID: userID, on: db),
+        guard let target = try await Membership.find(conversationID: access.conversationID, userID: userID, on: db),
               let user = try await User.find(userID, on: db)
-        else { throw ProblemError.notFound("No such member.") }
+        else { throw ConversationError.memberNotFound }
         var validator = Validator()
         guard let role = try parseRole(validator.require(input.role, "role"), default: nil, into: &validator) else {
             try validator.check()
-            throw ProblemError.validation(field: "role", code: "required", message: "is required")
+            throw ValidationError(field: "role", code: "required", message: "is required")
         }
         try validator.check()
         guard access.conversation.kind != .direct else {
-            throw ProblemError.validation(field: "role", code: "not_allowed", message: "direct conversations have no roles")
+            throw ValidationError(field: "role", code: "not_allowed", message: "direct conversations have no roles")
         }
         if target.role == role { return MemberDTO(user: try PublicUserDTO(user), role: role, joinedAt: target.joinedAt) }
         // Owners may do anything; admins may move members and admins between member and admin.
         if manager.role != .owner && (target.role == .owner || role == .owner) {
-            throw ProblemError.forbidden("Only the owner may change ownership.", slug: "not-the-owner")
+            throw ConversationError.notTheOwner("Only the owner may change ownership.")
         }
         let now = clock.now()
         try await db.writeTransaction(writes) { tx, outbox in
@@ -506,18 +504,17 @@ struct ConversationService: Sendable {
         return MemberDTO(user: try PublicUserDTO(user), role: role, joinedAt: target.joinedAt)
     }
 
-    func removeMember(_ access: Access, userID rawUserID: String?, by callerID: UUID) async throws {
+    func removeMember(_ access: Access, userID: UUID, by callerID: UUID) async throws {
         let caller = try access.requireMember()
-        guard let rawUserID, let userID = UUID(uuidString: rawUserID),
-              let target = try await Membership.find(conversationID: access.conversationID, userID: userID, on: db)
-        else { throw ProblemError.notFound("No such member.") }
+        guard let target = try await Membership.find(conversationID: access.conversationID, userID: userID, on: db)
+        else { throw ConversationError.memberNotFound }
         if userID == callerID { return try await leave(access, userID: callerID) }
         guard caller.canManage else {
-            throw ProblemError.forbidden("Only the conversation's owner or admins may remove members.", slug: "not-a-manager")
+            throw ConversationError.notAManager("Only the conversation's owner or admins may remove members.")
         }
-        guard access.conversation.kind != .direct else { throw ProblemError.conflict("Direct conversations have exactly two people.") }
+        guard access.conversation.kind != .direct else { throw ConversationError.conflict("Direct conversations have exactly two people.") }
         guard target.role < caller.role || caller.role == .owner, target.role != .owner else {
-            throw ProblemError.forbidden("You may not remove a member whose role is equal to or above yours.", slug: "role-too-high")
+            throw ConversationError.roleTooHigh("You may not remove a member whose role is equal to or above yours.")
         }
         try await removeMember(target, from: access, reason: "removed")
     }

@@ -23,7 +23,8 @@ struct MessageController: RouteCollection {
 
     private func access(_ request: Request) async throws -> (ConversationService.Access, Principal) {
         let principal = try request.principal()
-        let access = try await chat.conversations(request.db).access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let id = try request.idParameter("conversation_id", orThrow: ConversationError.conversationNotFound)
+        let access = try await chat.conversations(request.db).access(id, userID: principal.userID)
         return (access, principal)
     }
 
@@ -56,7 +57,7 @@ struct MessageController: RouteCollection {
     @Sendable
     func show(_ request: Request) async throws -> Response {
         let (access, principal) = try await access(request)
-        let (message, dto) = try await chat.messages(request.db).message(access, seq: request.parameters.get("seq"), viewer: principal.userID)
+        let (message, dto) = try await chat.messages(request.db).message(access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound), viewer: principal.userID)
         let response = try await dto.encodeResponse(for: request)
         response.headers.replaceOrAdd(name: .eTag, value: message.etag)
         response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
@@ -77,9 +78,9 @@ struct MessageController: RouteCollection {
         let (access, principal) = try await access(request)
         let input = try request.decodeJSON(EditMessageRequest.self)
         let service = chat.messages(request.db)
-        let message = try await service.edit(access, seq: request.parameters.get("seq"), input, mode: mode,
+        let message = try await service.edit(access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound), input, mode: mode,
                                              ifMatch: request.headers.first(name: .ifMatch), editorID: principal.userID)
-        let (_, dto) = try await service.message(access, seq: String(message.seq), viewer: principal.userID)
+        let (_, dto) = try await service.message(access, seq: message.seq, viewer: principal.userID)
         let response = try await dto.encodeResponse(for: request)
         response.headers.replaceOrAdd(name: .eTag, value: message.etag)
         return response
@@ -88,7 +89,7 @@ struct MessageController: RouteCollection {
     @Sendable
     func delete(_ request: Request) async throws -> HTTPStatus {
         let (access, principal) = try await access(request)
-        try await chat.messages(request.db).delete(access, seq: request.parameters.get("seq"),
+        try await chat.messages(request.db).delete(access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound),
                                                    ifMatch: request.headers.first(name: .ifMatch), by: principal.userID)
         return .noContent
     }
@@ -97,7 +98,7 @@ struct MessageController: RouteCollection {
     func replies(_ request: Request) async throws -> MessagePage {
         let (access, principal) = try await access(request)
         let limit = try request.pageLimit(default: MessageService.defaultPageSize, range: MessageService.pageLimit)
-        return try await chat.messages(request.db).replies(access, seq: request.parameters.get("seq"),
+        return try await chat.messages(request.db).replies(access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound),
                                                            after: try request.intQuery("after", minimum: 0),
                                                            limit: limit, viewer: principal.userID)
     }
@@ -105,7 +106,7 @@ struct MessageController: RouteCollection {
     @Sendable
     func react(_ request: Request) async throws -> HTTPStatus {
         let (access, principal) = try await access(request)
-        let added = try await chat.messages(request.db).react(access, seq: request.parameters.get("seq"),
+        let added = try await chat.messages(request.db).react(access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound),
                                                               emoji: request.parameters.get("emoji")?.removingPercentEncoding,
                                                               userID: principal.userID)
         return added ? .created : .ok
@@ -114,7 +115,7 @@ struct MessageController: RouteCollection {
     @Sendable
     func unreact(_ request: Request) async throws -> HTTPStatus {
         let (access, principal) = try await access(request)
-        try await chat.messages(request.db).unreact(access, seq: request.parameters.get("seq"),
+        try await chat.messages(request.db).unreact(access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound),
                                                     emoji: request.parameters.get("emoji")?.removingPercentEncoding,
                                                     userID: principal.userID)
         return .noContent

@@ -51,15 +51,15 @@ struct MessageService: Sendable {
         return MessagePage(items: try await Self.dtos(for: page, viewer: viewer, on: db), hasMore: rows.count > limit)
     }
 
-    func message(_ access: ConversationService.Access, seq rawSeq: String?, viewer: UUID) async throws -> (Message, MessageDTO) {
-        let message = try await find(access, seq: rawSeq)
+    func message(_ access: ConversationService.Access, seq: Int, viewer: UUID) async throws -> (Message, MessageDTO) {
+        let message = try await find(access, seq: seq)
         guard let dto = try await Self.dtos(for: [message], viewer: viewer, on: db).first else { throw Self.notFound }
         return (message, dto)
     }
 
     /// The replies of a thread root, oldest first.
-    func replies(_ access: ConversationService.Access, seq rawSeq: String?, after: Int?, limit: Int, viewer: UUID) async throws -> MessagePage {
-        let root = try await find(access, seq: rawSeq)
+    func replies(_ access: ConversationService.Access, seq: Int, after: Int?, limit: Int, viewer: UUID) async throws -> MessagePage {
+        let root = try await find(access, seq: seq)
         var query = Message.query(on: db)
             .filter(\.$conversation.$id == access.conversationID)
             .filter(\.$replyToSeq == root.seq)
@@ -69,11 +69,10 @@ struct MessageService: Sendable {
         return MessagePage(items: try await Self.dtos(for: page, viewer: viewer, on: db), hasMore: rows.count > limit)
     }
 
-    static let notFound = ProblemError.notFound("No such message.")
+    static let notFound = ConversationError.messageNotFound
 
-    private func find(_ access: ConversationService.Access, seq rawSeq: String?) async throws -> Message {
-        guard let rawSeq, let seq = Int(rawSeq), seq >= 1,
-              let message = try await Message.find(conversationID: access.conversationID, seq: seq, on: db)
+    private func find(_ access: ConversationService.Access, seq: Int) async throws -> Message {
+        guard seq >= 1, let message = try await Message.find(conversationID: access.conversationID, seq: seq, on: db)
         else { throw Self.notFound }
         return message
     }
@@ -138,7 +137,7 @@ struct MessageService: Sendable {
         let hooks = self.hooks
         do {
             let message: Message = try await db.writeTransaction(writes) { tx, outbox in
-                guard let sql = tx as? any SQLDatabase else { throw ProblemError(.internalServerError) }
+                guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
                 // Taking the seq is the transaction's first statement, a write: on PostgreSQL it
                 // locks the conversation row until commit; on SQLite it takes the write lock.
                 // Either way concurrent senders queue here and seqs stay gap-free.
@@ -186,10 +185,7 @@ struct MessageService: Sendable {
             .first()
         else { return nil }
         guard earlier.requestDigest == digest else {
-            throw ProblemError(.unprocessableEntity, slug: "idempotency-key-reused",
-                               title: "This Idempotency-Key was used for a different request",
-                               detail: "Send a new Idempotency-Key for a new message.",
-                               errors: [FieldError(field: "Idempotency-Key", code: "reused", message: "was already used with a different body")])
+            throw ConversationError.idempotencyKeyReused
         }
         guard let dto = try await Self.dtos(for: [earlier], viewer: viewer, on: db).first else { return nil }
         return Sent(message: dto, replayed: true)
@@ -231,14 +227,14 @@ struct MessageService: Sendable {
 
     /// PUT replaces the editable representation (`body` and `reply_to` must both be present);
     /// a merge patch changes only the keys given. Both honour `If-Match`.
-    func edit(_ access: ConversationService.Access, seq: String?, _ input: EditMessageRequest, mode: EditMode,
+    func edit(_ access: ConversationService.Access, seq: Int, _ input: EditMessageRequest, mode: EditMode,
               ifMatch: String?, editorID: UUID) async throws -> Message {
         _ = try access.requireMember()
         let message = try await find(access, seq: seq)
         guard message.$author.id == editorID else {
-            throw ProblemError.forbidden("Only the author may edit a message.", slug: "not-the-author")
+            throw ConversationError.notTheAuthor
         }
-        guard !message.isDeleted else { throw ProblemError.conflict("A deleted message cannot be edited.") }
+        guard !message.isDeleted else { throw ConversationError.conflict("A deleted message cannot be edited.") }
         try Self.checkPrecondition(ifMatch, message)
         var validator = Validator()
         var newBody = message.body
@@ -260,7 +256,7 @@ struct MessageService: Sendable {
         }
         try validator.check()
         if newReply?.seq == message.seq || (newReply?.seq ?? 0) > message.seq {
-            throw ProblemError.validation(field: "reply_to", code: "invalid", message: "must be an earlier message")
+            throw ValidationError(field: "reply_to", code: "invalid", message: "must be an earlier message")
         }
         guard newBody != message.body || newReply?.id != message.replyToID else { return message }
 
@@ -283,17 +279,16 @@ struct MessageService: Sendable {
         guard let ifMatch else { return }
         let tags = ifMatch.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard tags.contains("*") || tags.contains(message.etag) else {
-            throw ProblemError(.preconditionFailed, slug: "etag-mismatch",
-                               detail: "The message changed since you read it; fetch it again.")
+            throw ConversationError.messageChanged
         }
     }
 
     /// Soft delete: the seq stays as a tombstone, the body, its revisions and reactions go.
-    func delete(_ access: ConversationService.Access, seq: String?, ifMatch: String?, by userID: UUID) async throws {
+    func delete(_ access: ConversationService.Access, seq: Int, ifMatch: String?, by userID: UUID) async throws {
         let membership = try access.requireMember()
         let message = try await find(access, seq: seq)
         guard message.$author.id == userID || membership.canManage else {
-            throw ProblemError.forbidden("Only the author, or the conversation's owner or admins, may delete a message.", slug: "not-allowed")
+            throw ConversationError.mayNotDelete
         }
         try Self.checkPrecondition(ifMatch, message)
         guard !message.isDeleted else { return }
@@ -312,11 +307,11 @@ struct MessageService: Sendable {
     // MARK: Reactions
 
     /// Adds a reaction; `added` is false when it was already there (idempotent).
-    func react(_ access: ConversationService.Access, seq: String?, emoji raw: String?, userID: UUID) async throws -> Bool {
+    func react(_ access: ConversationService.Access, seq: Int, emoji raw: String?, userID: UUID) async throws -> Bool {
         _ = try access.requireMember()
         let message = try await find(access, seq: seq)
         let emoji = try Self.validateEmoji(raw)
-        guard !message.isDeleted else { throw ProblemError.conflict("A deleted message cannot get reactions.") }
+        guard !message.isDeleted else { throw ConversationError.conflict("A deleted message cannot get reactions.") }
         let existing = try await Reaction.query(on: db)
             .filter(\.$message.$id == message.id!).filter(\.$user.$id == userID).filter(\.$emoji == emoji).first()
         if existing != nil { return false }
@@ -332,7 +327,7 @@ struct MessageService: Sendable {
         return true
     }
 
-    func unreact(_ access: ConversationService.Access, seq: String?, emoji raw: String?, userID: UUID) async throws {
+    func unreact(_ access: ConversationService.Access, seq: Int, emoji raw: String?, userID: UUID) async throws {
         _ = try access.requireMember()
         let message = try await find(access, seq: seq)
         let emoji = try Self.validateEmoji(raw)
@@ -349,7 +344,7 @@ struct MessageService: Sendable {
     /// One emoji grapheme, or a `:short_name:` of at most 32 characters.
     static func validateEmoji(_ raw: String?) throws -> String {
         guard let raw, !raw.isEmpty else {
-            throw ProblemError.validation(field: "emoji", code: "required", message: "is required")
+            throw ValidationError(field: "emoji", code: "required", message: "is required")
         }
         if raw.hasPrefix(":"), raw.hasSuffix(":"), raw.count >= 3, raw.count <= 32 {
             let name = raw.dropFirst().dropLast()
@@ -361,6 +356,6 @@ struct MessageService: Sendable {
            character.unicodeScalars.contains(where: { $0.properties.isEmojiPresentation || ($0.properties.isEmoji && $0.value > 0x238C) }) {
             return raw
         }
-        throw ProblemError.validation(field: "emoji", code: "invalid", message: "must be one emoji or a :short_name: of at most 32 characters")
+        throw ValidationError(field: "emoji", code: "invalid", message: "must be one emoji or a :short_name: of at most 32 characters")
     }
 }

@@ -88,7 +88,7 @@ struct JobQueue: Sendable {
     /// Adds a job on `db` (a transaction of the caller's, or on its own).
     @discardableResult
     static func enqueue(_ job: NewJob, at now: Date, on db: any Database) async throws -> UUID? {
-        guard let sql = db as? any SQLDatabase else { throw EventLogError.notSQL }
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
         guard !job.queue.isEmpty, job.maxAttempts >= 1 else { throw JobQueueError.invalidJob }
         struct Row: Decodable { let id: UUID }
         let id = UUID()
@@ -111,7 +111,7 @@ struct JobQueue: Sendable {
         let expires = now.addingTimeInterval(Self.seconds(lease))
         let node = self.node
         return try await db.writeTransaction(gate) { tx in
-            guard let sql = tx as? any SQLDatabase else { throw EventLogError.notSQL }
+            guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
             let inQueues: SQLQueryString = "queue IN (\(binds: queues))"
             try await sql.raw("""
                 UPDATE jobs SET state = \(bind: Job.State.dead.rawValue), locked_by = NULL, lease_expires_at = NULL,
@@ -181,7 +181,7 @@ struct JobQueue: Sendable {
     private func update(_ job: ClaimedJob, on db: any Database, _ assignments: SQLQueryString) async throws -> Bool {
         let node = self.node
         return try await db.writeTransaction(gate) { tx in
-            guard let sql = tx as? any SQLDatabase else { throw EventLogError.notSQL }
+            guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
             let head: SQLQueryString = "UPDATE jobs SET "
             let tail: SQLQueryString = """
                  WHERE id = \(bind: job.id) AND locked_by = \(bind: node) AND attempts = \(bind: job.attempt)

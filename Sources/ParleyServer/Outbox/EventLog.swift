@@ -28,7 +28,7 @@ enum EventLog {
     /// takes the order lock and queues the notification every node's listener gets on commit.
     static func append(type: EventType, conversationID: UUID, visibleTo userID: UUID?, payload: String, at now: Date,
                        firstInTransaction: Bool, on db: any Database) async throws -> Int {
-        guard let sql = db as? any SQLDatabase else { throw EventLogError.notSQL }
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
         if firstInTransaction, sql.dialect.name == "postgresql" {
             try await sql.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: String(orderLockKey))), pg_notify('parley_events', '')").run()
         }
@@ -39,7 +39,7 @@ enum EventLog {
             VALUES (\(bind: conversationID), \(bind: userID), \(bind: type.rawValue), \(bind: payload), \(bind: now))
             RETURNING id
             """).first(decoding: Row.self)
-        else { throw EventLogError.notSQL }
+        else { throw StorageError.notSQL }
         return row.id
     }
 
@@ -118,9 +118,4 @@ enum EventLog {
         let head: SQLQueryString = "SELECT id, conversation_id, user_id, type, payload, created_at FROM events WHERE "
         return try await sql.raw(head + condition).all(decoding: Row.self).map(\.event)
     }
-}
-
-enum EventLogError: Error {
-    /// The log needs an SQL database (SQLite or PostgreSQL).
-    case notSQL
 }

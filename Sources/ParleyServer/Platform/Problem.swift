@@ -120,7 +120,7 @@ public struct Validator: Sendable {
     }
 
     public func check() throws {
-        if !errors.isEmpty { throw ProblemError.validation(errors) }
+        if !errors.isEmpty { throw ValidationError(errors) }
     }
 }
 

@@ -38,6 +38,12 @@ struct ProblemMiddleware: AsyncMiddleware {
         switch error {
         case let problem as ProblemError:
             return problem
+        case let error as ValidationError:
+            return ProblemError(error)
+        case let error as ConversationError:
+            return ProblemError(error)
+        case let error as AccountError:
+            return ProblemError(error)
         case let decoding as DecodingError:
             return ProblemError(decoding: decoding)
         case is RouteNotFound:

@@ -38,4 +38,17 @@ extension Request {
         headers.contentType = .json
         return Response(status: .ok, headers: headers, body: .init(data: data))
     }
+
+    /// A path parameter that must be an id. Anything else names nothing, so it gets `notFound`
+    /// (the same answer as an id that does not exist).
+    func idParameter(_ name: String, orThrow notFound: some Error) throws -> UUID {
+        guard let raw = parameters.get(name), let id = UUID(uuidString: raw) else { throw notFound }
+        return id
+    }
+
+    /// A path parameter that must be a sequence number (≥ 1); anything else gets `notFound`.
+    func seqParameter(_ name: String, orThrow notFound: some Error) throws -> Int {
+        guard let raw = parameters.get(name), let seq = Int(raw), seq >= 1 else { throw notFound }
+        return seq
+    }
 }

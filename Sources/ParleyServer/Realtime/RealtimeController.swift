@@ -28,7 +28,8 @@ struct RealtimeController: RouteCollection {
     @Sendable
     func typing(_ request: Request) async throws -> HTTPStatus {
         let principal = try request.principal()
-        let access = try await chat.conversations(request.db).access(request.parameters.get("conversation_id"), userID: principal.userID)
+        let id = try request.idParameter("conversation_id", orThrow: ConversationError.conversationNotFound)
+        let access = try await chat.conversations(request.db).access(id, userID: principal.userID)
         _ = try access.requireMember()
         await Self.announceTyping(hub: hub, conversationID: access.conversationID, userID: principal.userID, now: clock.now())
         return .noContent

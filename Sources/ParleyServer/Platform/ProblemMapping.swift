@@ -1,0 +1,51 @@
+import Vapor
+
+// The one place where the features' typed errors become HTTP problems. Services throw
+// these; only `ProblemMiddleware` (through `ProblemError(_:)`) turns them into responses.
+
+extension ProblemError {
+    init(_ error: ValidationError) {
+        self = .validation(error.errors)
+    }
+
+    init(_ error: ConversationError) {
+        switch error {
+        case .conversationNotFound: self = .notFound("No such conversation.")
+        case .memberNotFound: self = .notFound("No such member.")
+        case .messageNotFound: self = .notFound("No such message.")
+        case .notAMember: self = .forbidden("Join the channel first.", slug: "not-a-member")
+        case .notAManager(let detail): self = .forbidden(detail, slug: "not-a-manager")
+        case .notTheOwner(let detail): self = .forbidden(detail, slug: "not-the-owner")
+        case .notTheAuthor: self = .forbidden("Only the author may edit a message.", slug: "not-the-author")
+        case .mayNotDelete:
+            self = .forbidden("Only the author, or the conversation's owner or admins, may delete a message.", slug: "not-allowed")
+        case .roleTooHigh(let detail): self = .forbidden(detail, slug: "role-too-high")
+        case .conflict(let detail): self = .conflict(detail)
+        case .messageChanged:
+            self = ProblemError(.preconditionFailed, slug: "etag-mismatch", detail: "The message changed since you read it; fetch it again.")
+        case .idempotencyKeyReused:
+            self = ProblemError(.unprocessableEntity, slug: "idempotency-key-reused",
+                                title: "This Idempotency-Key was used for a different request",
+                                detail: "Send a new Idempotency-Key for a new message.",
+                                errors: [FieldError(field: "Idempotency-Key", code: "reused", message: "was already used with a different body")])
+        }
+    }
+
+    init(_ error: AccountError) {
+        switch error {
+        case .accountExists(let fields): self = .conflict("An account with these details already exists.", errors: fields)
+        case .emailTaken:
+            self = .conflict("That email is already registered.",
+                             errors: [FieldError(field: "email", code: "taken", message: "is already registered")])
+        case .tooManyAttempts(let retryAfter):
+            self = ProblemError(.tooManyRequests, slug: "too-many-attempts",
+                                detail: "Too many failed sign-ins. Try again in \(retryAfter) seconds.",
+                                headers: ["Retry-After": String(retryAfter)])
+        case .invalidCredentials: self = .unauthorized("The handle or password is wrong.", slug: "invalid-credentials")
+        case .invalidRefreshToken: self = .unauthorized("The refresh token is invalid or expired.", slug: "invalid-refresh-token")
+        case .refreshTokenReused:
+            self = .unauthorized("This refresh token was already used; the session has been ended.", slug: "refresh-token-reused")
+        case .userNotFound: self = .notFound("No such user.")
+        }
+    }
+}
