@@ -159,6 +159,32 @@ struct MessageTests {
         }
     }
 
+    @Test("GET of a message answers a matching If-None-Match with 304; a reaction changes its ETag but does not make an If-Match stale")
+    func messageETag() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let id = try await app.conversation(ann, members: [ben])
+            try await app.post("hello", in: id, by: ann)
+            let path = "v1/conversations/\(id)/messages/1"
+            let first = try await app.send(.GET, path, token: ann.token)
+            let etag = try #require(first.headers.first(name: .eTag))
+
+            let cached = try await app.send(.GET, path, token: ann.token, headers: ["If-None-Match": etag])
+            #expect(cached.status == .notModified)
+            #expect(cached.body.isEmpty)
+            #expect(cached.headers.first(name: .eTag) == etag)
+
+            #expect(try await app.send(.PUT, "\(path)/reactions/%F0%9F%91%8D", token: ben.token).status == .created)
+            let reacted = try await app.send(.GET, path, token: ann.token, headers: ["If-None-Match": etag])
+            #expect(reacted.status == .ok)
+            #expect(reacted.headers.first(name: .eTag) != etag)
+            let patched = try await app.send(.PATCH, path, json: #"{"body":"edited"}"#, token: ann.token, headers: ["If-Match": etag])
+            #expect(patched.status == .ok, "\(patched.body)")
+            expectProblem(try await app.send(.PATCH, path, json: #"{"body":"again"}"#, token: ann.token, headers: ["If-Match": etag]),
+                          .preconditionFailed)
+        }
+    }
+
     @Test("PUT replaces, merge PATCH changes only what it names, both honour If-Match")
     func editing() async throws {
         try await withParley { app, _ in

@@ -1,3 +1,4 @@
+import Crypto
 import Fluent
 import Vapor
 
@@ -47,8 +48,22 @@ final class Message: Model, @unchecked Sendable {
 
     var isDeleted: Bool { deletedAt != nil }
 
-    /// A strong validator for If-Match / If-None-Match.
-    var etag: String { "\"\(id?.uuidString.lowercased() ?? "")-\(version)\"" }
+    /// A strong validator of the message's editable state, for `If-Match`.
+    var etag: String { "\"\(versionTag)\"" }
+
+    private var versionTag: String { "\(id?.uuidString.lowercased() ?? "")-\(version)" }
+
+    /// The validator of one representation (reactions and reply count included), for
+    /// `If-None-Match`: the version tag plus a digest of the body sent.
+    func etag(representation: Data) -> String {
+        "\"\(versionTag).\(SHA256.hash(data: representation).hexString.prefix(16))\""
+    }
+
+    /// Whether `tag` (from `If-Match`) names this version: the version tag, or any
+    /// representation tag of it (a reaction since does not make an edit stale).
+    func isVersion(_ tag: String) -> Bool {
+        tag == etag || tag.hasPrefix("\"\(versionTag).")
+    }
 }
 
 extension Message {

@@ -57,11 +57,9 @@ struct MessageController: RouteCollection {
     @Sendable
     func show(_ request: Request) async throws -> Response {
         let (access, principal) = try await access(request)
-        let (message, dto) = try await chat.messages(request.db).message(access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound), viewer: principal.userID)
-        let response = try await dto.encodeResponse(for: request)
-        response.headers.replaceOrAdd(name: .eTag, value: message.etag)
-        response.headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
-        return response
+        let (message, dto) = try await chat.messages(request.db).message(
+            access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound), viewer: principal.userID)
+        return try request.conditionalJSON(dto, etag: message.etag(representation:))
     }
 
     @Sendable
@@ -81,9 +79,7 @@ struct MessageController: RouteCollection {
         let message = try await service.edit(access, seq: try request.seqParameter("seq", orThrow: ConversationError.messageNotFound), input, mode: mode,
                                              ifMatch: request.headers.first(name: .ifMatch), editorID: principal.userID)
         let (_, dto) = try await service.message(access, seq: message.seq, viewer: principal.userID)
-        let response = try await dto.encodeResponse(for: request)
-        response.headers.replaceOrAdd(name: .eTag, value: message.etag)
-        return response
+        return try request.conditionalJSON(dto, etag: message.etag(representation:))
     }
 
     @Sendable

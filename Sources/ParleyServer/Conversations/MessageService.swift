@@ -278,7 +278,7 @@ struct MessageService: Sendable {
     static func checkPrecondition(_ ifMatch: String?, _ message: Message) throws {
         guard let ifMatch else { return }
         let tags = ifMatch.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard tags.contains("*") || tags.contains(message.etag) else {
+        guard tags.contains("*") || tags.contains(where: message.isVersion) else {
             throw ConversationError.messageChanged
         }
     }

@@ -22,12 +22,13 @@ extension Request {
     }
 
     /// JSON with a strong ETag over the exact bytes; a matching `If-None-Match` gets 304 and no body.
-    func conditionalJSON(_ value: some Encodable) throws -> Response {
+    /// `etag` makes the validator from the encoded bytes (a digest of them by default).
+    func conditionalJSON(_ value: some Encodable, etag makeETag: (Data) -> String = Request.digestETag) throws -> Response {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys]
         let data = try encoder.encode(value)
-        let etag = "\"" + String(SHA256.hash(data: data).hexString.prefix(32)) + "\""
+        let etag = makeETag(data)
         var headers = HTTPHeaders()
         headers.replaceOrAdd(name: .eTag, value: etag)
         headers.replaceOrAdd(name: .cacheControl, value: "private, no-cache")
@@ -37,6 +38,10 @@ extension Request {
         }
         headers.contentType = .json
         return Response(status: .ok, headers: headers, body: .init(data: data))
+    }
+
+    static func digestETag(_ data: Data) -> String {
+        "\"" + String(SHA256.hash(data: data).hexString.prefix(32)) + "\""
     }
 
     /// A path parameter that must be an id. Anything else names nothing, so it gets `notFound`
