@@ -329,4 +329,26 @@ struct MessageTests {
             #expect(try await app.send(.GET, "v1/search/messages?q=AND%20OR%20NOT%20NEAR", token: ann.token).status == .ok)
         }
     }
+    @Test("search results carry the same reply_count as the message's own GET, across conversations")
+    func searchReplyCounts() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann")
+            let first = try await app.conversation(ann, title: "One"), second = try await app.conversation(ann, title: "Two")
+            let root = try #require(try await app.post("release notes", in: first, by: ann).string("id"))
+            try await app.post("looks good", in: first, by: ann, replyTo: root)
+            let other = try #require(try await app.post("release party", in: second, by: ann).string("id"))
+            try await app.post("when?", in: second, by: ann, replyTo: other)
+            try await app.post("tonight", in: second, by: ann, replyTo: other)
+
+            let own = try await app.send(.GET, "v1/conversations/\(first)/messages/1", token: ann.token)
+            #expect(own["reply_count"] as? Int == 1)
+            let found = try await app.send(.GET, "v1/search/messages?q=release", token: ann.token)
+            var counts: [String: Int] = [:]
+            for item in found.items {
+                let message = try #require(item["message"] as? [String: Any])
+                counts[message["body"] as? String ?? ""] = message["reply_count"] as? Int
+            }
+            #expect(counts == ["release notes": 1, "release party": 2])
+        }
+    }
 }

@@ -90,21 +90,24 @@ struct MessageService: Sendable {
         for row in reactionRows {
             reactions[row.message_id, default: []].append(ReactionSummaryDTO(emoji: row.emoji, count: row.n, me: row.mine == 1))
         }
-        var replyCounts: [Int: Int] = [:]
-        let conversationIDs = Set(messages.map { $0.$conversation.id })
-        if withReplyCounts, conversationIDs.count == 1, let conversationID = conversationIDs.first {
-            struct ReplyRow: Decodable { let reply_to_seq: Int; let n: Int }
-            let seqs = messages.map(\.seq)
-            let rows = try await sql.raw("""
-                SELECT reply_to_seq, COUNT(*) AS n FROM messages
-                WHERE conversation_id = \(bind: conversationID) AND reply_to_seq IN (\(binds: seqs)) AND deleted_at IS NULL
-                GROUP BY reply_to_seq
-                """).all(decoding: ReplyRow.self)
-            replyCounts = Dictionary(rows.map { ($0.reply_to_seq, $0.n) }, uniquingKeysWith: { a, _ in a })
+        // Reply counts, for any number of conversations in one statement (search results
+        // span several), through the (conversation_id, reply_to_seq) index.
+        struct ThreadKey: Hashable { let conversation: UUID; let seq: Int }
+        var replyCounts: [ThreadKey: Int] = [:]
+        if withReplyCounts {
+            struct ReplyRow: Decodable { let conversation_id: UUID; let reply_to_seq: Int; let n: Int }
+            let threads = Dictionary(grouping: messages, by: { $0.$conversation.id }).map { conversationID, messages in
+                "(conversation_id = \(bind: conversationID) AND reply_to_seq IN (\(binds: messages.map(\.seq))))" as SQLQueryString
+            }
+            let head: SQLQueryString = "SELECT conversation_id, reply_to_seq, COUNT(*) AS n FROM messages WHERE deleted_at IS NULL AND ("
+            let rows = try await sql.raw(head + threads.joined(separator: " OR ") + ") GROUP BY conversation_id, reply_to_seq")
+                .all(decoding: ReplyRow.self)
+            for row in rows { replyCounts[ThreadKey(conversation: row.conversation_id, seq: row.reply_to_seq)] = row.n }
         }
         return try messages.map { message in
             let summary = (reactions[message.id!] ?? []).sorted { $0.count != $1.count ? $0.count > $1.count : $0.emoji < $1.emoji }
-            return try MessageDTO(message, reactions: summary, replyCount: replyCounts[message.seq] ?? 0)
+            return try MessageDTO(message, reactions: summary,
+                                  replyCount: replyCounts[ThreadKey(conversation: message.$conversation.id, seq: message.seq)] ?? 0)
         }
     }
 

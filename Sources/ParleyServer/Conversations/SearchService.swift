@@ -68,7 +68,7 @@ struct SearchService: Sendable {
         }
         let page = Array(rows.prefix(limit))
         let messages = try await Message.query(on: db).filter(\.$id ~~ page.map(\.id)).all()
-        let dtos = try await MessageService.dtos(for: messages, viewer: userID, on: db, withReplyCounts: false)
+        let dtos = try await MessageService.dtos(for: messages, viewer: userID, on: db)
         let byID = Dictionary(dtos.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let items = page.compactMap { row in
             byID[row.id.wire].map { SearchHitDTO(message: $0, snippet: Self.highlight(row.snippet), rank: row.rank) }

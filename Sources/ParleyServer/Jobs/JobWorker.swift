@@ -24,8 +24,7 @@ final class JobWorker: LifecycleHandler, Sendable {
     private let metrics: JobMetrics?
     private let logger: Logger
     private let handlers = NIOLockedValueBox<[String: Handler]>([:])
-    private let wakeUp: AsyncStream<Void>.Continuation
-    private let wakeUps: AsyncStream<Void>
+    private let wakeUps = WakeSignal()
     private let loop = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
     init(queue: JobQueue, options: Options, database: @escaping @Sendable () throws -> any Database,
@@ -35,7 +34,6 @@ final class JobWorker: LifecycleHandler, Sendable {
         self.database = database
         self.metrics = metrics
         self.logger = logger
-        (wakeUps, wakeUp) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Runs `handler` for every job of `queueName`. Register before the application boots.
@@ -46,7 +44,7 @@ final class JobWorker: LifecycleHandler, Sendable {
 
     /// Look for work now.
     func wake() {
-        wakeUp.yield()
+        wakeUps.signal()
     }
 
     func didBootAsync(_ application: Application) async throws {
@@ -120,10 +118,7 @@ final class JobWorker: LifecycleHandler, Sendable {
     private func waitForWork() async {
         let wakeUps = self.wakeUps, interval = options.pollInterval
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                var iterator = wakeUps.makeAsyncIterator()
-                _ = await iterator.next()
-            }
+            group.addTask { await wakeUps.wait() }
             group.addTask { try? await Task.sleep(for: interval) }
             await group.next()
             group.cancelAll()
@@ -180,6 +175,50 @@ final class JobWorker: LifecycleHandler, Sendable {
         } catch {
             logger.warning("could not record a job's outcome; its lease will run out and it will run again",
                            metadata: ["job_id": .string(job.id.wire), "error": .string(String(describing: error))])
+        }
+    }
+}
+
+/// A wake-up call that is kept until someone waits for it. (Hand-written: an `AsyncStream`
+/// ends for good when a task waiting on it is cancelled, which the poll timeout does.)
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func signal() {
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            guard !state.waiters.isEmpty else {
+                state.pending = true
+                return []
+            }
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns when signalled (at once if a signal is pending) or when the task is cancelled.
+    func wait() async {
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLockedValue { state -> Bool in
+                    if state.pending {
+                        state.pending = false
+                        return true
+                    }
+                    if Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
 }
