@@ -87,7 +87,18 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         if !commit.events.isEmpty { hub.notify() }
     }
     app.storage[EventHubKey.self] = hub
-    app.storage[EventRetentionKey.self] = EventRetention(window: settings.eventRetention, clock: clock, writes: writes)
+    let retention = EventRetention(window: settings.eventRetention, clock: clock, writes: writes)
+    app.storage[EventRetentionKey.self] = retention
+    // Housekeeping, each feature its own tables: events past the window, expired tickets,
+    // succeeded jobs as old as the events (kept that long so their dedupe keys hold).
+    let maintenance = Maintenance()
+    maintenance.add("events") { db in try await retention.prune(on: db) }
+    maintenance.add("event tickets") { db in try await EventTicket.deleteExpired(before: clock.now(), gate: writes, on: db) }
+    maintenance.add("succeeded jobs") { db in
+        try await JobQueue.pruneSucceeded(before: clock.now().addingTimeInterval(-JobQueue.seconds(settings.eventRetention)),
+                                          gate: writes, on: db)
+    }
+    app.storage[MaintenanceKey.self] = maintenance
     var presenceOptions = Presence.Options()
     presenceOptions.enabled = settings.presenceEnabled
     presenceOptions.grace = settings.presenceGrace
@@ -115,9 +126,9 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
 public func prepareToServe(_ app: Application) async throws {
     let settings = app.settings
     try await DatabaseSetup.prepareSQLite(app)
-    if let retention = app.storage[EventRetentionKey.self], let interval = settings.eventPruneInterval {
-        // Only a serving node prunes; other commands leave the log alone.
-        app.lifecycle.use(EventRetentionLifecycle(retention: retention, interval: interval))
+    if let maintenance = app.storage[MaintenanceKey.self], let interval = settings.eventPruneInterval {
+        // Only a serving node tidies; other commands leave the tables alone.
+        app.lifecycle.use(MaintenanceLifecycle(maintenance: maintenance, interval: interval))
     }
     if let jobs = app.storage[JobWorkerKey.self] {
         // Only a serving node runs jobs; `migrate` and the other commands leave them alone.
@@ -155,6 +166,7 @@ struct ChatKey: StorageKey { typealias Value = ChatDependencies }
 struct WriteGateKey: StorageKey { typealias Value = WriteGate }
 struct DomainEventsKey: StorageKey { typealias Value = DomainEvents }
 struct JobWorkerKey: StorageKey { typealias Value = JobWorker }
+struct MaintenanceKey: StorageKey { typealias Value = Maintenance }
 struct EventHubKey: StorageKey { typealias Value = EventHub }
 struct EventRetentionKey: StorageKey { typealias Value = EventRetention }
 struct PresenceKey: StorageKey { typealias Value = Presence }

@@ -234,6 +234,24 @@ struct JobQueueTests {
         }
     }
 
+    @Test("maintenance deletes succeeded jobs older than the event window and keeps dead ones")
+    func pruneSucceeded() async throws {
+        try await withParley { app, context in
+            let queue = Self.queue(app, context, node: "a")
+            try await JobQueue.enqueue(.init(queue: "mail", payload: "{}"), at: context.clock.now, on: app.db)
+            try await JobQueue.enqueue(.init(queue: "mail", payload: "{}", maxAttempts: 1), at: context.clock.now, on: app.db)
+            let claimed = try await queue.claim(queues: ["mail"], limit: 2, on: app.db)
+            #expect(claimed.count == 2)
+            try await queue.succeed(claimed[0], on: app.db)
+            try await queue.fail(claimed[1], error: "broken", on: app.db)
+            let maintenance = try #require(app.storage[MaintenanceKey.self])
+            #expect(await maintenance.run(on: app.db, logger: app.logger)["succeeded jobs"] == 0)
+            context.clock.advance(by: TimeInterval(context.settings.eventRetention.components.seconds) + 1)
+            #expect(await maintenance.run(on: app.db, logger: app.logger)["succeeded jobs"] == 1)
+            #expect(try await Job.query(on: app.db).all().map(\.state) == [.dead])
+        }
+    }
+
     @Test("queue depth and the oldest due job's age are exported as metrics")
     func metrics() async throws {
         try await withParley { app, context in

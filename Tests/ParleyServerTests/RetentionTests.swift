@@ -36,7 +36,7 @@ struct RetentionTests {
         try await Event.query(on: app.db).filter(\.$type == "message.created").sort(\.$id).all().compactMap(\.id)
     }
 
-    @Test("pruning deletes only events older than the window, in batches, records how far it cut, and drops expired tickets")
+    @Test("pruning deletes only events older than the window, in batches, records how far it cut; maintenance drops expired tickets")
     func prune() async throws {
         try await withParley { app, context in
             let ann = try await app.user("ann")
@@ -51,6 +51,9 @@ struct RetentionTests {
 
             let deleted = try await Self.retention(app, batch: 3).prune(on: app.db)
             #expect(deleted == old.count + 2, "the conversation's creation, its owner's joining and the seven old messages")
+            let maintenance = try #require(app.storage[MaintenanceKey.self])
+            let tidied = await maintenance.run(on: app.db, logger: app.logger)
+            #expect(tidied["event tickets"] == 1)
             let left = try await Event.query(on: app.db).all()
             #expect(left.map(\.type) == ["member.joined", "conversation.created", "message.created"])
             #expect(try await EventTicket.query(on: app.db).count() == 0)

@@ -1,4 +1,5 @@
 import Fluent
+import SQLKit
 import Vapor
 
 final class User: Model, @unchecked Sendable {
@@ -46,5 +47,27 @@ extension User {
 
     static func find(email: String, on db: any Database) async throws -> User? {
         try await User.query(on: db).filter(\.$email == email.lowercased()).first()
+    }
+}
+
+extension User {
+    /// People whose handle or display name starts with `prefix` (case-insensitive), by
+    /// handle, after the handle `cursor`.
+    static func directory(matching prefix: String?, after cursor: String?, limit: Int, on db: any Database) async throws -> [User] {
+        var query = User.query(on: db)
+        if let q = prefix?.trimmingCharacters(in: .whitespaces).lowercased(), !q.isEmpty {
+            let pattern = LikePattern.escape(q) + "%"
+            query = query.group(.or) { or in
+                or.filter(.sql(embed: "LOWER(\(ident: "handle")) LIKE \(bind: pattern)"))
+                or.filter(.sql(embed: "LOWER(\(ident: "display_name")) LIKE \(bind: pattern)"))
+            }
+        }
+        if let cursor { query = query.filter(\.$handle > cursor) }
+        return try await query.sort(\.$handle).limit(limit).all()
+    }
+
+    /// A user with their profile loaded.
+    static func withProfile(_ id: UUID, on db: any Database) async throws -> User? {
+        try await User.query(on: db).filter(\.$id == id).with(\.$profile).first()
     }
 }

@@ -16,18 +16,8 @@ struct UserController: RouteCollection {
     func users(_ request: Request) async throws -> Page<PublicUserDTO> {
         _ = try request.principal()
         let limit = try request.pageLimit(default: 20, range: 1...50)
-        var query = User.query(on: request.db)
-        if let q = request.query[String.self, at: "q"]?.trimmingCharacters(in: .whitespaces).lowercased(), !q.isEmpty {
-            let pattern = ConversationService.escapeLike(q) + "%"
-            query = query.group(.or) { or in
-                or.filter(.sql(embed: "LOWER(\(ident: "handle")) LIKE \(bind: pattern)"))
-                or.filter(.sql(embed: "LOWER(\(ident: "display_name")) LIKE \(bind: pattern)"))
-            }
-        }
-        if let cursor = request.query[String.self, at: "cursor"] {
-            query = query.filter(\.$handle > cursor)
-        }
-        let rows = try await query.sort(\.$handle).limit(limit + 1).all()
+        let rows = try await User.directory(matching: request.query[String.self, at: "q"], after: request.query[String.self, at: "cursor"],
+                                            limit: limit + 1, on: request.db)
         let page = Array(rows.prefix(limit))
         return Page(items: try page.map(PublicUserDTO.init), nextCursor: rows.count > limit ? page.last?.handle : nil)
     }
@@ -35,9 +25,8 @@ struct UserController: RouteCollection {
     @Sendable
     func user(_ request: Request) async throws -> UserDTO {
         _ = try request.principal()
-        guard let raw = request.parameters.get("user_id"), let id = UUID(uuidString: raw),
-              let user = try await User.query(on: request.db).filter(\.$id == id).with(\.$profile).first()
-        else { throw ProblemError.notFound("No such user.") }
+        let id = try request.idParameter("user_id", orThrow: AccountError.userNotFound)
+        guard let user = try await User.withProfile(id, on: request.db) else { throw AccountError.userNotFound }
         return try UserDTO(user, profile: user.profile, includeEmail: false)
     }
 }

@@ -346,7 +346,7 @@ struct ConversationService: Sendable {
             .filter(\.$kind == .channel)
             .filter(\.$visibility == .public)
         if let q = q?.trimmingCharacters(in: .whitespaces), !q.isEmpty {
-            let pattern = "%" + Self.escapeLike(q.lowercased()) + "%"
+            let pattern = "%" + LikePattern.escape(q.lowercased()) + "%"
             query = query.filter(.sql(embed: "LOWER(\(ident: "title")) LIKE \(bind: pattern)"))
         }
         if let cursor {
@@ -367,11 +367,6 @@ struct ConversationService: Sendable {
         let items = try page.map { try ConversationDTO($0, membership: nil, memberCount: counts[$0.id!] ?? 0) }
         let next = rows.count > limit ? page.last.map { TitleCursor.encode($0.title ?? "", $0.id!) } : nil
         return Page(items: items, nextCursor: next)
-    }
-
-    static func escapeLike(_ text: String) -> String {
-        // LIKE wildcards in the user's text match literally (no ESCAPE clause: drop them).
-        text.replacingOccurrences(of: "%", with: "").replacingOccurrences(of: "_", with: "")
     }
 
     func memberCounts(_ ids: [UUID]) async throws -> [UUID: Int] {

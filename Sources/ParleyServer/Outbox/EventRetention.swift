@@ -38,8 +38,7 @@ struct EventRetention: Sendable {
         return since < pruned || since > last ? .stale : .replayable
     }
 
-    /// Deletes events older than the window, oldest first, in batches; also drops expired
-    /// event tickets. Returns how many events went.
+    /// Deletes events older than the window, oldest first, in batches. Returns how many went.
     @discardableResult
     func prune(on db: any Database) async throws -> Int {
         guard let sql = db as? any SQLDatabase else { return 0 }
@@ -71,9 +70,6 @@ struct EventRetention: Sendable {
             }
             if count == 0 { break }
             deleted += count
-        }
-        try await db.writeTransaction(writes) { tx in
-            try await EventTicket.query(on: tx).filter(\.$expiresAt < now).delete()
         }
         return deleted
     }

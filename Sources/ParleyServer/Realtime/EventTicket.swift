@@ -28,3 +28,14 @@ final class EventTicket: Model, @unchecked Sendable {
         self.expiresAt = expiresAt
     }
 }
+
+extension EventTicket {
+    /// Deletes tickets that expired before `now` (used or not); returns how many went.
+    static func deleteExpired(before now: Date, gate: WriteGate?, on db: any Database) async throws -> Int {
+        try await db.writeTransaction(gate) { tx in
+            let expired = try await EventTicket.query(on: tx).filter(\.$expiresAt < now).count()
+            try await EventTicket.query(on: tx).filter(\.$expiresAt < now).delete()
+            return expired
+        }
+    }
+}
