@@ -374,7 +374,7 @@ struct RealtimeTests {
         }
     }
 
-    @Test("a user over the connection cap gets 429")
+    @Test("a user over the connection cap gets 429, over SSE and on a WebSocket upgrade")
     func connectionCap() async throws {
         try await withParley({ $0.maxConnectionsPerUser = 2 }) { app, _ in
             let ann = try await app.user("ann"), ben = try await app.user("ben")
@@ -387,6 +387,17 @@ struct RealtimeTests {
                 #expect(first.status == .ok && second.status == .ok)
                 #expect(try await Self.openStream(client, port: port, query: "", token: ann.token).status == .tooManyRequests)
                 #expect(try await Self.openStream(client, port: port, query: "", token: ben.token).status == .ok, "the cap is per user")
+                // A WebSocket upgrade over the cap is answered, not dropped.
+                var upgrade = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/events")
+                upgrade.headers.add(name: "Authorization", value: "Bearer \(ann.token)")
+                upgrade.headers.add(name: "Connection", value: "Upgrade")
+                upgrade.headers.add(name: "Upgrade", value: "websocket")
+                upgrade.headers.add(name: "Sec-WebSocket-Version", value: "13")
+                upgrade.headers.add(name: "Sec-WebSocket-Key", value: "dGhlIHNhbXBsZSBub25jZQ==")
+                let refused = try await client.execute(upgrade, timeout: .seconds(30))
+                #expect(refused.status == .tooManyRequests)
+                #expect(refused.headers.first(name: "Content-Type")?.hasPrefix("application/problem+json") == true)
+                #expect(refused.headers.first(name: "Retry-After") == "5")
                 withExtendedLifetime((first, second)) {}
             } catch {
                 try? await client.shutdown()

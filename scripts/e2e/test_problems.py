@@ -1,4 +1,8 @@
 """Every kind of bad input gets its status and an RFC 9457 body, over a real socket."""
+import json
+import socket
+import time
+
 import requests
 
 from conftest import assert_problem
@@ -49,3 +53,31 @@ def test_health_ready_metrics_openapi(base_url):
     metrics = requests.get(f"{base_url}/metrics").text
     assert 'parley_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics
     assert requests.get(f"{base_url}/openapi.yaml").text.startswith("openapi: 3.1.0")
+
+
+def _login_lines(server_log):
+    with open(server_log) as log:
+        lines = [json.loads(line) for line in log if line.startswith("{")]
+    return lines, [line for line in lines if line.get("message") == "request" and line.get("route") == "/v1/auth/login"]
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(base_url, server_log):
+    # Half a body, then the socket closes: a client abort, never a 500 in the log or metrics.
+    _, before = _login_lines(server_log)
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(b'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+                           b'Content-Length: 100\r\n\r\n{"handle":"x"')
+    # The server has handled the abort once its access-log line is written (nothing else signals it).
+    deadline = time.monotonic() + 30
+    while True:
+        lines, after = _login_lines(server_log)
+        if len(after) > len(before) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    new = after[len(before):]
+    assert new, "the aborted request was never logged"
+    assert [line["status"] for line in new] == [400]
+    assert not [line for line in lines if line.get("message") == "unhandled error"]
+    metrics = requests.get(f"{base_url}/metrics").text
+    assert 'route="/v1/auth/login",status="500"' not in metrics

@@ -1,3 +1,4 @@
+import NIOHTTP1
 import Vapor
 
 /// The one place errors become responses: every error, thrown anywhere below it, leaves as
@@ -46,6 +47,11 @@ struct ProblemMiddleware: AsyncMiddleware {
             return ProblemError(error)
         case let decoding as DecodingError:
             return ProblemError(decoding: decoding)
+        case is HTTPParserError:
+            // The client sent a request that does not parse, or hung up before its body
+            // ended: its fault, not the server's (no error log, no 5xx in the metrics).
+            request.logger.debug("the request could not be read to its end")
+            return .badRequest("The request could not be read to its end.")
         case is RouteNotFound:
             let allowed = allowedMethods(for: request)
             if !allowed.isEmpty {

@@ -20,7 +20,7 @@ struct RealtimeController: RouteCollection {
         routes.grouped(authentication).post("conversations", ":conversation_id", "typing", use: typing)
         let events = routes.grouped(TicketAuthenticator(clock: clock, writes: writes)).grouped(authentication).grouped("events")
         events.get("stream", use: stream)
-        events.webSocket(maxFrameSize: .init(integerLiteral: 1 << 16), shouldUpgrade: admit, onUpgrade: socket)
+        events.get(use: upgrade)
     }
 
     /// Tells the conversation's other members that the caller is typing (ephemeral: not
@@ -55,17 +55,15 @@ struct RealtimeController: RouteCollection {
         return try await TicketResponse(ticket: token, expiresIn: Int(EventTicket.lifetime)).encodeResponse(status: .created, for: request)
     }
 
-    /// Refuses the upgrade (429) when the caller already holds the most connections allowed.
+    /// Checks the request before upgrading it to a WebSocket, so a refusal is an ordinary
+    /// problem response (422 for a bad `since`, 429 over the connection cap) rather than a
+    /// dropped connection.
     @Sendable
-    func admit(_ request: Request) -> EventLoopFuture<HTTPHeaders?> {
-        let promise = request.eventLoop.makePromise(of: HTTPHeaders?.self)
-        promise.completeWithTask {
-            let principal = try request.principal()
-            _ = try Self.since(request)
-            guard connections.hasRoom(for: principal.userID) else { throw ConnectionLimiter.tooMany }
-            return [:]
-        }
-        return promise.futureResult
+    func upgrade(_ request: Request) async throws -> Response {
+        let principal = try request.principal()
+        _ = try Self.since(request)
+        guard connections.hasRoom(for: principal.userID) else { throw ConnectionLimiter.tooMany }
+        return request.webSocket(maxFrameSize: .init(integerLiteral: 1 << 16), onUpgrade: socket)
     }
 
     /// The `since` cursor: `?since=` or, for EventSource reconnects, `Last-Event-ID`.
