@@ -25,6 +25,10 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.http.server.configuration.hostname = settings.host
     app.http.server.configuration.port = settings.port
     app.routes.defaultMaxBodySize = ByteCount(value: settings.maxBodyBytes)
+    // Event streams write a heartbeat at least every `heartbeatInterval`, so only connections
+    // that have stalled reach the idle timeout.
+    let idle = max(settings.idleTimeout, settings.heartbeatInterval * 2).components
+    app.http.server.configuration.idleTimeout = .milliseconds(idle.seconds * 1000 + idle.attoseconds / 1_000_000_000_000_000)
 
     // Middleware, outermost first: request id → access log and metrics → security headers → errors.
     let metrics = HTTPMetrics(registry: PrometheusCollectorRegistry())

@@ -44,15 +44,15 @@ struct SettingsTests {
         do {
             _ = try Settings.load(from: [
                 "PARLEY_PORT": "99999", "PARLEY_SECRET_KEY": "short", "PARLEY_LOG_LEVEL": "trace",
-                "PARLEY_DATABASE_URL": "mysql://x", "PARLEY_TOKEN_ALGORITHM": "none",
+                "PARLEY_DATABASE_URL": "mysql://x", "PARLEY_TOKEN_ALGORITHM": "none", "PARLEY_HOST": "999.1.1.1",
             ])
             Issue.record("expected a SettingsError")
         } catch let error as SettingsError {
             let text = error.description
-            for name in ["PARLEY_PORT", "PARLEY_SECRET_KEY", "PARLEY_LOG_LEVEL", "PARLEY_DATABASE_URL", "PARLEY_TOKEN_ALGORITHM"] {
+            for name in ["PARLEY_PORT", "PARLEY_SECRET_KEY", "PARLEY_LOG_LEVEL", "PARLEY_DATABASE_URL", "PARLEY_TOKEN_ALGORITHM", "PARLEY_HOST"] {
                 #expect(text.contains(name), "missing \(name) in: \(text)")
             }
-            #expect(error.problems.count == 5)
+            #expect(error.problems.count == 6)
             #expect(!text.contains("short"), "the secret's value must not be echoed")
         } catch {
             Issue.record("unexpected \(error)")
@@ -78,6 +78,28 @@ struct SettingsTests {
         let second = try DevelopmentSecret.loadOrCreate(in: directory)
         #expect(!second.created)
         #expect(second.secret == first.secret)
+    }
+
+    @Test("listen addresses: IP literals and host names pass, impossible ones are refused")
+    func listenAddresses() {
+        for good in ["127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "chat.example.com", "node-1"] {
+            #expect(Settings.isListenAddress(good), "\(good)")
+        }
+        for bad in ["999.1.1.1", "1.2.3", "", "bad host", "-lead.example", "a..b", "exa_mple.com"] {
+            #expect(!Settings.isListenAddress(bad), "\(bad)")
+        }
+    }
+
+    @Test("a data directory that cannot be created is named in the error")
+    func unusableDataDirectory() {
+        do {
+            _ = try DevelopmentSecret.loadOrCreate(in: "/proc/nope")
+            Issue.record("expected a SettingsError")
+        } catch let error as SettingsError {
+            #expect(error.description.contains("PARLEY_DATA_DIR"), "\(error)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
     }
 
     @Test("serve is the default command")

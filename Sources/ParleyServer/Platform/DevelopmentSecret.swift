@@ -14,10 +14,18 @@ enum DevelopmentSecret {
            secret.utf8.count >= Settings.minimumSecretLength {
             return (secret, path, false)
         }
-        try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        do {
+            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw SettingsError(problems: [
+                "PARLEY_DATA_DIR: cannot create \(directory) for the development secret; choose a writable directory or set PARLEY_SECRET_KEY",
+            ])
+        }
         let secret = OpaqueToken.generate() + OpaqueToken.generate()
         guard manager.createFile(atPath: path, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw SettingsError(problems: ["cannot write the development secret to \(path); set PARLEY_SECRET_KEY or PARLEY_DATA_DIR"])
+            throw SettingsError(problems: [
+                "PARLEY_DATA_DIR: cannot write the development secret to \(path); choose a writable directory or set PARLEY_SECRET_KEY",
+            ])
         }
         // createFile honours the umask; make sure the mode is exactly 0600.
         try manager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)

@@ -64,6 +64,10 @@ public struct Settings: Sendable {
     public var maxMessageLength: Int = 4000
     /// How often an idle event stream gets a heartbeat frame.
     public var heartbeatInterval: Duration = .seconds(20)
+    /// A connection that neither sends nor receives anything this long is closed, so a client
+    /// that stops halfway through a request cannot hold it forever. Longer than a proxy's idle
+    /// pool timeout (nginx: 60 s), and at least twice the heartbeat (event streams stay open).
+    public var idleTimeout: Duration = .seconds(75)
     /// Frames a real-time connection may fall behind before it is closed with its resume point.
     public var eventBufferSize: Int = 1024
     /// Open event connections (WebSocket or SSE) one user may hold on one node; more get 429.
@@ -132,7 +136,10 @@ extension Settings {
             if let mode = Mode(rawValue: raw.lowercased()) { settings.mode = mode }
             else { problems.append("PARLEY_ENV must be one of \(Mode.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(raw)\"") }
         }
-        if let host = env["PARLEY_HOST"] { settings.host = host }
+        if let host = env["PARLEY_HOST"] {
+            if Self.isListenAddress(host) { settings.host = host }
+            else { problems.append("PARLEY_HOST must be an IP address or a host name to listen on, not \"\(host)\"") }
+        }
         if let raw = env["PARLEY_PORT"] {
             if let port = Int(raw), (1...65535).contains(port) { settings.port = port }
             else { problems.append("PARLEY_PORT must be a port number (1-65535), not \"\(raw)\"") }
@@ -193,6 +200,7 @@ extension Settings {
         }
         seconds("PARLEY_PRESENCE_GRACE", range: 0...3600) { settings.presenceGrace = $0 }
         seconds("PARLEY_EVENT_RETENTION", range: 3600...31_536_000) { settings.eventRetention = $0 }
+        seconds("PARLEY_IDLE_TIMEOUT", range: 45...86_400) { settings.idleTimeout = $0 }
         if let raw = env["PARLEY_LOG_LEVEL"] {
             // `trace` is not offered: Vapor's HTTP decoder logs raw request heads at that level,
             // which would put bearer tokens and cookies into the log.
@@ -222,6 +230,21 @@ extension Settings {
         case "1", "true", "yes", "on": true
         case "0", "false", "no", "off": false
         default: nil
+        }
+    }
+}
+
+extension Settings {
+    /// An IPv4 or IPv6 literal, or a DNS host name (letters, digits, '-' and '.'). A name made
+    /// only of digits and dots must be a valid IPv4 address (`999.1.1.1` is not).
+    static func isListenAddress(_ host: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1 { return true }
+        guard !host.isEmpty, host.count <= 253 else { return false }
+        if host.allSatisfy({ $0.isNumber || $0 == "." }) { return false }
+        return host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            (1...63).contains(label.count) && !label.hasPrefix("-") && !label.hasSuffix("-")
+                && label.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
         }
     }
 }
