@@ -33,10 +33,21 @@ public enum ParleyMain {
         var failed = false
         do {
             try await configure(app, settings: settings)
-            if isServe(CommandLine.arguments) {
+            switch preparation(for: CommandLine.arguments) {
+            case .serve:
                 try await prepareToServe(app)
-            } else {
+            case .database:
+                try await prepareDatabase(app)
+            case .migrate:
                 try await DatabaseSetup.prepareSQLite(app)
+                let confirmed = CommandLine.arguments.contains("--yes") || CommandLine.arguments.contains("-y")
+                if !confirmed, isatty(STDIN_FILENO) == 0 {
+                    // Vapor would ask for a confirmation on a terminal that is not there and crash.
+                    FileHandle.standardError.write(Data("parley migrate: there is no terminal to confirm on; pass --yes to apply without asking\n".utf8))
+                    throw ExitCode(1)
+                }
+            case .none:
+                break
             }
             try await app.execute()
         } catch let error as SettingsError {
@@ -54,9 +65,32 @@ public enum ParleyMain {
         if failed { exit(1) }
     }
 
-    /// Vapor runs `serve` when no command is named.
+    /// What a command needs before it runs.
+    enum Preparation: Equatable {
+        /// Migrations (or a refusal in production), then the serving node's background work.
+        case serve
+        /// Migrations (or a refusal in production), for commands that read and write data.
+        case database
+        /// The database's connection settings only: the command is the migration.
+        case migrate
+        /// Nothing: help and `routes` touch no database.
+        case none
+    }
+
+    static func preparation(for arguments: [String]) -> Preparation {
+        let rest = arguments.dropFirst()
+        if rest.contains("--help") || rest.contains("-h") { return .none }
+        // Vapor runs `serve` when no command is named.
+        guard let command = rest.first, !command.hasPrefix("-") else { return .serve }
+        switch command {
+        case "serve": return .serve
+        case "create-admin", "seed": return .database
+        case "migrate": return .migrate
+        default: return .none
+        }
+    }
+
     static func isServe(_ arguments: [String]) -> Bool {
-        guard let first = arguments.dropFirst().first, !first.hasPrefix("-") else { return true }
-        return first == "serve"
+        preparation(for: arguments) == .serve
     }
 }

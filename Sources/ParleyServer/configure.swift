@@ -128,9 +128,8 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
 /// Prepares the database before serving: SQLite connection settings, then migrations
 /// (development) or a refusal naming the pending ones (production).
 public func prepareToServe(_ app: Application) async throws {
-    let settings = app.settings
-    try await DatabaseSetup.prepareSQLite(app)
-    if let maintenance = app.storage[MaintenanceKey.self], let interval = settings.eventPruneInterval {
+    try await prepareDatabase(app)
+    if let maintenance = app.storage[MaintenanceKey.self], let interval = app.settings.eventPruneInterval {
         // Only a serving node tidies; other commands leave the tables alone.
         app.lifecycle.use(MaintenanceLifecycle(maintenance: maintenance, interval: interval))
     }
@@ -138,6 +137,13 @@ public func prepareToServe(_ app: Application) async throws {
         // Only a serving node runs jobs; `migrate` and the other commands leave them alone.
         app.lifecycle.use(jobs)
     }
+}
+
+/// Readies the database for commands that use it: SQLite connection settings, then
+/// migrations (development) or a refusal naming the pending ones (production).
+public func prepareDatabase(_ app: Application) async throws {
+    let settings = app.settings
+    try await DatabaseSetup.prepareSQLite(app)
     if settings.autoMigrate {
         try await app.autoMigrate()
         return

@@ -110,4 +110,14 @@ struct SettingsTests {
         #expect(!ParleyMain.isServe(["parley", "migrate"]))
         #expect(!ParleyMain.isServe(["parley", "create-admin", "--handle", "root"]))
     }
+
+    @Test("commands that use data migrate first; help and routes touch no database; migrate prepares only the connection")
+    func preparations() {
+        #expect(ParleyMain.preparation(for: ["parley", "create-admin", "--handle", "root"]) == .database)
+        #expect(ParleyMain.preparation(for: ["parley", "seed", "--users", "3"]) == .database)
+        #expect(ParleyMain.preparation(for: ["parley", "migrate", "--yes"]) == .migrate)
+        #expect(ParleyMain.preparation(for: ["parley", "--help"]) == .none)
+        #expect(ParleyMain.preparation(for: ["parley", "serve", "--help"]) == .none)
+        #expect(ParleyMain.preparation(for: ["parley", "routes"]) == .none)
+    }
 }

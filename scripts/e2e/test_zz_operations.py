@@ -71,3 +71,25 @@ def test_log_is_json_lines_without_secrets(base_url, server_log, handle):
     for secret in [PASSWORD, tokens["access_token"], tokens["refresh_token"], rotated["access_token"],
                    rotated["refresh_token"], cookie, csrf]:
         assert secret and secret not in text
+
+
+def test_commands_in_a_fresh_folder(tmp_path):
+    # Help and `routes` touch no database; `migrate` without a terminal asks for --yes
+    # instead of crashing; `create-admin` and `seed` migrate a fresh database first.
+    cwd = str(tmp_path)
+    env = {"PARLEY_BCRYPT_COST": "4"}
+    for args in (["--help"], ["serve", "--help"], ["routes"]):
+        result = run(args, env=env, cwd=cwd)
+        assert result.returncode == 0, args
+        assert not os.path.exists(tmp_path / "parley.sqlite"), args
+
+    unconfirmed = run(["migrate"], env=env, stdin="", cwd=cwd)
+    assert unconfirmed.returncode != 0
+    assert "--yes" in unconfirmed.stderr
+    assert "Fatal error" not in unconfirmed.stderr
+
+    admin = run(["create-admin", "--handle", "root"], env=env, stdin="a long enough admin password\n", cwd=cwd)
+    assert admin.returncode == 0, admin.stdout + admin.stderr
+    seeded = run(["seed", "--users", "3", "--conversations", "2", "--messages", "5"], env=env, cwd=str(tmp_path))
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    assert "Seeded 3 users" in seeded.stdout + seeded.stderr
