@@ -272,7 +272,7 @@ struct AuthTests {
         }
     }
 
-    @Test("the throttle delays after slowAfter failures and doubles the delay")
+    @Test("the throttle delays an account after slowAfter failures, doubling up to the cap, and refuses only an account-and-address pair")
     func throttleDelays() async {
         var policy = Settings.LoginThrottle()
         policy.slowAfter = 2
@@ -281,7 +281,8 @@ struct AuthTests {
         policy.maxDelay = .milliseconds(300)
         let clock = TestClock()
         let throttle = LoginThrottle(policy: policy, clock: clock.appClock)
-        let keys = ["handle:x"]
+        let keys = LoginThrottle.keys(handle: "X", address: "10.0.0.1")
+        #expect(keys == ["pair:x|10.0.0.1", "handle:x", "address:10.0.0.1"])
         #expect(await throttle.check(keys) == .allow(delay: .zero))
         await throttle.recordFailure(keys)
         await throttle.recordFailure(keys)
@@ -292,6 +293,44 @@ struct AuthTests {
         #expect(await throttle.check(keys) == .allow(delay: .milliseconds(300)))
         await throttle.recordFailure(keys)
         #expect(await throttle.check(keys) == .block(retryAfter: 900))
-        #expect(await throttle.check(["address:1.2.3.4"]) == .allow(delay: .zero))
+        // The same account from another address: slowed (the account's failures), not refused.
+        #expect(await throttle.check(LoginThrottle.keys(handle: "x", address: "10.0.0.2")) == .allow(delay: .milliseconds(300)))
+        // Another account from the attacker's address: five failures are under the address's threshold.
+        #expect(await throttle.check(LoginThrottle.keys(handle: "y", address: "10.0.0.1")) == .allow(delay: .zero))
+        clock.advance(by: 900)
+        #expect(await throttle.check(keys) == .allow(delay: .zero))
+    }
+
+    @Test("failing on purpose locks nobody out: the owner signs in from another address, and failures over many accounts block no one's right password")
+    func throttleHandsOutNoLockout() async throws {
+        try await withParley({ settings in
+            settings.trustForwardedFor = true
+            settings.loginThrottle.slowAfter = 2
+            settings.loginThrottle.blockAfter = 4
+            settings.loginThrottle.baseDelay = .milliseconds(1)
+            settings.loginThrottle.maxDelay = .milliseconds(2)
+        }) { app, _ in
+            try await app.register("olga")
+            try await app.register("pat")
+            let attacker: HTTPHeaders = ["X-Forwarded-For": "203.0.113.9"]
+            for _ in 0..<4 {
+                expectProblem(try await app.send(.POST, "v1/auth/login", json: #"{"handle":"olga","password":"wrong guess"}"#,
+                                                 headers: attacker), .unauthorized)
+            }
+            expectProblem(try await app.send(.POST, "v1/auth/login", json: #"{"handle":"olga","password":"correct horse battery"}"#,
+                                             headers: attacker), .tooManyRequests)
+            let owner = try await app.send(.POST, "v1/auth/login", json: #"{"handle":"olga","password":"correct horse battery"}"#,
+                                           headers: ["X-Forwarded-For": "198.51.100.7"])
+            #expect(owner.status == .ok, "\(owner.body)")
+
+            // Forty failures spread over other accounts from one address.
+            for n in 0..<40 {
+                expectProblem(try await app.send(.POST, "v1/auth/login", json: #"{"handle":"nobody\#(n)","password":"x"}"#,
+                                                 headers: attacker), .unauthorized)
+            }
+            let neighbour = try await app.send(.POST, "v1/auth/login", json: #"{"handle":"pat","password":"correct horse battery"}"#,
+                                               headers: attacker)
+            #expect(neighbour.status == .ok, "\(neighbour.body)")
+        }
     }
 }

@@ -116,7 +116,7 @@ struct AccountService: Sendable {
         try validator.check()
         guard let login, let password else { throw ValidationError(validator.errors) }
 
-        let keys = ["handle:" + login.lowercased()] + (clientAddress.map { ["address:" + $0] } ?? [])
+        let keys = LoginThrottle.keys(handle: login, address: clientAddress)
         switch await throttle.check(keys) {
         case .block(let retryAfter):
             throw AccountError.tooManyAttempts(retryAfter: retryAfter)
