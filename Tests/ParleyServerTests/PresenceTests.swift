@@ -31,7 +31,7 @@ struct PresenceTests {
 
     @Test("a WebSocket makes its user online to the people they share a conversation with; away, back, and offline when it closes")
     func overWebSocket() async throws {
-        try await withParley({ $0.presenceGrace = .zero }) { app, _ in
+        try await withParley({ $0.presenceGrace = .zero }) { app, context in
             let ann = try await app.user("ann"), ben = try await app.user("ben"), eve = try await app.user("eve")
             _ = try await app.conversation(ann, members: [ben])
             let hub = try RealtimeTests.hub(app)
@@ -39,7 +39,7 @@ struct PresenceTests {
             let eves = try await hub.subscribe(userID: UUID(uuidString: eve.id)!)
             let port = try await RealtimeTests.serve(app)
             do {
-                try await Self.webSocketChecks(app, port: port, ann: ann, ben: ben, eve: eve, anns: anns, eves: eves)
+                try await Self.webSocketChecks(app, port: port, clock: context.clock, ann: ann, ben: ben, eve: eve, anns: anns, eves: eves)
             } catch {
                 await app.server.shutdown()
                 throw error
@@ -48,7 +48,7 @@ struct PresenceTests {
         }
     }
 
-    static func webSocketChecks(_ app: Application, port: Int, ann: TestUser, ben: TestUser, eve: TestUser,
+    static func webSocketChecks(_ app: Application, port: Int, clock: TestClock, ann: TestUser, ben: TestUser, eve: TestUser,
                                 anns: EventHub.Subscription, eves: EventHub.Subscription) async throws {
         do {
 
@@ -72,12 +72,18 @@ struct PresenceTests {
             #expect((evesView.object["users"] as? [Any])?.isEmpty == true, "Eve shares no conversation with Ben")
 
             try await socket.send(#"{"type":"presence","status":"away"}"#)
+            // One announcement a second at most: move the clock past it.
+            clock.advance(by: 1)
             frame = try await nextFrame(anns.frames, ["presence"])
             #expect(frame.presence?.status == "away")
             try await socket.send(#"{"type":"presence","status":"online"}"#)
+            // One announcement a second at most: move the clock past it.
+            clock.advance(by: 1)
             frame = try await nextFrame(anns.frames, ["presence"])
             #expect(frame.presence?.status == "online")
             try await socket.close()
+            // One announcement a second at most: move the clock past it.
+            clock.advance(by: 1)
             frame = try await nextFrame(anns.frames, ["presence"])
             #expect(frame.presence?.status == "offline")
 
@@ -143,6 +149,7 @@ struct PresenceTests {
             #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "online")
             await presence.disconnect(here, userID: benID)
             // The other node still has him away once the grace period is over.
+            context.clock.advance(by: TimeInterval(context.settings.presenceGrace.components.seconds))
             #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "away")
             // That node stops talking (it was killed): after three heartbeats it is dropped.
             await presence.tick()
@@ -178,6 +185,8 @@ struct PresenceTests {
                 let connection = await presence.connect(userID: UUID(uuidString: ben.id)!)
                 #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "online")
                 await presence.disconnect(connection, userID: UUID(uuidString: ben.id)!)
+                // One announcement a second at most: move the clock past it.
+                context.clock.advance(by: 1)
                 #expect(try await nextFrame(anns.frames, ["presence"]).presence?.status == "offline")
             } catch {
                 for node in nodes { try? await node.asyncShutdown() }

@@ -37,6 +37,8 @@ actor EventHub {
     /// Set while nobody listens: the hub then reads nothing and re-reads its position when
     /// the next subscriber arrives.
     private var idle = true
+    /// Callers waiting for the hub to have delivered up to an event id.
+    private var positionWaiters: [UUID: (id: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
 
     init(database: @escaping @Sendable () throws -> any Database, bufferSize: Int, logger: Logger) {
         self.database = database
@@ -50,6 +52,36 @@ actor EventHub {
         lastID = try await EventLog.lastID(on: database())
         started = true
         idle = subscribers.isEmpty
+    }
+
+    /// Returns once the hub has delivered every event up to `id` to its subscribers, or has
+    /// none left to deliver to (at once if so), or the caller is cancelled. For callers that
+    /// must know a commit has reached the connections.
+    func delivered(through id: Int) async {
+        let waiter = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if lastID >= id || idle || Task.isCancelled {
+                    continuation.resume()
+                } else {
+                    positionWaiters[waiter] = (id, continuation)
+                }
+            }
+        } onCancel: {
+            Task { await self.releaseWaiter(waiter) }
+        }
+    }
+
+    private func releaseWaiter(_ waiter: UUID) {
+        positionWaiters.removeValue(forKey: waiter)?.continuation.resume()
+    }
+
+    private func resumePositionWaiters() {
+        guard !positionWaiters.isEmpty else { return }
+        for (key, waiter) in positionWaiters where waiter.id <= lastID || idle {
+            positionWaiters.removeValue(forKey: key)
+            waiter.continuation.resume()
+        }
     }
 
     /// New events were committed; read and deliver them.
@@ -95,7 +127,10 @@ actor EventHub {
 
     func unsubscribe(_ id: UUID) {
         subscribers.removeValue(forKey: id)?.continuation.finish()
-        if subscribers.isEmpty { idle = true }
+        if subscribers.isEmpty {
+            idle = true
+            resumePositionWaiters()
+        }
     }
 
     var subscriberCount: Int { subscribers.count }
@@ -150,7 +185,10 @@ actor EventHub {
             do {
                 while true {
                     let batch = try await EventLog.events(after: lastID, limit: Self.batchSize, on: database())
-                    for event in batch { try await dispatch(event) }
+                    for event in batch {
+                        try await dispatch(event)
+                        resumePositionWaiters()
+                    }
                     // A short batch was the end of the log (anything newer brings its own notify).
                     if batch.count < Self.batchSize { break }
                 }

@@ -36,7 +36,7 @@ actor Presence {
     private var connections: [UUID: [UUID: PresenceStatus]] = [:]
     /// This node's status per user, as last announced.
     private var announced: [UUID: PresenceStatus] = [:]
-    private var announcedAt: [UUID: ContinuousClock.Instant] = [:]
+    private var announcedAt: [UUID: Date] = [:]
     private var scheduled: Set<UUID> = []
     /// Other nodes' statuses, and when each was last heard from.
     private var nodes: [UUID: (seen: Date, users: [UUID: PresenceStatus])] = [:]
@@ -85,16 +85,22 @@ actor Presence {
     /// Schedules one announcement for the user; changes until then fold into it.
     private func changed(_ userID: UUID) {
         guard !scheduled.contains(userID) else { return }
-        let now = ContinuousClock.now
-        var delay: Duration = .zero
-        if local(userID) == .offline { delay = options.grace }
-        if let last = announcedAt[userID] { delay = max(delay, last + options.minimumInterval - now) }
+        let now = clock.now()
+        var delay: TimeInterval = 0
+        if local(userID) == .offline { delay = Self.seconds(options.grace) }
+        if let last = announcedAt[userID] { delay = max(delay, last.timeIntervalSince(now) + Self.seconds(options.minimumInterval)) }
         scheduled.insert(userID)
+        // The deadline is fixed now, on the application's clock (tests move it by hand).
+        let deadline = now.addingTimeInterval(delay), clock = self.clock
         Task {
             // Coming online (with no recent announcement) is said at once.
-            if delay > .zero { try? await Task.sleep(for: delay) }
+            if delay > 0 { await clock.sleepUntil(deadline) }
             await flush(userID)
         }
+    }
+
+    private static func seconds(_ duration: Duration) -> TimeInterval {
+        TimeInterval(duration.components.seconds) + TimeInterval(duration.components.attoseconds) / 1e18
     }
 
     private func flush(_ userID: UUID) async {
@@ -102,7 +108,7 @@ actor Presence {
         let status = local(userID)
         guard status != (announced[userID] ?? .offline) else { return }
         announced[userID] = status == .offline ? nil : status
-        announcedAt[userID] = .now
+        announcedAt[userID] = clock.now()
         await recombine(userID)
         if let bus {
             do {

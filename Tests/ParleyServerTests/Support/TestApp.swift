@@ -5,12 +5,47 @@ import Testing
 import VaporTesting
 @testable import ParleyServer
 
-/// A clock tests can move.
+/// A clock tests can move. Timers that wait on it (`AppClock.sleepUntil`) run when a test
+/// moves it past their deadline, never by themselves.
 final class TestClock: Sendable {
-    private let current = NIOLockedValueBox(Date(timeIntervalSince1970: 1_790_000_000))
-    var now: Date { current.withLockedValue { $0 } }
-    func advance(by seconds: TimeInterval) { current.withLockedValue { $0 = $0.addingTimeInterval(seconds) } }
-    var appClock: AppClock { AppClock { [self] in self.now } }
+    private struct State {
+        var now = Date(timeIntervalSince1970: 1_790_000_000)
+        var sleepers: [(deadline: Date, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+    var now: Date { state.withLockedValue { $0.now } }
+
+    func advance(by seconds: TimeInterval) {
+        let due = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+            state.now = state.now.addingTimeInterval(seconds)
+            let now = state.now
+            let due = state.sleepers.filter { $0.deadline <= now }.map(\.continuation)
+            state.sleepers.removeAll { $0.deadline <= now }
+            return due
+        }
+        for continuation in due { continuation.resume() }
+    }
+
+    func sleep(until deadline: Date) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLockedValue { state -> Bool in
+                if deadline <= state.now { return true }
+                state.sleepers.append((deadline, continuation))
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    var appClock: AppClock {
+        AppClock(now: { [self] in self.now }, sleepUntil: { [self] deadline in await self.sleep(until: deadline) })
+    }
+
+    deinit {
+        // Timers still waiting when the test ends are let go.
+        for sleeper in state.withLockedValue({ $0.sleepers }) { sleeper.continuation.resume() }
+    }
 }
 
 /// Everything a test may look at besides the application.
