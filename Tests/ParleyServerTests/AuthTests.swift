@@ -85,6 +85,10 @@ struct AuthTests {
             #expect(refresh2 != refresh1)
             let third = try await app.send(.POST, "v1/auth/refresh", json: #"{"refresh_token":"\#(refresh2)"}"#)
             #expect(third.status == .ok)
+            // The first token, already exchanged, is refused.
+            let old = try await app.send(.POST, "v1/auth/refresh", json: #"{"refresh_token":"\#(refresh1)"}"#)
+            expectProblem(old, .unauthorized)
+            #expect(old.string("type") == "/problems/refresh-token-reused")
         }
     }
 
