@@ -225,6 +225,21 @@ struct CheckpointTests {
         }
     }
 
+    @Test("a lease that was renewed is not taken over after the first lease's end, only after the renewed one's", arguments: SaverKind.available)
+    func renewedLeaseHolds(kind: SaverKind) async throws {
+        try await withSaver(kind) { saver in
+            let start = Date(timeIntervalSince1970: 1_800_000_000)
+            let version = try await saver.claim(thread: "renew", runID: "a", now: start, leaseUntil: start.addingTimeInterval(60))
+            // Run "a" renews at 50 s (an empty put only extends the lease) until 110 s.
+            try await saver.put([], thread: "renew", runID: "a", expectedVersion: version, leaseUntil: start.addingTimeInterval(110))
+            await #expect(throws: CheckpointConflict.busy) {
+                _ = try await saver.claim(thread: "renew", runID: "b", now: start.addingTimeInterval(70), leaseUntil: start.addingTimeInterval(130))
+            }
+            let taken = try await saver.claim(thread: "renew", runID: "b", now: start.addingTimeInterval(111), leaseUntil: start.addingTimeInterval(171))
+            #expect(taken == version)
+        }
+    }
+
     @Test("a crash between steps resumes from the last checkpoint with the same final state", arguments: SaverKind.available)
     func crashResume(kind: SaverKind) async throws {
         let reference = try await counterLoop(limit: 10).invoke(.update(\.note, "start"))

@@ -139,9 +139,12 @@ struct RegressionTests {
         #expect(snapshot.source == "error")
         #expect(snapshot.next == ["left", "right"])
         #expect(snapshot.error?.contains("both wrote field 'note'") == true)
+        // Running the step again reuses the task result kept in the error checkpoint.
+        await #expect(throws: GraphError.self) { _ = try await compiled.invoke(.continue, config: config("conflict")) }
+        #expect(calls["side-effect"] == 1)
     }
 
-    @Test("pruning always keeps the latest checkpoint, and waits for no run")
+    @Test("pruning always keeps the latest checkpoint")
     func pruneKeepsLatest() async throws {
         let graph = try counterLoop(limit: 3, checkpointer: InMemorySaver())
         _ = try await graph.invoke(StateUpdate(), config: config("keep"))
@@ -150,5 +153,30 @@ struct RegressionTests {
         let left = try await graph.history(thread: "keep")
         #expect(left.count == 1)
         #expect(left.first?.state.count == 3)
+    }
+
+    @Test("pruning waits for no run: while a run holds the thread it is refused at once, and works once the run is done")
+    func pruneDuringRun() async throws {
+        let latch = Latch()
+        var builder = StateGraph(Counter.self)
+        builder.addNode("slow") { state, _ in
+            if state.count == 1 { await latch.hold() }
+            return .update(\.count, state.count + 1)
+        }
+        builder.addEdge(START, "slow")
+        builder.addEdge("slow", END)
+        let graph = try builder.compile(checkpointer: InMemorySaver())
+        _ = try await graph.invoke(StateUpdate(), config: config("busy"))
+        let running = Task { try await graph.invoke(StateUpdate(), config: config("busy")) }
+        await latch.waitUntilHeld()
+        let error = await #expect(throws: GraphError.self) { _ = try await graph.pruneHistory(thread: "busy", keepLast: 0) }
+        guard case .threadBusy? = error?.kind else {
+            Issue.record("expected threadBusy, got \(String(describing: error))")
+            latch.open()
+            return
+        }
+        latch.open()
+        #expect(try await running.value.state.count == 2)
+        #expect(try await graph.pruneHistory(thread: "busy", keepLast: 0) > 0)
     }
 }

@@ -108,7 +108,8 @@ struct StreamTests {
         }
         graph.addEdge(START, "long")
         graph.addEdge("long", END)
-        let compiled = try graph.compile(checkpointer: InMemorySaver())
+        let saver = ReleaseSignallingSaver()
+        let compiled = try graph.compile(checkpointer: saver)
         let consumer = Task {
             for try await event in compiled.stream(.update(StateUpdate()), config: config("cancel"), modes: [.tokens]) {
                 if case .token = event { return }
@@ -118,11 +119,12 @@ struct StreamTests {
         await cancelled.arrive()
         #expect(outcome.withLock { $0 } == "cancelled")
         // The thread is released and its unfinished step checkpointed, so it can be continued.
-        var snapshot = try await compiled.state(thread: "cancel")
-        for _ in 0..<1000 where snapshot?.source != "error" {
-            await Task.yield()
-            snapshot = try await compiled.state(thread: "cancel")
+        let releases = saver.releases
+        _ = try await within(30) { () -> String? in
+            for await thread in releases where thread == "cancel" { return thread }
+            return nil
         }
+        let snapshot = try await compiled.state(thread: "cancel")
         #expect(snapshot?.source == "error")
         #expect(snapshot?.next == ["long"])
     }

@@ -207,3 +207,57 @@ func counterLoop(limit: Int, checkpointer: (any CheckpointSaver)? = nil, calls: 
     }
     return try graph.compile(checkpointer: checkpointer)
 }
+
+/// An in-memory saver that says when a run lets go of a thread (after its last checkpoint),
+/// so a test can wait for a run it cannot await.
+final class ReleaseSignallingSaver: CheckpointSaver {
+    private let inner = InMemorySaver()
+    let releases: AsyncStream<String>
+    private let continuation: AsyncStream<String>.Continuation
+
+    init() {
+        (releases, continuation) = AsyncStream<String>.makeStream()
+    }
+
+    func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
+        try await inner.claim(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
+    }
+
+    func put(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date) async throws {
+        try await inner.put(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: leaseUntil)
+    }
+
+    func release(thread: String, runID: String) async throws {
+        try await inner.release(thread: thread, runID: runID)
+        continuation.yield(thread)
+    }
+
+    func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
+        try await inner.records(thread: thread, namespace: namespace)
+    }
+
+    func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws {
+        try await inner.prune(thread: thread, namespace: namespace, deleting: deleting, snapshots: snapshots)
+    }
+
+    func deleteThread(_ thread: String) async throws {
+        try await inner.deleteThread(thread)
+    }
+}
+
+struct TimedOut: Error {}
+
+/// Runs `body`, failing instead of hanging if it has not finished after `seconds` (a bound on
+/// failure, not a timing assertion).
+func within<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw TimedOut() }
+        return value
+    }
+}
