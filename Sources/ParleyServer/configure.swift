@@ -36,7 +36,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     // async-kit's pools expose no live counts, so the pool's configured bounds are what is exported.
     let pool = DatabaseSetup.poolSize(settings, eventLoops: app.eventLoopGroup.makeIterator().reduce(0) { n, _ in n + 1 })
     metrics.registry.makeGauge(
-        descriptor: .init(metricName: "parley_db_pool_connections_max", helpText: "Most database connections the pool may open."),
+        descriptor: .init(metricName: "parley_db_pool_connections_max", unitName: "", helpText: "Most database connections the pool may open."),
         labels: [("driver", pool.driver)]
     ).set(Double(pool.connections))
     app.middleware = Middlewares()

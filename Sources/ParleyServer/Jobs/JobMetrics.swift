@@ -36,7 +36,7 @@ final class JobMetrics: Sendable {
         depths.withLockedValue { gauges in
             for series in Set(gauges.keys).union(counts.keys) {
                 let gauge = gauges[series] ?? registry.makeGauge(
-                    descriptor: .init(metricName: "parley_jobs", helpText: "Jobs on the queue, by queue and state."),
+                    descriptor: .init(metricName: "parley_jobs", unitName: "", helpText: "Jobs on the queue, by queue and state."),
                     labels: [("queue", series.queue), ("state", series.state)])
                 gauges[series] = gauge
                 gauge.set(Double(counts[series] ?? 0))
@@ -47,7 +47,7 @@ final class JobMetrics: Sendable {
             for queue in Set(gauges.keys).union(queues) {
                 let gauge = gauges[queue] ?? registry.makeGauge(
                     descriptor: .init(metricName: "parley_jobs_oldest_due_age_seconds",
-                                      helpText: "How long the oldest due job of a queue has waited for a worker (0 when none waits)."),
+                                      unitName: "", helpText: "How long the oldest due job of a queue has waited for a worker (0 when none waits)."),
                     labels: [("queue", queue)])
                 gauges[queue] = gauge
                 gauge.set(oldest[queue].map { max(0, now.timeIntervalSince($0)) } ?? 0)
@@ -60,7 +60,7 @@ final class JobMetrics: Sendable {
         let counter = outcomes.withLockedValue { counters in
             if let known = counters[series] { return known }
             let made = registry.makeCounter(
-                descriptor: .init(metricName: "parley_job_attempts_total", helpText: "Finished job attempts, by queue and outcome."),
+                descriptor: .init(metricName: "parley_job_attempts_total", unitName: "", helpText: "Finished job attempts, by queue and outcome."),
                 labels: [("queue", queue), ("outcome", outcome)])
             counters[series] = made
             return made

@@ -34,10 +34,10 @@ final class HTTPMetrics: Sendable {
             let labels = [("method", method), ("route", route), ("status", String(status))]
             let made = (
                 registry.makeCounter(
-                    descriptor: .init(metricName: "parley_http_requests_total", helpText: "HTTP requests answered, by route pattern, method and status."),
+                    descriptor: .init(metricName: "parley_http_requests_total", unitName: "", helpText: "HTTP requests answered, by route pattern, method and status."),
                     labels: labels),
                 registry.makeDurationHistogram(
-                    descriptor: .init(metricName: "parley_http_request_duration_seconds", helpText: "HTTP request latency, by route pattern, method and status."),
+                    descriptor: .init(metricName: "parley_http_request_duration_seconds", unitName: "", helpText: "HTTP request latency, by route pattern, method and status."),
                     labels: labels, buckets: Self.buckets)
             )
             series[key] = made
