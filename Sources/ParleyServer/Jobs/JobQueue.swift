@@ -230,15 +230,3 @@ struct JobQueue: Sendable {
         TimeInterval(duration.components.seconds) + TimeInterval(duration.components.attoseconds) / 1e18
     }
 }
-
-enum JobQueueError: Error, Equatable {
-    /// A job needs a queue name and at least one attempt.
-    case invalidJob
-}
-
-/// Thrown by a job handler for a failure that retrying cannot fix (bad input): the job is
-/// dead-lettered at once.
-struct PermanentJobFailure: Error, CustomStringConvertible {
-    var reason: String
-    var description: String { reason }
-}

@@ -114,14 +114,6 @@ public struct Settings: Sendable {
     }
 }
 
-/// A configuration problem, naming every variable that is wrong or missing.
-public struct SettingsError: Error, CustomStringConvertible, Sendable {
-    public var problems: [String]
-    public var description: String {
-        "Parley cannot start:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
-    }
-}
-
 extension Settings {
     /// The minimum length of `PARLEY_SECRET_KEY`.
     static let minimumSecretLength = 32

@@ -50,10 +50,8 @@ extension Database {
         await lock?.acquire()
         do {
             let (result, outbox) = try await withConnection { connection in
+                guard let sql = connection as? any SQLDatabase else { throw StorageError.notSQL }
                 let outbox = Outbox(db: connection)
-                guard let sql = connection as? any SQLDatabase else {
-                    return (try await connection.transaction { tx in try await closure(tx, Outbox(db: tx)) }, outbox)
-                }
                 try await sql.raw("BEGIN IMMEDIATE").run()
                 do {
                     let result = try await closure(connection, outbox)

@@ -12,7 +12,8 @@ enum EventReplay {
     static func replay(userID: UUID, after since: Int, upTo end: Int, on db: any Database,
                        _ emit: (EventFrame) async throws -> Void) async throws {
         guard since < end else { return }
-        var (member, conversations) = try await EventAudience.memberships(of: userID, after: since, on: db)
+        let (initial, conversations) = try await EventAudience.memberships(of: userID, after: since, on: db)
+        var member = initial
         var cursor = since
         while cursor < end {
             let batch = try await EventLog.events(for: userID, after: cursor, through: end, conversations: conversations,
