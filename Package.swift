@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "parley-bench", targets: ["parley-bench"]),
         .library(name: "AgentGraph", targets: ["AgentGraph"]),
         .library(name: "AgentGraphSQL", targets: ["AgentGraphSQL"]),
+        .library(name: "LLM", targets: ["LLM"]),
         .executable(name: "agentgraph-bench", targets: ["agentgraph-bench"]),
     ],
     dependencies: [
@@ -33,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/websocket-kit.git", from: "2.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
     ],
     targets: [
         .executableTarget(
@@ -79,6 +81,27 @@ let package = Package(
             dependencies: [
                 "AgentGraph",
                 .product(name: "SQLKit", package: "sql-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Chat-model clients (OpenAI-compatible servers, a scripted model) and resilience
+        // around them: no server or database code.
+        .target(
+            name: "LLM",
+            dependencies: [
+                "AgentGraph",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LLMTests",
+            dependencies: [
+                "LLM",
+                .product(name: "Vapor", package: "vapor"),
             ],
             swiftSettings: swiftSettings
         ),
