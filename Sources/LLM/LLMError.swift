@@ -16,12 +16,14 @@ public enum LLMError: Error, Sendable, Hashable, CustomStringConvertible {
     case badRequest(String)
     /// A time limit passed (connecting, the first token, or the whole reply).
     case timedOut(String)
+    /// A token budget has no room for this request.
+    case budgetExceeded(String)
 
     /// Whether trying again may succeed.
     public var isRetryable: Bool {
         switch self {
         case .rateLimited, .unavailable, .streamCut, .timedOut: true
-        case .contextTooLong, .authentication, .invalidOutput, .badRequest: false
+        case .contextTooLong, .authentication, .invalidOutput, .badRequest, .budgetExceeded: false
         }
     }
 
@@ -35,6 +37,7 @@ public enum LLMError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidOutput(let detail): "invalid model output: \(detail)"
         case .badRequest(let detail): "request refused: \(detail)"
         case .timedOut(let detail): "timed out: \(detail)"
+        case .budgetExceeded(let detail): "token budget exceeded: \(detail)"
         }
     }
 }
