@@ -116,11 +116,11 @@ public struct OpenAICompatibleModel: ChatModel {
             let response = try await client.execute(http, timeout: deadline)
             let body = try await response.body.collect(upTo: 64 << 20)
             data = Data(body.readableBytesView)
-            try Self.check(response.status, headers: response.headers, body: data)
+            try ProviderHTTP.check(response.status, headers: response.headers, body: data)
         } catch let error as LLMError {
             throw error
         } catch {
-            throw Self.transport(error)
+            throw ProviderHTTP.transport(error)
         }
         return try Self.parseCompletion(data, model: configuration.model)
     }
@@ -191,7 +191,7 @@ public struct OpenAICompatibleModel: ChatModel {
                     let response = try await client.execute(try built.get(), timeout: deadline)
                     if response.status != .ok {
                         let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
-                        try Self.check(response.status, headers: response.headers, body: body)
+                        try ProviderHTTP.check(response.status, headers: response.headers, body: body)
                     }
                     var finished = false, done = false
                     for try await event in ChunkStream(response.body).asDecodedServerSentEvents() {
@@ -212,7 +212,7 @@ public struct OpenAICompatibleModel: ChatModel {
                 } catch is CancellationError {
                     continuation.finish(throwing: CancellationError())
                 } catch {
-                    continuation.finish(throwing: Self.transport(error, midStream: true))
+                    continuation.finish(throwing: ProviderHTTP.transport(error, midStream: true))
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
@@ -247,79 +247,5 @@ public struct OpenAICompatibleModel: ChatModel {
         }
         if let usage = chunk.usage { out.append(.usage(usage.usage)) }
         return out
-    }
-
-    // MARK: Errors
-
-    /// Maps an error status to `LLMError`, from the status, `Retry-After` and the body's
-    /// `error.code` / `error.message` (never echoing request headers, so never the key).
-    static func check(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: Data) throws(LLMError) {
-        guard status.code >= 400 else { return }
-        struct Wire: Decodable {
-            struct Detail: Decodable { let message: String?; let code: String?; let type: String? }
-            let error: Detail?
-        }
-        let detail = (try? JSONDecoder().decode(Wire.self, from: body))?.error
-        let message = String((detail?.message ?? status.reasonPhrase).prefix(500))
-        switch status.code {
-        case 429:
-            throw .rateLimited(retryAfter: retryAfter(headers))
-        case 401, 403:
-            throw .authentication(message)
-        case 400, 413, 422:
-            let code = detail?.code ?? ""
-            let lower = message.lowercased()
-            if code == "context_length_exceeded" || lower.contains("context length") || lower.contains("maximum context")
-                || lower.contains("context window") || lower.contains("too many tokens") {
-                throw .contextTooLong(message)
-            }
-            throw .badRequest(message)
-        case 400..<500:
-            throw .badRequest("\(status.code): \(message)")
-        default:
-            throw .unavailable("\(status.code): \(message)")
-        }
-    }
-
-    /// `Retry-After` in seconds (or an HTTP date), or OpenAI's `retry-after-ms`.
-    static func retryAfter(_ headers: HTTPHeaders) -> Double? {
-        if let ms = headers.first(name: "retry-after-ms").flatMap(Double.init) { return ms / 1000 }
-        guard let raw = headers.first(name: "Retry-After") else { return nil }
-        if let seconds = Double(raw.trimmingCharacters(in: .whitespaces)) { return max(0, seconds) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: raw).map { max(0, $0.timeIntervalSinceNow) }
-    }
-
-    static func transport(_ error: any Error, midStream: Bool = false) -> LLMError {
-        if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            return .timedOut(String(describing: error))
-        }
-        return midStream ? .streamCut(String(describing: error)) : .unavailable(String(describing: error))
-    }
-}
-
-/// A streamed HTTP body's buffers as byte slices, the form the SSE decoder reads.
-struct ChunkStream<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
-    typealias Element = ArraySlice<UInt8>
-    let base: Base
-
-    init(_ base: Base) {
-        self.base = base
-    }
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var base: Base.AsyncIterator
-
-        mutating func next() async throws -> ArraySlice<UInt8>? {
-            guard let buffer = try await base.next() else { return nil }
-            return ArraySlice(buffer.readableBytesView)
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator())
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import Vapor
 
-/// A real HTTP server on 127.0.0.1 that answers `/v1/chat/completions` as a test tells it,
+/// A real HTTP server on 127.0.0.1 that answers `/v1/chat/completions` and `/v1/messages` as a test tells it,
 /// and remembers what it was sent.
 final class FakeProvider: Sendable {
     enum Answer: Sendable {
@@ -18,6 +18,7 @@ final class FakeProvider: Sendable {
     private let received = NIOLockedValueBox<[(headers: HTTPHeaders, body: JSONValue)]>([])
 
     var baseURL: String { "http://127.0.0.1:\(port)/v1" }
+    var root: String { "http://127.0.0.1:\(port)" }
     var requests: [(headers: HTTPHeaders, body: JSONValue)] { received.withLockedValue { $0 } }
 
     func answer(_ answers: Answer...) {
@@ -28,10 +29,13 @@ final class FakeProvider: Sendable {
         let app = try await Application.make(.testing)
         app.logger.logLevel = .warning
         let holder = NIOLockedValueBox<FakeProvider?>(nil)
-        app.post("v1", "chat", "completions") { request async throws -> Response in
+        let handler: @Sendable (Request) async throws -> Response = { request in
             guard let provider = holder.withLockedValue({ $0 }) else { throw Abort(.serviceUnavailable) }
             return try await provider.respond(request)
         }
+        // OpenAI's route, and Anthropic's.
+        app.post("v1", "chat", "completions", use: handler)
+        app.post("v1", "messages", use: handler)
         try await app.server.start(address: .hostname("127.0.0.1", port: 0))
         guard let port = app.http.server.shared.localAddress?.port else { throw Abort(.internalServerError, reason: "no port") }
         let provider = FakeProvider(app: app, port: port)
