@@ -218,8 +218,10 @@ public struct AnthropicModel: ChatModel {
         let formatTool = request.responseFormat?.name
         return AsyncThrowingStream { continuation in
             let task = Task {
+                let connected = Flag()
                 do {
                     let response = try await client.execute(try built.get(), timeout: deadline)
+                    connected.set()
                     if response.status != .ok {
                         let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
                         try ProviderHTTP.check(response.status, headers: response.headers, body: body)
@@ -282,7 +284,7 @@ public struct AnthropicModel: ChatModel {
                 } catch is CancellationError {
                     continuation.finish(throwing: CancellationError())
                 } catch {
-                    continuation.finish(throwing: ProviderHTTP.transport(error, midStream: true))
+                    continuation.finish(throwing: ProviderHTTP.transport(error, midStream: connected.isSet))
                 }
             }
             continuation.onTermination = { _ in task.cancel() }

@@ -187,8 +187,10 @@ public struct OpenAICompatibleModel: ChatModel {
         let built = Result { () throws(LLMError) -> HTTPClientRequest in try httpRequest(request, stream: true) }
         return AsyncThrowingStream { continuation in
             let task = Task {
+                let connected = Flag()
                 do {
                     let response = try await client.execute(try built.get(), timeout: deadline)
+                    connected.set()
                     if response.status != .ok {
                         let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
                         try ProviderHTTP.check(response.status, headers: response.headers, body: body)
@@ -212,7 +214,7 @@ public struct OpenAICompatibleModel: ChatModel {
                 } catch is CancellationError {
                     continuation.finish(throwing: CancellationError())
                 } catch {
-                    continuation.finish(throwing: ProviderHTTP.transport(error, midStream: true))
+                    continuation.finish(throwing: ProviderHTTP.transport(error, midStream: connected.isSet))
                 }
             }
             continuation.onTermination = { _ in task.cancel() }

@@ -1,0 +1,70 @@
+import AgentGraph
+import Foundation
+import Testing
+@testable import LLM
+
+/// The clients against a real model: SmolLM2-135M on llama.cpp's server
+/// (`scripts/local-model`), when `PARLEY_TEST_MODEL_URL` points at it (`scripts/test` does).
+enum LocalModel {
+    static var url: String? { ProcessInfo.processInfo.environment["PARLEY_TEST_MODEL_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+}
+
+@Suite("A real local model", .enabled(if: LocalModel.url != nil), .serialized)
+struct RealModelTests {
+    static var model: OpenAICompatibleModel {
+        OpenAICompatibleModel(.init(baseURL: LocalModel.url ?? "", model: "SmolLM2-135M-Instruct", timeout: .seconds(120)))
+    }
+
+    @Test("a completion answers with text, a finish reason and token counts")
+    func complete() async throws {
+        let reply = try await Self.model.complete(ChatRequest(messages: [.user("Say hello.")], temperature: 0, maxTokens: 24))
+        #expect(!reply.message.content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        #expect([FinishReason.stop, .length].contains(reply.finishReason))
+        #expect(reply.usage.promptTokens > 0)
+        #expect(reply.usage.completionTokens > 0)
+    }
+
+    @Test("a stream arrives in several text deltas, then usage and a finish; a small max_tokens ends it with `length`")
+    func stream() async throws {
+        var pieces = 0
+        var assembler = ReplyAssembler()
+        for try await delta in Self.model.stream(ChatRequest(messages: [.user("Count from one to twenty in words.")], temperature: 0, maxTokens: 12)) {
+            if case .text = delta { pieces += 1 }
+            assembler.add(delta)
+        }
+        let reply = try assembler.response(model: "SmolLM2")
+        #expect(pieces > 1, "the reply came in \(pieces) piece(s)")
+        #expect(reply.finishReason == .length)
+        #expect(reply.usage.completionTokens == 12)
+    }
+
+    @Test("through constrained JSON, the tiny model makes a well-formed tool call with the arguments the schema asks for")
+    func toolCall() async throws {
+        let weather = ToolDefinition(name: "weather", description: "The weather in a city.",
+                                     parameters: ["type": "object", "properties": ["city": ["type": "string"]], "required": ["city"]])
+        let model = JSONToolCallingModel(Self.model)
+        let reply = try await model.complete(ChatRequest(messages: [.user("What is the weather in Oslo?")], tools: [weather],
+                                                         toolChoice: .required, temperature: 0, maxTokens: 64))
+        let call = try #require(reply.message.toolCalls.first)
+        #expect(call.name == "weather")
+        guard case .string(let city)? = try call.decodeArguments()["city"] else {
+            Issue.record("no city in \(call.arguments)")
+            return
+        }
+        #expect(!city.isEmpty)
+    }
+
+    @Test("structured output follows its schema")
+    func structuredOutput() async throws {
+        let format = ResponseFormat(name: "verdict", schema: [
+            "type": "object", "properties": ["spam": ["type": "boolean"], "reason": ["type": "string"]], "required": ["spam", "reason"],
+        ])
+        let reply = try await Self.model.complete(ChatRequest(messages: [.user("Is 'WIN A FREE PRIZE NOW!!!' spam?")],
+                                                              responseFormat: format, temperature: 0, maxTokens: 80))
+        let verdict = try JSONDecoder().decode(JSONValue.self, from: Data(reply.message.content.utf8))
+        guard case .bool? = verdict["spam"], case .string? = verdict["reason"] else {
+            Issue.record("not the asked-for shape: \(reply.message.content)")
+            return
+        }
+    }
+}
