@@ -216,78 +216,59 @@ public struct AnthropicModel: ChatModel {
         let client = self.client, deadline = self.deadline
         let built = Result { () throws(LLMError) -> HTTPClientRequest in try httpRequest(request, stream: true) }
         let formatTool = request.responseFormat?.name
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                let connected = Flag()
-                do {
-                    let response = try await client.execute(try built.get(), timeout: deadline)
-                    connected.set()
-                    if response.status != .ok {
-                        let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
-                        try ProviderHTTP.check(response.status, headers: response.headers, body: body)
+        return ProviderHTTP.stream(client: client, request: built, deadline: deadline) { events, continuation in
+            var usage = Usage(), stopped = false
+            // Content block index → tool call number (text blocks have none), and the
+            // blocks that carry the structured answer as text.
+            var toolIndex: [Int: Int] = [:], answerBlocks = Set<Int>()
+            let decoder = JSONDecoder()
+            for try await sse in events {
+                guard let data = sse.data, let event = try? decoder.decode(Event.self, from: Data(data.utf8)) else { continue }
+                switch event.type {
+                case "message_start":
+                    usage.promptTokens = event.message?.usage?.input_tokens ?? 0
+                    usage.cachedTokens = event.message?.usage?.cache_read_input_tokens ?? 0
+                case "content_block_start":
+                    guard let index = event.index, let block = event.content_block, block.type == "tool_use" else { continue }
+                    if let formatTool, block.name == formatTool {
+                        answerBlocks.insert(index)
+                    } else {
+                        let number = toolIndex.count
+                        toolIndex[index] = number
+                        continuation.yield(.toolCall(index: number, id: block.id, name: block.name, arguments: ""))
                     }
-                    var usage = Usage(), stopped = false
-                    // Content block index → tool call number (text blocks have none), and the
-                    // blocks that carry the structured answer as text.
-                    var toolIndex: [Int: Int] = [:], answerBlocks = Set<Int>()
-                    let decoder = JSONDecoder()
-                    for try await sse in ChunkStream(response.body).asDecodedServerSentEvents() {
-                        guard let data = sse.data, let event = try? decoder.decode(Event.self, from: Data(data.utf8)) else { continue }
-                        switch event.type {
-                        case "message_start":
-                            usage.promptTokens = event.message?.usage?.input_tokens ?? 0
-                            usage.cachedTokens = event.message?.usage?.cache_read_input_tokens ?? 0
-                        case "content_block_start":
-                            guard let index = event.index, let block = event.content_block, block.type == "tool_use" else { continue }
-                            if let formatTool, block.name == formatTool {
-                                answerBlocks.insert(index)
-                            } else {
-                                let number = toolIndex.count
-                                toolIndex[index] = number
-                                continuation.yield(.toolCall(index: number, id: block.id, name: block.name, arguments: ""))
-                            }
-                        case "content_block_delta":
-                            guard let index = event.index, let delta = event.delta else { continue }
-                            if let text = delta.text, !text.isEmpty { continuation.yield(.text(text)) }
-                            if let json = delta.partial_json, !json.isEmpty {
-                                if answerBlocks.contains(index) {
-                                    continuation.yield(.text(json))
-                                } else if let number = toolIndex[index] {
-                                    continuation.yield(.toolCall(index: number, id: nil, name: nil, arguments: json))
-                                }
-                            }
-                        case "message_delta":
-                            if let output = event.usage?.output_tokens { usage.completionTokens = output }
-                            if var reason = Self.finishReason(event.delta?.stop_reason) {
-                                if reason == .toolCalls, toolIndex.isEmpty { reason = .stop }
-                                continuation.yield(.usage(usage))
-                                continuation.yield(.finish(reason))
-                                stopped = true
-                            }
-                        case "error":
-                            let message = event.error?.message ?? "the stream reported an error"
-                            switch event.error?.type {
-                            case "overloaded_error", "api_error": throw LLMError.unavailable(message)
-                            case "rate_limit_error": throw LLMError.rateLimited(retryAfter: nil)
-                            default: throw LLMError.badRequest(message)
-                            }
-                        case "message_stop":
-                            break
-                        default:
-                            continue
+                case "content_block_delta":
+                    guard let index = event.index, let delta = event.delta else { continue }
+                    if let text = delta.text, !text.isEmpty { continuation.yield(.text(text)) }
+                    if let json = delta.partial_json, !json.isEmpty {
+                        if answerBlocks.contains(index) {
+                            continuation.yield(.text(json))
+                        } else if let number = toolIndex[index] {
+                            continuation.yield(.toolCall(index: number, id: nil, name: nil, arguments: json))
                         }
                     }
-                    if !stopped { throw LLMError.streamCut("the server closed the stream before the reply finished") }
-                    continuation.finish()
-                } catch let error as LLMError {
-                    continuation.finish(throwing: error)
-                } catch is CancellationError {
-                    continuation.finish(throwing: CancellationError())
-                } catch {
-                    continuation.finish(throwing: ProviderHTTP.transport(error, midStream: connected.isSet))
+                case "message_delta":
+                    if let output = event.usage?.output_tokens { usage.completionTokens = output }
+                    if var reason = Self.finishReason(event.delta?.stop_reason) {
+                        if reason == .toolCalls, toolIndex.isEmpty { reason = .stop }
+                        continuation.yield(.usage(usage))
+                        continuation.yield(.finish(reason))
+                        stopped = true
+                    }
+                case "error":
+                    let message = event.error?.message ?? "the stream reported an error"
+                    switch event.error?.type {
+                    case "overloaded_error", "api_error": throw LLMError.unavailable(message)
+                    case "rate_limit_error": throw LLMError.rateLimited(retryAfter: nil)
+                    default: throw LLMError.badRequest(message)
+                    }
+                case "message_stop":
+                    break
+                default:
+                    continue
                 }
             }
-            continuation.onTermination = { _ in task.cancel() }
+            if !stopped { throw LLMError.streamCut("the server closed the stream before the reply finished") }
         }
     }
 }

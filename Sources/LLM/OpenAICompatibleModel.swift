@@ -185,39 +185,20 @@ public struct OpenAICompatibleModel: ChatModel {
     public func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatDelta, any Error> {
         let client = self.client, deadline = self.deadline
         let built = Result { () throws(LLMError) -> HTTPClientRequest in try httpRequest(request, stream: true) }
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                let connected = Flag()
-                do {
-                    let response = try await client.execute(try built.get(), timeout: deadline)
-                    connected.set()
-                    if response.status != .ok {
-                        let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
-                        try ProviderHTTP.check(response.status, headers: response.headers, body: body)
-                    }
-                    var finished = false, done = false
-                    for try await event in ChunkStream(response.body).asDecodedServerSentEvents() {
-                        guard let data = event.data else { continue }
-                        if data == "[DONE]" {
-                            done = true
-                            break
-                        }
-                        for delta in try Self.parseChunk(data) {
-                            if case .finish = delta { finished = true }
-                            continuation.yield(delta)
-                        }
-                    }
-                    if !done && !finished { throw LLMError.streamCut("the server closed the stream before the reply finished") }
-                    continuation.finish()
-                } catch let error as LLMError {
-                    continuation.finish(throwing: error)
-                } catch is CancellationError {
-                    continuation.finish(throwing: CancellationError())
-                } catch {
-                    continuation.finish(throwing: ProviderHTTP.transport(error, midStream: connected.isSet))
+        return ProviderHTTP.stream(client: client, request: built, deadline: deadline) { events, continuation in
+            var finished = false, done = false
+            for try await event in events {
+                guard let data = event.data else { continue }
+                if data == "[DONE]" {
+                    done = true
+                    break
+                }
+                for delta in try Self.parseChunk(data) {
+                    if case .finish = delta { finished = true }
+                    continuation.yield(delta)
                 }
             }
-            continuation.onTermination = { _ in task.cancel() }
+            if !done && !finished { throw LLMError.streamCut("the server closed the stream before the reply finished") }
         }
     }
 

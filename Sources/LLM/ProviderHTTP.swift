@@ -2,10 +2,43 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import OpenAPIRuntime
 
 /// What every HTTP provider shares: turning error statuses and transport failures into
 /// `LLMError`, and feeding a streamed body to the SSE decoder.
 enum ProviderHTTP {
+    /// Sends a streaming request and hands its Server-Sent Events to `read`, which yields the
+    /// deltas; failures become `LLMError` (before the response: unavailable or timed out;
+    /// after it: a cut stream). Cancelling the consumer cancels the request.
+    static func stream(
+        client: HTTPClient, request: Result<HTTPClientRequest, LLMError>, deadline: TimeAmount,
+        _ read: @escaping @Sendable (_ events: any AsyncSequence<ServerSentEvent, any Error>,
+                                     _ continuation: AsyncThrowingStream<ChatDelta, any Error>.Continuation) async throws -> Void
+    ) -> AsyncThrowingStream<ChatDelta, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                var connected = false
+                do {
+                    let response = try await client.execute(try request.get(), timeout: deadline)
+                    connected = true
+                    if response.status != .ok {
+                        let body = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
+                        try check(response.status, headers: response.headers, body: body)
+                    }
+                    try await read(ChunkStream(response.body).asDecodedServerSentEvents(), continuation)
+                    continuation.finish()
+                } catch let error as LLMError {
+                    continuation.finish(throwing: error)
+                } catch is CancellationError {
+                    continuation.finish(throwing: CancellationError())
+                } catch {
+                    continuation.finish(throwing: transport(error, midStream: connected))
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
     /// Maps an error status to `LLMError`, from the status, `Retry-After` and the body's
     /// `error.code` / `error.message` (never echoing request headers, so never the key).
     static func check(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: Data) throws(LLMError) {
