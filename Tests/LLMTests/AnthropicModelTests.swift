@@ -10,15 +10,7 @@ struct AnthropicModelTests {
     static let key = "sk-ant-test-secret-42"
 
     static func withProvider(_ body: (FakeProvider, AnthropicModel) async throws -> Void) async throws {
-        let provider = try await FakeProvider.start()
-        let model = AnthropicModel(.init(baseURL: provider.root, model: "claude-test", apiKey: key))
-        do {
-            try await body(provider, model)
-        } catch {
-            try? await provider.stop()
-            throw error
-        }
-        try await provider.stop()
+        try await FakeProvider.with({ AnthropicModel(.init(baseURL: $0.root, model: "claude-test", apiKey: key)) }, body)
     }
 
     @Test("a completion sends system apart, content blocks, tool results as a user turn, tools and the key; it reads text, tool use and usage")

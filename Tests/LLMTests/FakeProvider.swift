@@ -74,3 +74,19 @@ final class FakeProvider: Sendable {
         }
     }
 }
+
+extension FakeProvider {
+    /// Starts a provider, builds the client under test against it, runs `body`, and stops
+    /// the provider whether `body` passes or throws.
+    static func with<Model: Sendable>(_ makeModel: (FakeProvider) -> Model,
+                                      _ body: (FakeProvider, Model) async throws -> Void) async throws {
+        let provider = try await FakeProvider.start()
+        do {
+            try await body(provider, makeModel(provider))
+        } catch {
+            try? await provider.stop()
+            throw error
+        }
+        try await provider.stop()
+    }
+}

@@ -10,15 +10,7 @@ struct OpenAICompatibleModelTests {
     static let key = "sk-test-0123456789abcdef-secret"
 
     static func withProvider(_ body: (FakeProvider, OpenAICompatibleModel) async throws -> Void) async throws {
-        let provider = try await FakeProvider.start()
-        let model = OpenAICompatibleModel(.init(baseURL: provider.baseURL, model: "tiny-1", apiKey: key))
-        do {
-            try await body(provider, model)
-        } catch {
-            try? await provider.stop()
-            throw error
-        }
-        try await provider.stop()
+        try await FakeProvider.with({ OpenAICompatibleModel(.init(baseURL: $0.baseURL, model: "tiny-1", apiKey: key)) }, body)
     }
 
     static let weather = ToolDefinition(name: "weather", description: "The weather in a city.",
