@@ -55,6 +55,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                "LLM",
+                "AgentGraph",
+                "AgentGraphSQL",
             ],
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: swiftSettings

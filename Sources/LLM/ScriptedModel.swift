@@ -87,7 +87,7 @@ public final class ScriptedModel: ChatModel {
     }
 
     /// Words with the spaces that follow them, so joining them gives the text back.
-    static func words(_ text: String) -> [String] {
+    public static func words(_ text: String) -> [String] {
         var out: [String] = []
         var current = ""
         for character in text {

@@ -1,5 +1,6 @@
 import Fluent
 import JWT
+import LLM
 import Prometheus
 import Vapor
 
@@ -20,6 +21,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateEventTickets())
     app.migrations.add(CreateEventHorizon())
     app.migrations.add(CreateJobs())
+    app.migrations.add(CreateAssistants())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -110,19 +112,44 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     let presence = Presence(options: presenceOptions, hub: hub, clock: clock, logger: app.logger)
     app.storage[PresenceKey.self] = presence
     app.lifecycle.use(EventHubLifecycle(hub: hub, presence: presence, heartbeat: settings.heartbeatInterval, clock: clock))
+    let ephemeral = EphemeralBus(hub: hub, node: jobs.queue.node, logger: app.logger)
     if case .postgres(let url, _) = settings.database {
-        // Other nodes' commits and presence reach this node through LISTEN/NOTIFY.
+        // Other nodes' commits, presence and ephemeral frames reach this node through LISTEN/NOTIFY.
         let configuration = try DatabaseSetup.postgresConfiguration(url).coreConfiguration
         await presence.connectBus(PostgresEventListener.presenceSender(databases: databases, eventLoops: eventLoops, logger: hubLogger))
-        let listener = PostgresEventListener(configuration: configuration, hub: hub, presence: presence, logger: app.logger)
+        ephemeral.connect(EphemeralBus.postgresSender(databases: databases, eventLoops: eventLoops, logger: hubLogger))
+        let listener = PostgresEventListener(configuration: configuration, hub: hub, presence: presence, ephemeral: ephemeral,
+                                             logger: app.logger)
         app.storage[PostgresEventListenerKey.self] = listener
         app.lifecycle.use(listener)
     }
 
+    // Assistants: runs start from committed messages (the dispatcher follows the event log)
+    // and execute as jobs on any serving node.
+    let catalog = ModelCatalog(providers: settings.modelProviders)
+    for provider in settings.modelProviders {
+        app.logger.info("model provider configured", metadata: ["provider": .string(provider.description)])
+    }
+    let runRegistry = RunRegistry()
+    let assistants = AssistantDependencies(writes: writes, clock: clock, catalog: catalog, registry: runRegistry)
+    app.storage[AssistantsKey.self] = assistants
+    let jobDatabase: @Sendable () throws -> any Database = {
+        guard let db = jobDatabases.database(logger: jobLogger, on: jobEventLoops.any()) else { throw StorageError.notSQL }
+        return db
+    }
+    let executor = RunExecutor(.init(
+        database: jobDatabase, writes: writes, clock: clock, catalog: catalog, chat: chat, bus: ephemeral, registry: runRegistry,
+        metrics: AssistantMetrics(registry: metrics.registry), client: OpenAICompatibleModel.sharedClient, logger: app.logger))
+    jobs.register(AssistantDispatcher.jobQueue) { job in try await executor.handle(job) }
+    app.storage[AssistantDispatcherKey.self] = AssistantDispatcher(
+        database: jobDatabase, writes: writes, clock: clock, domainEvents: domainEvents, registry: runRegistry, logger: app.logger)
+
     try routes(app, accounts: accounts, chat: chat, hub: hub, presence: presence, metrics: metrics)
+    try app.grouped("v1").register(collection: AssistantController(dependencies: assistants, authentication: accounts.authentication()))
 
     app.asyncCommands.use(CreateAdminCommand(), as: "create-admin")
     app.asyncCommands.use(SeedCommand(), as: "seed")
+    app.asyncCommands.use(AssistantCommand(), as: "assistant")
 }
 
 /// Prepares the database before serving: SQLite connection settings, then migrations
@@ -136,6 +163,9 @@ public func prepareToServe(_ app: Application) async throws {
     if let jobs = app.storage[JobWorkerKey.self] {
         // Only a serving node runs jobs; `migrate` and the other commands leave them alone.
         app.lifecycle.use(jobs)
+    }
+    if let dispatcher = app.storage[AssistantDispatcherKey.self] {
+        app.lifecycle.use(dispatcher)
     }
 }
 
@@ -181,6 +211,8 @@ struct EventHubKey: StorageKey { typealias Value = EventHub }
 struct EventRetentionKey: StorageKey { typealias Value = EventRetention }
 struct PresenceKey: StorageKey { typealias Value = Presence }
 struct PostgresEventListenerKey: StorageKey { typealias Value = PostgresEventListener }
+struct AssistantsKey: StorageKey { typealias Value = AssistantDependencies }
+struct AssistantDispatcherKey: StorageKey { typealias Value = AssistantDispatcher }
 
 extension Application {
     public var settings: Settings {
@@ -196,6 +228,15 @@ extension Application {
             preconditionFailure("configure(_:settings:) has not run")
         }
         return jobs
+    }
+
+    /// The assistants' models by provider name; tests and embedding applications may
+    /// `register` a model of their own.
+    var modelCatalog: ModelCatalog {
+        guard let assistants = storage[AssistantsKey.self] else {
+            preconditionFailure("configure(_:settings:) has not run")
+        }
+        return assistants.catalog
     }
 
     /// This node's committed domain events, for features that subscribe to them.

@@ -66,6 +66,26 @@ extension User {
         return try await query.sort(\.$handle).limit(limit).all()
     }
 
+    /// The handles of `ids` (unknown ids are left out).
+    static func handles(of ids: Set<UUID>, on db: any Database) async throws -> [UUID: String] {
+        guard !ids.isEmpty else { return [:] }
+        let users = try await User.query(on: db).filter(\.$id ~~ Array(ids)).field(\.$id).field(\.$handle).all()
+        return Dictionary(users.compactMap { user in user.id.map { ($0, user.handle) } }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Creates the user an assistant speaks as (kind `assistant`, no password that can ever
+    /// match) and its profile, in the caller's transaction.
+    static func createAssistant(id: UUID, handle: String, displayName: String, on tx: any Database) async throws -> User {
+        let user = User(id: id, handle: handle, displayName: displayName, email: nil, passwordHash: "!", role: .user, kind: .assistant)
+        do {
+            try await user.create(on: tx)
+        } catch let error as any DatabaseError where error.isConstraintFailure {
+            throw AccountError.accountExists([FieldError(field: "handle", code: "taken", message: "is already taken")])
+        }
+        try await Profile(userID: id).create(on: tx)
+        return user
+    }
+
     /// A user with their profile loaded.
     static func withProfile(_ id: UUID, on db: any Database) async throws -> User? {
         try await User.query(on: db).filter(\.$id == id).with(\.$profile).first()

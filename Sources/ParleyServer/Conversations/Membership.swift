@@ -97,4 +97,41 @@ extension Membership {
     static func conversationCondition(memberID userID: UUID) -> SQLQueryString {
         "conversation_id IN (SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID))"
     }
+
+    /// A member of a given kind of user (assistants), with the conversation's kind.
+    struct KindMember: Sendable, Equatable {
+        let conversationID: UUID
+        let userID: UUID
+        let handle: String
+        let conversationKind: Conversation.Kind
+    }
+
+    /// The members of `kind` in each of `conversationIDs`, in one statement.
+    static func members(ofKind kind: User.Kind, in conversationIDs: [UUID], on db: any Database) async throws -> [KindMember] {
+        guard !conversationIDs.isEmpty, let sql = db as? any SQLDatabase else { return [] }
+        struct Row: Decodable { let conversation_id: UUID; let user_id: UUID; let handle: String; let kind: String }
+        return try await sql.raw("""
+            SELECT m.conversation_id AS conversation_id, u.id AS user_id, u.handle AS handle, c.kind AS kind
+            FROM memberships m JOIN users u ON u.id = m.user_id JOIN conversations c ON c.id = m.conversation_id
+            WHERE u.kind = \(bind: kind.rawValue) AND m.conversation_id IN (\(binds: conversationIDs))
+            """).all(decoding: Row.self).compactMap { row in
+                Conversation.Kind(rawValue: row.kind).map {
+                    KindMember(conversationID: row.conversation_id, userID: row.user_id, handle: row.handle, conversationKind: $0)
+                }
+            }
+    }
+
+    /// Whether every one of `userIDs` is a member of the conversation.
+    static func allMembers(_ userIDs: Set<UUID>, of conversationID: UUID, on db: any Database) async throws -> Bool {
+        guard !userIDs.isEmpty else { return true }
+        let found = try await Membership.query(on: db).filter(\.$conversation.$id == conversationID)
+            .filter(\.$user.$id ~~ Array(userIDs)).count()
+        return found == userIDs.count
+    }
+
+    /// The owners and admins of a conversation.
+    static func managers(of conversationID: UUID, on db: any Database) async throws -> [UUID] {
+        try await Membership.query(on: db).filter(\.$conversation.$id == conversationID)
+            .filter(\.$role ~~ [.owner, .admin]).all().map { $0.$user.id }
+    }
 }

@@ -70,6 +70,12 @@ struct SendMessageRequest: Decodable {
         case replyTo = "reply_to"
     }
 
+    /// A message other features send (an assistant's reply).
+    init(body: String, replyTo: String? = nil) {
+        self.body = .some(body)
+        self.replyTo = replyTo.map { .some($0) }
+    }
+
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         body = try container.decodePresence(String.self, forKey: .body)

@@ -48,4 +48,15 @@ extension ProblemError {
         case .userNotFound: self = .notFound("No such user.")
         }
     }
+
+    init(_ error: AssistantError) {
+        switch error {
+        case .notAnAdministrator: self = .forbidden("Only site administrators manage assistants.", slug: "not-an-administrator")
+        case .assistantNotFound: self = .notFound("No such assistant.")
+        case .runNotFound: self = .notFound("No such run.")
+        case .mayNotDecide:
+            self = .forbidden("Only the member who asked, or the conversation's owner or admins, may do this.", slug: "not-allowed")
+        case .conflict(let detail): self = .conflict(detail)
+        }
+    }
 }

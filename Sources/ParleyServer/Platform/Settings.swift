@@ -88,6 +88,9 @@ public struct Settings: Sendable {
     public var loginThrottle = LoginThrottle()
     /// How this node runs background jobs.
     var jobWorker = JobWorker.Options()
+    /// Where assistants' models are served (`PARLEY_LLM_*`); none means assistants answer
+    /// that no model is configured.
+    public var modelProviders: [ModelProvider] = []
     /// Apply pending migrations on `serve` (development default); production refuses instead.
     public var autoMigrate: Bool = true
 
@@ -203,6 +206,7 @@ extension Settings {
             if let flag = parseBool(raw) { settings.trustForwardedFor = flag }
             else { problems.append("PARLEY_TRUST_FORWARDED_FOR must be true or false") }
         }
+        settings.modelProviders = ModelProvider.load(from: env, problems: &problems)
         settings.autoMigrate = settings.mode != .production
         if let raw = env["PARLEY_AUTO_MIGRATE"] {
             if let flag = parseBool(raw) { settings.autoMigrate = flag }

@@ -15,6 +15,7 @@ import Vapor
 ///
 /// The same connection listens on `parley_presence`, where nodes tell each other who is
 /// online (see `Presence`); after a reconnect this node says hello so the others repeat theirs.
+/// And on `parley_ephemeral`, where nodes pass frames that are not stored (`EphemeralBus`).
 final class PostgresEventListener: LifecycleHandler, Sendable {
     static let channel = "parley_events"
     static let presenceChannel = "parley_presence"
@@ -22,6 +23,7 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
     private let configuration: PostgresConnection.Configuration
     private let hub: EventHub
     private let presence: Presence
+    private let ephemeral: EphemeralBus
     private let logger: Logger
     private let state = NIOLockedValueBox<(task: Task<Void, Never>?, connection: PostgresConnection?)>((nil, nil))
     private let listening = NIOLockedValueBox(false)
@@ -29,10 +31,11 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
     /// Whether both channels are being listened to right now.
     var isListening: Bool { listening.withLockedValue { $0 } }
 
-    init(configuration: PostgresConnection.Configuration, hub: EventHub, presence: Presence, logger: Logger) {
+    init(configuration: PostgresConnection.Configuration, hub: EventHub, presence: Presence, ephemeral: EphemeralBus, logger: Logger) {
         self.configuration = configuration
         self.hub = hub
         self.presence = presence
+        self.ephemeral = ephemeral
         self.logger = logger
     }
 
@@ -45,7 +48,7 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                     let connection = try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: logger).get()
                     state.withLockedValue { $0.connection = connection }
                     attempt = 0
-                    let hub = self.hub, presence = self.presence, listening = self.listening
+                    let hub = self.hub, presence = self.presence, ephemeral = self.ephemeral, listening = self.listening
                     // Every way out closes the connection, even when cancelled before it
                     // listens (postgres-nio asserts on a connection freed while open).
                     let closeConnection = { [state, listening] in
@@ -56,7 +59,11 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                     do {
                     try await connection.listen(on: Self.channel) { notifications in
                         try await connection.listen(on: Self.presenceChannel) { presenceNotes in
+                          try await connection.listen(on: EphemeralBus.channel) { ephemeralNotes in
                             try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    for try await note in ephemeralNotes { await ephemeral.receive(note.payload) }
+                                }
                                 group.addTask {
                                     // Anything committed while we were not listening.
                                     hub.notify()
@@ -71,10 +78,11 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                                         await presence.receive(batch)
                                     }
                                 }
-                                // Either sequence ending means the connection is gone: reconnect.
+                                // Any sequence ending means the connection is gone: reconnect.
                                 try await group.next()
                                 group.cancelAll()
                             }
+                          }
                         }
                     }
                     } catch {

@@ -1,0 +1,256 @@
+import Fluent
+import Foundation
+import NIOConcurrencyHelpers
+import SQLKit
+import Vapor
+
+/// Starts runs from committed messages: follows the event log with a durable cursor, and for
+/// each `message.created` that mentions an assistant member (`@handle`), or is sent in a
+/// direct conversation with one, creates the run and its job in one transaction with moving
+/// the cursor past it.
+///
+/// The cursor moves by compare-and-set in that transaction, so a crash before the commit
+/// leaves the messages to be read again, and a crash after it has left the runs behind: a
+/// message starts exactly one run, on any number of nodes (each runs a dispatcher; the one
+/// whose compare-and-set loses rolls back and reads on). The unique (assistant, message) key
+/// on runs is the second guard.
+final class AssistantDispatcher: LifecycleHandler, Sendable {
+    static let cursorName = "dispatch"
+    static let jobQueue = "assistant.run"
+
+    private let database: @Sendable () throws -> any Database
+    private let writes: WriteGate
+    private let clock: AppClock
+    private let domainEvents: DomainEvents
+    private let registry: RunRegistry
+    private let logger: Logger
+    private let pollInterval: Duration
+    private let wakeUps = WakeSignal()
+    private let tasks = NIOLockedValueBox<[Task<Void, Never>]>([])
+
+    init(database: @escaping @Sendable () throws -> any Database, writes: WriteGate, clock: AppClock,
+         domainEvents: DomainEvents, registry: RunRegistry, logger: Logger, pollInterval: Duration = .seconds(1)) {
+        self.database = database
+        self.writes = writes
+        self.clock = clock
+        self.domainEvents = domainEvents
+        self.registry = registry
+        self.logger = logger
+        self.pollInterval = pollInterval
+    }
+
+    func didBootAsync(_ application: Application) async throws {
+        let deliveries = domainEvents.subscribe("assistants")
+        let wakeUps = self.wakeUps
+        let listener = Task {
+            // This node's commits wake the dispatcher at once; other nodes' are found by polling.
+            for await delivery in deliveries {
+                switch delivery {
+                case .event(let event) where event.type == .messageCreated: wakeUps.signal()
+                case .missed: wakeUps.signal()
+                default: continue
+                }
+            }
+        }
+        let loop = Task { [self] in
+            while !Task.isCancelled {
+                do {
+                    while try await dispatchOnce() {}
+                } catch {
+                    logger.warning("assistant dispatch failed; retrying", metadata: ["error": .string(String(describing: error))])
+                }
+                await waitForNews()
+            }
+        }
+        tasks.withLockedValue { $0 = [listener, loop] }
+    }
+
+    func shutdownAsync(_ application: Application) async {
+        let tasks = self.tasks.withLockedValue { $0 }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+    }
+
+    private func waitForNews() async {
+        let wakeUps = self.wakeUps, interval = pollInterval
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await wakeUps.wait() }
+            group.addTask { try? await Task.sleep(for: interval) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Reads one batch after the cursor and starts its runs. Returns whether the cursor moved
+    /// (there may be more).
+    @discardableResult
+    func dispatchOnce() async throws -> Bool {
+        let db = try database()
+        let cursor = try await Self.cursor(on: db)
+        let (events, through) = try await EventLog.events(after: cursor, types: [.messageCreated], on: db)
+        guard through > cursor else { return false }
+        let messages = events.compactMap { event -> MessageDTO? in
+            try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8))
+        }
+        let triggers = try await Self.triggers(for: messages, on: db)
+        let configs = try await Assistant.find(Array(Set(triggers.map(\.assistantID))), on: db)
+        let now = clock.now()
+        let cancelled: [UUID]? = try await db.writeTransaction(writes) { tx, outbox in
+            guard try await Self.advance(from: cursor, to: through, on: tx) else { return nil }
+            var cancelled: [UUID] = []
+            for trigger in triggers {
+                guard let config = configs[trigger.assistantID] else { continue }
+                cancelled += try await Self.start(trigger, policy: config.busyPolicy, at: now, tx: tx, outbox: outbox)
+            }
+            return cancelled
+        }
+        // Runs this node executes stop at once; other nodes see the flag within a second.
+        for id in cancelled ?? [] { registry.cancel(id) }
+        return true
+    }
+
+    struct Trigger: Sendable {
+        let message: MessageDTO
+        let assistantID: UUID
+    }
+
+    /// Which assistants each message asks: a mention of a member assistant's handle, or any
+    /// message in a direct conversation with one. Assistants' own messages ask nobody.
+    static func triggers(for messages: [MessageDTO], on db: any Database) async throws -> [Trigger] {
+        let conversations = Set(messages.compactMap { UUID(uuidString: $0.conversationID) })
+        let members = try await Membership.members(ofKind: .assistant, in: Array(conversations), on: db)
+        guard !members.isEmpty else { return [] }
+        let assistants = Set(members.map(\.userID))
+        var triggers: [Trigger] = []
+        for message in messages {
+            guard let author = UUID(uuidString: message.authorID), !assistants.contains(author),
+                  let conversation = UUID(uuidString: message.conversationID), let body = message.body
+            else { continue }
+            let mentioned = Mentions.handles(in: body)
+            for member in members where member.conversationID == conversation {
+                if member.conversationKind == .direct || mentioned.contains(member.handle) {
+                    triggers.append(Trigger(message: message, assistantID: member.userID))
+                }
+            }
+        }
+        return triggers
+    }
+
+    /// Creates the run for one trigger under the assistant's busy policy; returns the ids of
+    /// running runs it asked to stop.
+    static func start(_ trigger: Trigger, policy: Assistant.BusyPolicy, at now: Date, tx: any Database,
+                      outbox: Outbox) async throws -> [UUID] {
+        guard let conversationID = UUID(uuidString: trigger.message.conversationID),
+              let messageID = UUID(uuidString: trigger.message.id),
+              let requesterID = UUID(uuidString: trigger.message.authorID)
+        else { return [] }
+        let busy = try await AssistantRun.active(assistantID: trigger.assistantID, conversationID: conversationID, on: tx)
+            .filter { $0.status != .awaitingApproval }
+        var status = AssistantRun.Status.queued
+        var stopping: [UUID] = []
+        if !busy.isEmpty {
+            switch policy {
+            case .queue:
+                status = .pending
+            case .reject:
+                status = .rejected
+            case .interrupt:
+                for run in busy {
+                    guard let id = run.id else { continue }
+                    if run.status == .running {
+                        _ = try await AssistantRun.transition(id, from: [.running], to: .running, set: [("cancel_requested", true)], on: tx)
+                        stopping.append(id)
+                    } else if try await AssistantRun.transition(id, from: [run.status], to: .cancelled,
+                                                                  set: [("finished_at", now), ("error", "interrupted by a newer message")], on: tx) {
+                        run.status = .cancelled
+                        run.finishedAt = now
+                        run.error = "interrupted by a newer message"
+                        try await outbox.record(RunCancelled(RunDTO(run)), in: conversationID, at: now)
+                    }
+                }
+                status = stopping.isEmpty ? .queued : .pending
+            }
+        }
+        let run = AssistantRun()
+        run.id = UUID()
+        run.assistantID = trigger.assistantID
+        run.conversationID = conversationID
+        run.triggerMessageID = messageID
+        run.triggerSeq = trigger.message.seq
+        run.requesterID = requesterID
+        run.status = status
+        run.createdAt = now
+        guard try await AssistantRun.insert(run, on: tx) else { return stopping }
+        if status == .queued || status == .rejected {
+            try await enqueue(run, round: 0, at: now, in: outbox)
+        }
+        return stopping
+    }
+
+    /// The job that executes (or resumes) a run; one per run and approval round.
+    static func enqueue(_ run: AssistantRun, round: Int, at now: Date, in outbox: Outbox) async throws {
+        guard let id = run.id else { return }
+        try await JobQueue.enqueue(
+            try .init(queue: jobQueue, payload: RunJob(runID: id), dedupeKey: "assistant-run:\(id.wire):\(round)", maxAttempts: 5),
+            at: now, in: outbox)
+    }
+
+    /// Queues the oldest pending run of the assistant in the conversation, when none is
+    /// queued or running there any more.
+    static func promoteNext(assistantID: UUID, conversationID: UUID, at now: Date, tx: any Database, outbox: Outbox) async throws {
+        let active = try await AssistantRun.active(assistantID: assistantID, conversationID: conversationID, on: tx)
+        guard !active.contains(where: { $0.status == .queued || $0.status == .running }),
+              let next = active.first(where: { $0.status == .pending }), let id = next.id,
+              try await AssistantRun.transition(id, from: [.pending], to: .queued, on: tx)
+        else { return }
+        try await enqueue(next, round: 0, at: now, in: outbox)
+    }
+
+    struct RunJob: Codable, Sendable {
+        var runID: UUID
+    }
+
+    // MARK: The cursor (the `assistant_cursor` table's SQL)
+
+    static func cursor(on db: any Database) async throws -> Int {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let position: Int }
+        return try await sql.raw("SELECT position FROM assistant_cursor WHERE name = \(bind: cursorName)")
+            .first(decoding: Row.self)?.position ?? 0
+    }
+
+    /// Moves the cursor from `old` to `new`; false when another node moved it first.
+    static func advance(from old: Int, to new: Int, on db: any Database) async throws -> Bool {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let name: String }
+        return try await sql.raw("""
+            UPDATE assistant_cursor SET position = \(bind: new) WHERE name = \(bind: cursorName) AND position = \(bind: old)
+            RETURNING name
+            """).first(decoding: Row.self) != nil
+    }
+}
+
+/// `@handle` mentions in a message body.
+enum Mentions {
+    /// The lower-cased handles mentioned: `@` at the start or after a character that cannot be
+    /// part of a handle, then 3-32 of `a-z 0-9 _ . -` (a trailing `.` or `-` is punctuation).
+    static func handles(in body: String) -> Set<String> {
+        var found: Set<String> = []
+        let scalars = Array(body.unicodeScalars)
+        var index = 0
+        func isHandle(_ scalar: Unicode.Scalar) -> Bool {
+            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "_" || scalar == "." || scalar == "-"
+        }
+        while index < scalars.count {
+            defer { index += 1 }
+            guard scalars[index] == "@", index == 0 || !isHandle(scalars[index - 1]) else { continue }
+            var end = index + 1
+            while end < scalars.count, isHandle(scalars[end]) { end += 1 }
+            var handle = String(String.UnicodeScalarView(scalars[(index + 1)..<end])).lowercased()
+            while handle.hasSuffix(".") || handle.hasSuffix("-") { handle.removeLast() }
+            if (3...32).contains(handle.count) { found.insert(handle) }
+            index = end - 1
+        }
+        return found
+    }
+}

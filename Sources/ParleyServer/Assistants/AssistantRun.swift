@@ -1,0 +1,203 @@
+import AgentGraph
+import Fluent
+import Foundation
+import SQLKit
+
+/// One answer an assistant gives to one message: queued by the message, executed as a job,
+/// traced step by step. The owner of the `assistant_runs` and `assistant_run_steps` SQL.
+final class AssistantRun: Model, @unchecked Sendable {
+    static let schema = "assistant_runs"
+
+    enum Status: String, Codable, Sendable, CaseIterable {
+        /// Waits for an earlier run of the same assistant in the same conversation.
+        case pending
+        /// Has a job; a worker will start or resume it.
+        case queued
+        case running
+        /// Stopped at a tool that needs a person's approval.
+        case awaitingApproval = "awaiting_approval"
+        case completed
+        case failed
+        case cancelled
+        /// Refused because a run was going (the `reject` busy policy); a notice says so.
+        case rejected
+
+        var isActive: Bool { [.pending, .queued, .running, .awaitingApproval].contains(self) }
+        static let active: [Status] = allCases.filter(\.isActive)
+    }
+
+    @ID(custom: "id", generatedBy: .user) var id: UUID?
+    @Field(key: "assistant_id") var assistantID: UUID
+    @Field(key: "conversation_id") var conversationID: UUID
+    @Field(key: "trigger_message_id") var triggerMessageID: UUID
+    @Field(key: "trigger_seq") var triggerSeq: Int
+    @Field(key: "requester_id") var requesterID: UUID
+    @Enum(key: "status") var status: Status
+    @OptionalField(key: "reply_seq") var replySeq: Int?
+    @OptionalField(key: "error") var error: String?
+    @Field(key: "prompt_tokens") var promptTokens: Int
+    @Field(key: "completion_tokens") var completionTokens: Int
+    @Field(key: "cost_usd") var costUSD: Double
+    /// The pending approval request (JSON), while awaiting approval.
+    @OptionalField(key: "approval") var approvalJSON: String?
+    /// The answer to the latest approval request (JSON).
+    @OptionalField(key: "decision") var decisionJSON: String?
+    @Field(key: "approval_round") var approvalRound: Int
+    @Field(key: "cancel_requested") var cancelRequested: Bool
+    /// Structured citations of the reply (JSON array).
+    @OptionalField(key: "citations") var citationsJSON: String?
+    @Field(key: "created_at") var createdAt: Date
+    @OptionalField(key: "started_at") var startedAt: Date?
+    @OptionalField(key: "finished_at") var finishedAt: Date?
+
+    init() {}
+
+    var threadID: String { "assistant-run:" + (id?.wire ?? "") }
+    var approval: ApprovalRequest? { approvalJSON.flatMap { try? EventLog.decoder.decode(ApprovalRequest.self, from: Data($0.utf8)) } }
+    var decision: ApprovalDecision? { decisionJSON.flatMap { try? EventLog.decoder.decode(ApprovalDecision.self, from: Data($0.utf8)) } }
+    var citations: [Citation] { citationsJSON.flatMap { try? EventLog.decoder.decode([Citation].self, from: Data($0.utf8)) } ?? [] }
+}
+
+/// What the approval interrupt asks: one tool call, and who may answer.
+struct ApprovalRequest: Codable, Sendable, Equatable {
+    var callID: String
+    var tool: String
+    /// The arguments as the model wrote them (JSON text).
+    var arguments: String
+    /// User ids who may approve: the member who asked and the conversation's managers.
+    var approvers: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case tool, arguments, approvers
+        case callID = "call_id"
+    }
+}
+
+/// A person's answer to an approval request; the model sees the reason.
+struct ApprovalDecision: Codable, Sendable, Equatable {
+    var approved: Bool
+    var reason: String?
+    var by: String
+}
+
+/// A message of the conversation a reply cites, checked to exist and be visible to the asker.
+struct Citation: Codable, Sendable, Equatable {
+    var seq: Int
+    var messageID: String
+
+    enum CodingKeys: String, CodingKey {
+        case seq
+        case messageID = "message_id"
+    }
+}
+
+extension AssistantRun {
+    static func find(_ id: UUID, on db: any Database) async throws -> AssistantRun? {
+        try await AssistantRun.find(id, on: db) as AssistantRun?
+    }
+
+    /// The active runs of one assistant in one conversation, oldest first.
+    static func active(assistantID: UUID, conversationID: UUID, on db: any Database) async throws -> [AssistantRun] {
+        try await AssistantRun.query(on: db)
+            .filter(\.$assistantID == assistantID).filter(\.$conversationID == conversationID)
+            .filter(\.$status ~~ Status.active)
+            .sort(\.$createdAt).sort(\.$id).all()
+    }
+
+    /// A conversation's runs, newest first.
+    static func list(conversationID: UUID, before cursor: Date?, limit: Int, on db: any Database) async throws -> [AssistantRun] {
+        var query = AssistantRun.query(on: db).filter(\.$conversationID == conversationID)
+        if let cursor { query = query.filter(\.$createdAt < cursor) }
+        return try await query.sort(\.$createdAt, .descending).limit(limit).all()
+    }
+
+    /// Inserts a run unless one exists for the same assistant and message; returns whether it did.
+    static func insert(_ run: AssistantRun, on db: any Database) async throws -> Bool {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let id: UUID }
+        return try await sql.raw("""
+            INSERT INTO assistant_runs (id, assistant_id, conversation_id, trigger_message_id, trigger_seq, requester_id, status,
+                                        prompt_tokens, completion_tokens, cost_usd, approval_round, cancel_requested, created_at)
+            VALUES (\(bind: run.id), \(bind: run.assistantID), \(bind: run.conversationID), \(bind: run.triggerMessageID),
+                    \(bind: run.triggerSeq), \(bind: run.requesterID), \(bind: run.status.rawValue), 0, 0, 0, 0, \(bind: false),
+                    \(bind: run.createdAt))
+            ON CONFLICT DO NOTHING RETURNING id
+            """).first(decoding: Row.self) != nil
+    }
+
+    /// Moves a run from one of `from` to `to`, setting `extra` columns too; false when the run
+    /// was not in one of those states (someone else moved it first).
+    static func transition(_ id: UUID, from: [Status], to: Status, set extra: [(String, any Encodable & Sendable)] = [],
+                           on db: any Database) async throws -> Bool {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        var update = sql.update(schema).set("status", to: to.rawValue)
+        for (column, value) in extra { update = update.set(SQLIdentifier(column), to: SQLBind(value)) }
+        struct Row: Decodable { let id: UUID }
+        let rows = try await update
+            .where("id", .equal, id)
+            .where("status", .in, from.map(\.rawValue))
+            .returning("id")
+            .all(decoding: Row.self)
+        return !rows.isEmpty
+    }
+
+    /// Adds a model call's usage to the run.
+    static func addUsage(_ id: UUID, prompt: Int, completion: Int, cost: Double, on db: any Database) async throws {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        try await sql.raw("""
+            UPDATE assistant_runs SET prompt_tokens = prompt_tokens + \(bind: prompt),
+                completion_tokens = completion_tokens + \(bind: completion), cost_usd = cost_usd + \(bind: cost)
+            WHERE id = \(bind: id)
+            """).run()
+    }
+
+    /// Tokens an assistant used since `start`, in one conversation and for one requester.
+    static func tokensUsed(assistantID: UUID, conversationID: UUID, requesterID: UUID, since start: Date,
+                           on db: any Database) async throws -> (conversation: Int, requester: Int) {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let in_conversation: Int?; let by_requester: Int? }
+        let row = try await sql.raw("""
+            SELECT SUM(CASE WHEN conversation_id = \(bind: conversationID) THEN prompt_tokens + completion_tokens ELSE 0 END) AS in_conversation,
+                   SUM(CASE WHEN requester_id = \(bind: requesterID) THEN prompt_tokens + completion_tokens ELSE 0 END) AS by_requester
+            FROM assistant_runs WHERE assistant_id = \(bind: assistantID) AND created_at >= \(bind: start)
+            """).first(decoding: Row.self)
+        return (row?.in_conversation ?? 0, row?.by_requester ?? 0)
+    }
+
+    /// Whether someone asked for this run to stop.
+    static func cancelRequested(_ id: UUID, on db: any Database) async throws -> Bool {
+        try await AssistantRun.query(on: db).filter(\.$id == id).field(\.$id).field(\.$cancelRequested).first()?.cancelRequested ?? false
+    }
+}
+
+/// One entry of a run's trace: a model call, a tool call, an approval, an error.
+final class AssistantRunStep: Model, @unchecked Sendable {
+    static let schema = "assistant_run_steps"
+
+    @ID(custom: "id", generatedBy: .user) var id: UUID?
+    @Field(key: "run_id") var runID: UUID
+    @Field(key: "position") var position: Int
+    @Field(key: "kind") var kind: String
+    @Field(key: "name") var name: String
+    @Field(key: "started_at") var startedAt: Date
+    @Field(key: "duration_ms") var durationMS: Double
+    /// What the step saw and did (JSON object).
+    @Field(key: "detail") var detail: String
+
+    init() {}
+
+    static func append(runID: UUID, kind: String, name: String, startedAt: Date, durationMS: Double, detail: JSONValue,
+                       on db: any Database) async throws {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        try await sql.raw("""
+            INSERT INTO assistant_run_steps (id, run_id, position, kind, name, started_at, duration_ms, detail)
+            SELECT \(bind: UUID()), \(bind: runID), COALESCE(MAX(position), 0) + 1, \(bind: kind), \(bind: name),
+                   \(bind: startedAt), \(bind: durationMS), \(bind: detail.jsonText)
+            FROM assistant_run_steps WHERE run_id = \(bind: runID)
+            """).run()
+    }
+
+    static func steps(of runID: UUID, on db: any Database) async throws -> [AssistantRunStep] {
+        try await AssistantRunStep.query(on: db).filter(\.$runID == runID).sort(\.$position).all()
+    }
+}
