@@ -185,6 +185,16 @@ struct TaskRecord: Codable, Sendable {
     }
 }
 
+/// A waiting edge's progress as checkpointed: the edge (its target and its sources) and the
+/// sources that have finished since the target last ran.
+struct BarrierRecord: Codable, Sendable, Equatable {
+    var to: String
+    var from: [String]
+    var done: [String]
+
+    enum CodingKeys: String, CodingKey { case to = "t", from = "f", done = "d" }
+}
+
 /// What finished tasks of an unfinished step wrote, kept so a resume does not rerun them.
 struct PendingRecord<S: GraphState>: Codable, Sendable {
     var task: String
@@ -255,13 +265,26 @@ enum JSONText {
         }
         buffer.append(UInt8(ascii: "\""))
     }
+
+    static func appendStrings(_ texts: [String], to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "["))
+        for (position, text) in texts.enumerated() {
+            if position > 0 { buffer.append(UInt8(ascii: ",")) }
+            appendString(text, to: &buffer)
+        }
+        buffer.append(UInt8(ascii: "]"))
+    }
 }
 
-/// Everything but the state: the step's writes, the tasks to run next, and for a step that
-/// stopped part-way, what is needed to finish it without redoing work.
+/// Everything but the state: the step's writes, the tasks to run next, the waiting edges'
+/// progress, and for a step that stopped part-way, what is needed to finish it without
+/// redoing work.
 struct CheckpointBody<S: GraphState>: Codable, Sendable {
     var writes: [EncodedWrite<S>] = []
     var next: [TaskRecord] = []
+    /// Waiting edges with sources finished, whole at every checkpoint (like `next`). Absent
+    /// in checkpoints written before waiting edges existed, and when none is waiting.
+    var barriers: [BarrierRecord]?
     var pending: [PendingRecord<S>]?
     var interrupts: [Interrupt]?
     var resumes: [String: [JSONValue]]?
@@ -269,11 +292,11 @@ struct CheckpointBody<S: GraphState>: Codable, Sendable {
     var error: String?
 
     enum CodingKeys: String, CodingKey {
-        case writes = "w", next = "x", pending = "p", interrupts = "i", resumes = "r", taskResults = "t", error = "e"
+        case writes = "w", next = "x", barriers = "b", pending = "p", interrupts = "i", resumes = "r", taskResults = "t", error = "e"
     }
 
-    /// The body as JSON: by hand for a plain step (writes and next tasks without payloads),
-    /// through `JSONEncoder` otherwise. Both read back through `Decodable`.
+    /// The body as JSON: by hand for a plain step (writes, next tasks without payloads and
+    /// barriers), through `JSONEncoder` otherwise. Both read back through `Decodable`.
     func encoded() throws -> Data {
         guard pending == nil, interrupts == nil, resumes == nil, taskResults == nil, error == nil,
               next.allSatisfy({ $0.payload == nil }) else {
@@ -303,7 +326,22 @@ struct CheckpointBody<S: GraphState>: Codable, Sendable {
             JSONText.appendString(task.id, to: &buffer)
             buffer.append(UInt8(ascii: "}"))
         }
-        buffer.append(contentsOf: "]}".utf8)
+        buffer.append(UInt8(ascii: "]"))
+        if let barriers {
+            buffer.append(contentsOf: #","b":["#.utf8)
+            for (position, barrier) in barriers.enumerated() {
+                if position > 0 { buffer.append(UInt8(ascii: ",")) }
+                buffer.append(contentsOf: #"{"t":"#.utf8)
+                JSONText.appendString(barrier.to, to: &buffer)
+                buffer.append(contentsOf: #","f":"#.utf8)
+                JSONText.appendStrings(barrier.from, to: &buffer)
+                buffer.append(contentsOf: #","d":"#.utf8)
+                JSONText.appendStrings(barrier.done, to: &buffer)
+                buffer.append(UInt8(ascii: "}"))
+            }
+            buffer.append(UInt8(ascii: "]"))
+        }
+        buffer.append(UInt8(ascii: "}"))
         return Data(buffer)
     }
 }

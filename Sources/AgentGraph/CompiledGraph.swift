@@ -249,8 +249,9 @@ public final class CompiledGraph<S: GraphState>: Sendable {
     /// Writes `update` onto the state at a checkpoint (the latest if nil), as if `asNode` had
     /// written it: a new checkpoint whose parent is that one, so the thread forks there and
     /// the original checkpoints stay as they were. The next tasks are those that would follow
-    /// `asNode`, or the checkpoint's own when `asNode` is nil. Continue the fork with
-    /// `invoke(.continue, …)`. Returns the new checkpoint's id.
+    /// `asNode` (a waiting edge counts `asNode` as finished), or the checkpoint's own when
+    /// `asNode` is nil. Continue the fork with `invoke(.continue, …)`. Returns the new
+    /// checkpoint's id.
     @discardableResult
     public func updateState(
         thread: String, checkpointID: Int64? = nil, update: StateUpdate<S>, asNode: String? = nil,
@@ -341,11 +342,14 @@ extension Runner {
         state = base.state
         step = base.record.step
         headID = base.record.id
+        if !definition.waiting.isEmpty { barriers = Barriers(base.body.barriers, definition: definition) }
         let writes = try forkWrites(update, asNode: asNode ?? "__update__")
         step += 1
         if let asNode, let index = definition.index[asNode] {
             var targets = Targets()
             try await collectRoutes(from: index, name: asNode, goto: update.goto, into: &targets)
+            // Writing as a node counts as that node finishing, for the waiting edges too.
+            if !definition.waiting.isEmpty { barriers.finished(index, definition: definition, into: &targets) }
             next = targets.tasks(names: definition.names, step: step + 1)
         } else {
             next = try tasks(from: base.body.next)

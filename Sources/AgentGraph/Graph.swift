@@ -153,11 +153,19 @@ struct ConditionalEdge<S: GraphState>: Sendable {
     let router: @Sendable (S) async throws -> [Route]
 }
 
+/// A waiting edge as the runner walks it: `target` runs once every one of `sources` has
+/// finished since it last ran. Node numbers, as in `GraphDefinition`.
+struct WaitingEdge: Sendable {
+    let sources: [Int]
+    let target: Int
+}
+
 /// Builds a graph: nodes, edges and routers. `compile()` validates it and gives a
 /// `CompiledGraph` that runs.
 public struct StateGraph<S: GraphState>: Sendable {
     var nodes: [NodeSpec<S>] = []
     var edges: [(from: String, to: String)] = []
+    var waiting: [(from: [String], to: String)] = []
     var conditional: [(from: String, edge: ConditionalEdge<S>)] = []
     var defaults: NodePolicy
 
@@ -208,8 +216,26 @@ public struct StateGraph<S: GraphState>: Sendable {
         ))
     }
 
+    /// Adds an edge: `to` runs in the step after `from` finishes (each time it finishes).
     public mutating func addEdge(_ from: String, _ to: String) {
         edges.append((from, to))
+    }
+
+    /// Adds a waiting edge (LangGraph's `add_edge([a, b], c)`): `to` runs once, in the step
+    /// after the last of `from` finishes, however many steps apart the sources finish. Which
+    /// sources have finished since `to` last ran is kept in the checkpoint, so an interrupt
+    /// or a crash in between does not lose it; once `to` is scheduled the edge starts waiting
+    /// afresh, so a loop can pass through it again. A source counts as finished whenever it
+    /// runs to completion, however it was reached (an edge, a router, a `goto`).
+    ///
+    /// A one-element list is a plain edge. Sources must be distinct nodes; START and END
+    /// cannot be sources, and END cannot be the target (compiling reports these).
+    public mutating func addEdge(_ from: [String], _ to: String) {
+        if from.count == 1 {
+            edges.append((from[0], to))
+        } else {
+            waiting.append((from, to))
+        }
     }
 
     /// Adds a router after `from`. It runs on the state after `from`'s step and returns the
@@ -268,6 +294,35 @@ public struct StateGraph<S: GraphState>: Sendable {
                 problems.append("node '\(edge.to)' takes a Send payload; reach it with Route.send, not an edge from '\(edge.from)'")
             }
             successors[edge.from, default: []].append(edge.to)
+        }
+        for edge in waiting {
+            let sources = edge.from.map { "'\($0)'" }.joined(separator: ", ")
+            if edge.from.isEmpty {
+                problems.append("waiting edge to '\(edge.to)' has no sources: list the nodes it waits for")
+            }
+            if edge.to == END {
+                problems.append("waiting edge from \(sources) ends at END, which does not run: give each source its own edge to END")
+            } else if edge.to == START {
+                problems.append("a waiting edge enters START (from \(sources))")
+            } else if !exists(edge.to) {
+                problems.append("waiting edge to unknown node '\(edge.to)' (from \(sources))")
+            } else if let target = nodes.first(where: { $0.name == edge.to }), target.takesPayload {
+                problems.append("node '\(edge.to)' takes a Send payload; reach it with Route.send, not a waiting edge from \(sources)")
+            }
+            var listed: Set<String> = []
+            for from in edge.from {
+                if from == END {
+                    problems.append("a waiting edge leaves END (to '\(edge.to)')")
+                } else if from == START {
+                    problems.append("waiting edge to '\(edge.to)' waits on START, which is not a node: use a plain edge from START")
+                } else if !exists(from) {
+                    problems.append("waiting edge from unknown node '\(from)' (to '\(edge.to)')")
+                } else if !listed.insert(from).inserted {
+                    problems.append("waiting edge to '\(edge.to)' lists '\(from)' twice")
+                } else {
+                    successors[from, default: []].append(edge.to)
+                }
+            }
         }
         for (from, edge) in conditional {
             if from != START && !exists(from) { problems.append("conditional edges from unknown node '\(from)'") }
@@ -335,6 +390,10 @@ final class GraphDefinition<S: GraphState>: Sendable {
     /// Static successors per node (and START), END as -1.
     let successors: [[Int]]
     let routers: [[ConditionalEdge<S>]]
+    /// Waiting edges, each once (the same sources and target added twice are one edge).
+    let waiting: [WaitingEdge]
+    /// Per node (and START), the waiting edges it is a source of: numbers into `waiting`.
+    let feeds: [[Int]]
     let policies: [NodePolicy]
     let interruptBefore: Set<String>
     let interruptAfter: Set<String>
@@ -360,6 +419,19 @@ final class GraphDefinition<S: GraphState>: Sendable {
             if let from = index[from] { routers[from].append(edge) }
         }
         self.routers = routers
+        var waiting: [WaitingEdge] = []
+        var feeds = [[Int]](repeating: [], count: graph.nodes.count + 1)
+        for edge in graph.waiting {
+            guard let target = index[edge.to], target < graph.nodes.count else { continue }
+            let sources = edge.from.compactMap { name in index[name].flatMap { $0 < graph.nodes.count ? $0 : nil } }
+            guard sources.count == edge.from.count, sources.count > 1, Set(sources).count == sources.count else { continue }
+            let candidate = WaitingEdge(sources: sources, target: target)
+            if waiting.contains(where: { $0.target == target && Set($0.sources) == Set(sources) }) { continue }
+            for source in sources { feeds[source].append(waiting.count) }
+            waiting.append(candidate)
+        }
+        self.waiting = waiting
+        self.feeds = feeds
         hasRouters = routers.map { !$0.isEmpty }
         policies = graph.nodes.map { $0.policy?.overriding(graph.defaults) ?? graph.defaults }
         self.interruptBefore = interruptBefore

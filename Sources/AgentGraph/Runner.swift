@@ -368,6 +368,8 @@ final class Runner<S: GraphState> {
     var step = -2
     var headID: Int64?
     var next: [PlannedTask] = []
+    /// Which sources of each waiting edge have finished since its target last ran.
+    var barriers: Barriers
     /// Tasks of the current step that a checkpoint says already finished.
     var pending: [String: FinishedTask] = [:]
     var memories: [String: TaskMemory] = [:]
@@ -388,6 +390,7 @@ final class Runner<S: GraphState> {
         self.emit = emit
         self.modes = modes
         self.reducers = S.schema.fields
+        self.barriers = Barriers(count: definition.waiting.count)
         self.checkpointing = saver != nil && scope.writer != nil
     }
 
@@ -422,6 +425,7 @@ final class Runner<S: GraphState> {
             state = base.state
             step = base.record.step
             headID = base.record.id
+            if !definition.waiting.isEmpty { barriers = Barriers(base.body.barriers, definition: definition) }
         }
         switch input {
         case .update(let update):
@@ -575,6 +579,7 @@ final class Runner<S: GraphState> {
 
             let writes: [NodeWrite]
             let stepBefore = step
+            let barriersBefore = barriers
             var targets = Targets()
             do {
                 writes = try merge(done)
@@ -587,12 +592,15 @@ final class Runner<S: GraphState> {
                     } else {
                         try await collectRoutes(from: index, name: finished.node, goto: finished.goto, into: &targets)
                     }
+                    if !definition.waiting.isEmpty { barriers.finished(index, definition: definition, into: &targets) }
                 }
             } catch {
                 // Save the step as failed, with its finished work, so a fix-and-continue does
                 // not repeat side effects. The state in memory may be half-merged; the
-                // checkpoint is written against the state before the step.
+                // checkpoint is written against the state before the step, and holds the
+                // barriers from before it (the rerun step marks its sources again).
                 step = stepBefore
+                barriers = barriersBefore
                 if var graphError = error as? GraphError {
                     graphError.step = stepBefore + 1
                     _ = try? await stop(at: [], done: done, source: "error", failure: graphError.description)
@@ -762,6 +770,7 @@ final class Runner<S: GraphState> {
         var body = CheckpointBody<S>()
         body.writes = writes.map(EncodedWrite.init)
         body.next = try next.map { try $0.record }
+        if !definition.waiting.isEmpty { body.barriers = barriers.records(definition: definition) }
         extra?(&body)
         let record = CheckpointRecord(
             threadID: thread, namespace: namespace, id: 0, parentID: headID, step: step, source: source,
