@@ -92,10 +92,6 @@ struct Citation: Codable, Sendable, Equatable {
 }
 
 extension AssistantRun {
-    static func find(_ id: UUID, on db: any Database) async throws -> AssistantRun? {
-        try await AssistantRun.find(id, on: db) as AssistantRun?
-    }
-
     /// The active runs of one assistant in one conversation, oldest first.
     static func active(assistantID: UUID, conversationID: UUID, on db: any Database) async throws -> [AssistantRun] {
         try await AssistantRun.query(on: db)
