@@ -153,8 +153,8 @@ extension AssistantRun {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
         struct Row: Decodable { let in_conversation: Int?; let by_requester: Int? }
         let row = try await sql.raw("""
-            SELECT SUM(CASE WHEN conversation_id = \(bind: conversationID) THEN prompt_tokens + completion_tokens ELSE 0 END) AS in_conversation,
-                   SUM(CASE WHEN requester_id = \(bind: requesterID) THEN prompt_tokens + completion_tokens ELSE 0 END) AS by_requester
+            SELECT CAST(SUM(CASE WHEN conversation_id = \(bind: conversationID) THEN prompt_tokens + completion_tokens ELSE 0 END) AS BIGINT) AS in_conversation,
+                   CAST(SUM(CASE WHEN requester_id = \(bind: requesterID) THEN prompt_tokens + completion_tokens ELSE 0 END) AS BIGINT) AS by_requester
             FROM assistant_runs WHERE assistant_id = \(bind: assistantID) AND created_at >= \(bind: start)
             """).first(decoding: Row.self)
         return (row?.in_conversation ?? 0, row?.by_requester ?? 0)
