@@ -14,6 +14,7 @@ struct AssistantDTO: Content, Equatable {
     var model: String
     var systemPrompt: String
     var toolCalling: Assistant.ToolCalling
+    var toolChoice: Assistant.ToolChoice
     var tools: [String]
     var approvalTools: [String]
     var httpTools: [Assistant.HTTPTool]
@@ -31,6 +32,7 @@ struct AssistantDTO: Content, Equatable {
         case providerConfigured = "provider_configured"
         case systemPrompt = "system_prompt"
         case toolCalling = "tool_calling"
+        case toolChoice = "tool_choice"
         case approvalTools = "approval_tools"
         case httpTools = "http_tools"
         case busyPolicy = "busy_policy"
@@ -51,6 +53,7 @@ struct AssistantDTO: Content, Equatable {
         model = assistant.model
         systemPrompt = assistant.systemPrompt
         toolCalling = assistant.toolCalling
+        toolChoice = assistant.toolChoice
         tools = assistant.tools
         approvalTools = assistant.approvalTools
         httpTools = assistant.httpTools
@@ -73,6 +76,7 @@ struct AssistantInput: Decodable, Sendable {
     var model: String?
     var systemPrompt: String?
     var toolCalling: String?
+    var toolChoice: String?
     var tools: [String]?
     var approvalTools: [String]?
     var httpTools: [Assistant.HTTPTool]?
@@ -87,6 +91,7 @@ struct AssistantInput: Decodable, Sendable {
         case displayName = "display_name"
         case systemPrompt = "system_prompt"
         case toolCalling = "tool_calling"
+        case toolChoice = "tool_choice"
         case approvalTools = "approval_tools"
         case httpTools = "http_tools"
         case busyPolicy = "busy_policy"
@@ -106,6 +111,7 @@ struct AssistantInput: Decodable, Sendable {
         model = try c.decodeIfPresent(String.self, forKey: .model)
         systemPrompt = try c.decodeIfPresent(String.self, forKey: .systemPrompt)
         toolCalling = try c.decodeIfPresent(String.self, forKey: .toolCalling)
+        toolChoice = try c.decodeIfPresent(String.self, forKey: .toolChoice)
         tools = try c.decodeIfPresent([String].self, forKey: .tools)
         approvalTools = try c.decodeIfPresent([String].self, forKey: .approvalTools)
         httpTools = try c.decodeIfPresent([Assistant.HTTPTool].self, forKey: .httpTools)

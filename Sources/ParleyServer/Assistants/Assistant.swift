@@ -19,6 +19,14 @@ final class Assistant: Model, @unchecked Sendable {
         case json
     }
 
+    /// Whether the model must call a tool on its first turn (OpenAI's `tool_choice`).
+    enum ToolChoice: String, Codable, Sendable, CaseIterable {
+        /// The model decides.
+        case auto
+        /// The first turn must call one of the tools; later turns decide.
+        case required
+    }
+
     /// What happens when the assistant is asked again in a conversation while a run is
     /// still going there.
     enum BusyPolicy: String, Codable, Sendable, CaseIterable {
@@ -45,6 +53,7 @@ final class Assistant: Model, @unchecked Sendable {
     @Field(key: "model") var model: String
     @Field(key: "system_prompt") var systemPrompt: String
     @Enum(key: "tool_calling") var toolCalling: ToolCalling
+    @Enum(key: "tool_choice") var toolChoice: ToolChoice
     /// JSON arrays of tool names.
     @Field(key: "tools") var toolsJSON: String
     @Field(key: "approval_tools") var approvalToolsJSON: String

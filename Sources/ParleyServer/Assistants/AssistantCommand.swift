@@ -24,6 +24,8 @@ struct AssistantCommand: AsyncCommand {
         var approvalTools: String?
         @Option(name: "tool-calling", help: "native (the provider's tool calls) or json (schema-constrained JSON, for small local models).")
         var toolCalling: String?
+        @Option(name: "tool-choice", help: "auto, or required (the first turn must call a tool).")
+        var toolChoice: String?
         @Option(name: "busy-policy", help: "When asked during a run: queue, reject or interrupt.")
         var busyPolicy: String?
     }
@@ -49,6 +51,7 @@ struct AssistantCommand: AsyncCommand {
                 input.approvalTools = signature.approvalTools.map(Self.list)
                 input.toolCalling = signature.toolCalling
                 input.busyPolicy = signature.busyPolicy
+                input.toolChoice = signature.toolChoice
                 let created = try await service.create(input, by: caller)
                 context.console.success("Created assistant @\(created.handle) (\(created.id)) using \(created.provider)/\(created.model).")
                 if !created.providerConfigured {

@@ -30,6 +30,7 @@ struct AssistantService: Sendable {
         assistant.model = "default"
         assistant.systemPrompt = ""
         assistant.toolCalling = .native
+        assistant.toolChoice = .auto
         assistant.tools = []
         assistant.approvalTools = []
         assistant.httpTools = []
@@ -127,6 +128,10 @@ struct AssistantService: Sendable {
         if let raw = input.toolCalling {
             if let value = Assistant.ToolCalling(rawValue: raw) { assistant.toolCalling = value }
             else { validator.add("tool_calling", "invalid", "must be one of \(Assistant.ToolCalling.allCases.map(\.rawValue).joined(separator: ", "))") }
+        }
+        if let raw = input.toolChoice {
+            if let value = Assistant.ToolChoice(rawValue: raw) { assistant.toolChoice = value }
+            else { validator.add("tool_choice", "invalid", "must be one of \(Assistant.ToolChoice.allCases.map(\.rawValue).joined(separator: ", "))") }
         }
         if let raw = input.busyPolicy {
             if let value = Assistant.BusyPolicy(rawValue: raw) { assistant.busyPolicy = value }

@@ -317,7 +317,10 @@ final class RunExecutor: Sendable {
 
         let callModel: @Sendable ([ChatMessage], NodeContext) async throws -> ChatMessage = { messages, context in
             try await self.checkBudget(run, assistant)
-            let request = ChatRequest(messages: [.system(system)] + messages, tools: definitions)
+            // `required`: the first turn must call a tool (later turns, after a tool result, decide).
+            let firstTurn = !messages.contains { $0.role == .tool }
+            let choice: ToolChoice = assistant.toolChoice == .required && firstTurn && !definitions.isEmpty ? .required : .auto
+            let request = ChatRequest(messages: [.system(system)] + messages, tools: definitions, toolChoice: choice)
             let started = d.clock.now(), clock = ContinuousClock(), start = clock.now
             var firstToken: Duration?
             var assembler = ReplyAssembler()

@@ -12,6 +12,7 @@ struct CreateAssistants: AsyncMigration {
             .field("model", .string, .required)
             .field("system_prompt", .string, .required)
             .field("tool_calling", .string, .required)
+            .field("tool_choice", .string, .required)
             .field("tools", .string, .required)
             .field("approval_tools", .string, .required)
             .field("http_tools", .string, .required)
