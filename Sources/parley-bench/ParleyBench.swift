@@ -24,7 +24,10 @@ struct ParleyBench: AsyncParsableCommand {
     @Option(help: "Messages fanned out, one at a time.") var fanoutRounds = 100
     @Option(help: "Idle WebSockets held in the last phase.") var idle = 10000
     @Option(help: "Users the idle WebSockets are spread over.") var idleUsers = 100
-    @Option(help: "Phases to run (comma-separated): idle-baseline,throughput,latency,fanout,idle")
+    @Option(help: "The handle of an assistant on the server (the assistants phase; scripts/bench-assistants makes one).")
+    var assistantHandle: String?
+    @Option(help: "Runs each client asks for in the assistants phase.") var runsPerClient = 200
+    @Option(help: "Phases to run (comma-separated): idle-baseline,throughput,latency,fanout,idle,assistants")
     var phases = "idle-baseline,throughput,latency,fanout,idle"
 
     func run() async throws {
@@ -41,6 +44,7 @@ struct ParleyBench: AsyncParsableCommand {
             if wanted.contains("latency") { try await run.latency() }
             if wanted.contains("fanout") { try await run.fanout() }
             if wanted.contains("idle") { try await run.idleSockets() }
+            if wanted.contains("assistants") { try await run.assistants() }
         } catch {
             try? await http.shutdown()
             throw error
