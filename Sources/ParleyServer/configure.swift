@@ -21,6 +21,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateEventTickets())
     app.migrations.add(CreateEventHorizon())
     app.migrations.add(CreateJobs())
+    app.migrations.add(AddMessageCitations())
     app.migrations.add(CreateAssistants())
 
     // HTTP server.

@@ -81,15 +81,7 @@ struct ApprovalDecision: Codable, Sendable, Equatable {
 }
 
 /// A message of the conversation a reply cites, checked to exist and be visible to the asker.
-struct Citation: Codable, Sendable, Equatable {
-    var seq: Int
-    var messageID: String
-
-    enum CodingKeys: String, CodingKey {
-        case seq
-        case messageID = "message_id"
-    }
-}
+typealias Citation = MessageCitation
 
 extension AssistantRun {
     /// The active runs of one assistant in one conversation, oldest first.

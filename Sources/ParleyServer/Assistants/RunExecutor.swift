@@ -256,7 +256,7 @@ final class RunExecutor: Sendable {
         guard let id = run.id else { return }
         let d = dependencies
         var replySeq: Int?
-        if let notice { replySeq = try await post(notice, for: run, key: status == .completed ? "reply" : "notice") }
+        if let notice { replySeq = try await post(notice, for: run, key: status == .completed ? "reply" : "notice", citations: citations) }
         let now = d.clock.now()
         var extra: [(String, any Encodable & Sendable)] = [("finished_at", now)]
         if let replySeq { extra.append(("reply_seq", replySeq)) }
@@ -283,7 +283,7 @@ final class RunExecutor: Sendable {
 
     /// Posts a message as the assistant, once per run and `key` (an idempotency key), in the
     /// thread the request was asked in. Nil when the assistant can no longer post there.
-    private func post(_ body: String, for run: AssistantRun, key: String) async throws -> Int? {
+    private func post(_ body: String, for run: AssistantRun, key: String, citations: [Citation] = []) async throws -> Int? {
         guard let id = run.id else { return nil }
         let d = dependencies, db = try d.database()
         let limit = d.chat.maxMessageLength
@@ -293,7 +293,7 @@ final class RunExecutor: Sendable {
             let messages = d.chat.messages(db)
             let thread = try? await messages.message(access, seq: run.triggerSeq, viewer: run.assistantID).1.replyTo
             let sent = try await messages.send(access, SendMessageRequest(body: text, replyTo: thread ?? nil),
-                                               authorID: run.assistantID, idempotencyKey: "run:\(id.wire):\(key)")
+                                               authorID: run.assistantID, idempotencyKey: "run:\(id.wire):\(key)", citations: citations)
             return sent.message.seq
         } catch let error as ConversationError {
             d.logger.notice("an assistant could not post in a conversation",

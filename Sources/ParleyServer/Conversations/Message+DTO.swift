@@ -21,6 +21,9 @@ struct MessageDTO: Content {
     var deletedAt: Date?
     var reactions: [ReactionSummaryDTO]
     var replyCount: Int
+    /// Earlier messages this one cites (an assistant's reply), each checked to exist and be
+    /// readable by the member who asked; absent on people's messages.
+    var citations: [MessageCitation]?
 
     enum CodingKeys: String, CodingKey {
         case id, seq, body, reactions
@@ -32,6 +35,7 @@ struct MessageDTO: Content {
         case editedAt = "edited_at"
         case deletedAt = "deleted_at"
         case replyCount = "reply_count"
+        case citations
     }
 
     init(_ message: Message, reactions: [ReactionSummaryDTO] = [], replyCount: Int = 0) throws {
@@ -47,6 +51,19 @@ struct MessageDTO: Content {
         deletedAt = message.deletedAt
         self.reactions = message.isDeleted ? [] : reactions
         self.replyCount = replyCount
+        self.citations = message.isDeleted ? nil
+            : message.citationsJSON.flatMap { try? EventLog.decoder.decode([MessageCitation].self, from: Data($0.utf8)) }
+    }
+}
+
+/// A message a reply cites.
+struct MessageCitation: Codable, Sendable, Equatable {
+    var seq: Int
+    var messageID: String
+
+    enum CodingKeys: String, CodingKey {
+        case seq
+        case messageID = "message_id"
     }
 }
 

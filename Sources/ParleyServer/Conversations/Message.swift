@@ -23,6 +23,9 @@ final class Message: Model, @unchecked Sendable {
     /// The author's Idempotency-Key (unique per author) and a digest of the request it came with.
     @OptionalField(key: "idempotency_key") var idempotencyKey: String?
     @OptionalField(key: "request_digest") var requestDigest: String?
+    /// Messages this one cites (JSON `[{seq, message_id}]`), checked by whoever wrote them
+    /// (an assistant's reply); nil for people's messages.
+    @OptionalField(key: "citations") var citationsJSON: String?
 
     // timestamps
     @Field(key: "created_at") var createdAt: Date

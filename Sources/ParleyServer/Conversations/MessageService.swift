@@ -119,7 +119,8 @@ struct MessageService: Sendable {
         var replayed: Bool
     }
 
-    func send(_ access: ConversationService.Access, _ input: SendMessageRequest, authorID: UUID, idempotencyKey: String?) async throws -> Sent {
+    func send(_ access: ConversationService.Access, _ input: SendMessageRequest, authorID: UUID, idempotencyKey: String?,
+              citations: [MessageCitation] = []) async throws -> Sent {
         _ = try access.requireMember()
         var validator = Validator()
         let body = validator.text(input.body ?? nil, "body", length: 1...maxBodyLength)
@@ -154,14 +155,15 @@ struct MessageService: Sendable {
                 let message = Message(conversationID: conversationID, seq: seq, authorID: authorID, body: body,
                                       replyToID: replyTarget?.id, replyToSeq: replyTarget?.seq,
                                       idempotencyKey: idempotencyKey, requestDigest: idempotencyKey == nil ? nil : digest, at: now)
+                if !citations.isEmpty { message.citationsJSON = String(decoding: try EventLog.encoder.encode(citations), as: UTF8.self) }
                 // Plain SQL rather than `message.create(on:)`: Fluent's model reflection costs
                 // more than the insert on this path (seen in perf; see docs/benchmarks.md).
                 try await sql.raw("""
                     INSERT INTO messages (id, conversation_id, seq, author_id, body, reply_to_id, reply_to_seq, version,
-                                          idempotency_key, request_digest, created_at)
+                                          idempotency_key, request_digest, citations, created_at)
                     VALUES (\(bind: message.id), \(bind: conversationID), \(bind: seq), \(bind: authorID), \(bind: body),
                             \(bind: message.replyToID), \(bind: message.replyToSeq), \(bind: message.version),
-                            \(bind: message.idempotencyKey), \(bind: message.requestDigest), \(bind: now))
+                            \(bind: message.idempotencyKey), \(bind: message.requestDigest), \(bind: message.citationsJSON), \(bind: now))
                     """).run()
                 // Sending a message reads everything before it.
                 try await sql.raw("""

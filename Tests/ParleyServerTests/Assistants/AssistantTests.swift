@@ -97,6 +97,30 @@ struct AssistantTests {
         }
     }
 
+    @Test("citations of messages the asker can read are kept, on the reply and the run; others are dropped and counted")
+    func citations() async throws {
+        try await withParley { app, _ in
+            let fixture = try await AssistantFixture.make(app, model: ScriptedModel([.reply("We agreed on Friday [#1], not [#99] or [#2].")]))
+            try await app.post("we ship on Friday", in: fixture.conversation, by: fixture.bob)
+            let gone = try await app.post("typo", in: fixture.conversation, by: fixture.bob)
+            #expect(try await app.send(.DELETE, "v1/conversations/\(fixture.conversation)/messages/\(try #require(gone["seq"] as? Int))",
+                                       token: fixture.bob.token).status == .noContent)
+            try await app.post("@helper when do we ship?", in: fixture.conversation, by: fixture.ann)
+            let end = try await fixture.runEnd()
+            #expect(end.type == "run.completed")
+            let first = try #require(try await fixture.messages().first?["id"] as? String)
+            let cited = (end.data["citations"] as? [[String: Any]])?.map { "\($0["seq"] ?? "")/\($0["message_id"] ?? "")" }
+            #expect(cited == ["1/\(first)"])
+            let reply = try #require(try await fixture.messages().last)
+            #expect((reply["citations"] as? [[String: Any]])?.map { $0["seq"] as? Int } == [1])
+            // People's messages carry no citations field at all.
+            #expect(try await fixture.messages().first?["citations"] == nil)
+            let metrics = try await app.send(.GET, "metrics").body
+            #expect(metrics.contains(#"parley_assistant_citations_total{outcome="valid"} 1"#))
+            #expect(metrics.contains(#"parley_assistant_citations_total{outcome="dropped"} 2"#))
+        }
+    }
+
     @Test("any message in a direct conversation with the assistant starts a run; its own messages start none")
     func directConversation() async throws {
         try await withParley { app, _ in
