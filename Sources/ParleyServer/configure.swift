@@ -23,6 +23,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateJobs())
     app.migrations.add(AddMessageCitations())
     app.migrations.add(CreateAssistants())
+    app.migrations.add(AddAssistantMCPServers())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -132,7 +133,9 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         app.logger.info("model provider configured", metadata: ["provider": .string(provider.description)])
     }
     let runRegistry = RunRegistry()
-    let assistants = AssistantDependencies(writes: writes, clock: clock, catalog: catalog, registry: runRegistry)
+    let mcp = MCPServers(settings.mcpServers, logger: app.logger)
+    app.lifecycle.use(MCPServersLifecycle(servers: mcp))
+    let assistants = AssistantDependencies(writes: writes, clock: clock, catalog: catalog, registry: runRegistry, mcp: mcp)
     app.storage[AssistantsKey.self] = assistants
     let jobDatabase: @Sendable () throws -> any Database = {
         guard let db = jobDatabases.database(logger: jobLogger, on: jobEventLoops.any()) else { throw StorageError.notSQL }
@@ -140,7 +143,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     }
     let executor = RunExecutor(.init(
         database: jobDatabase, writes: writes, clock: clock, catalog: catalog, chat: chat, bus: ephemeral, registry: runRegistry,
-        metrics: AssistantMetrics(registry: metrics.registry), client: OpenAICompatibleModel.sharedClient, logger: app.logger))
+        metrics: AssistantMetrics(registry: metrics.registry), client: OpenAICompatibleModel.sharedClient, mcp: mcp, logger: app.logger))
     jobs.register(AssistantDispatcher.jobQueue) { job in try await executor.handle(job) }
     app.storage[AssistantDispatcherKey.self] = AssistantDispatcher(
         database: jobDatabase, writes: writes, clock: clock, domainEvents: domainEvents, registry: runRegistry, logger: app.logger)

@@ -335,3 +335,51 @@ def test_postgres_node_killed_mid_tool_the_other_finishes_with_the_side_effect_o
     finally:
         second.stop()
         tickets.close()
+
+
+def test_tools_from_mcp_servers_over_stdio_and_http():
+    here = os.path.dirname(os.path.abspath(__file__))
+    python = os.sys.executable  # the venv's python, where `mcp` is installed
+    http_port = free_port()
+    web = subprocess.Popen([python, os.path.join(here, "mcp_server.py"), "http", str(http_port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node = Node("mcp", f"sqlite://{WORK}/mcp/parley.sqlite", {
+        "PARLEY_LLM_PROVIDERS": "offline", "PARLEY_LLM_OFFLINE_KIND": "scripted", "PARLEY_LLM_OFFLINE_SCRIPT": "Done.",
+        "PARLEY_MCP_SERVERS": "helpdesk,webdesk",
+        "PARLEY_MCP_HELPDESK_COMMAND": f"{python} {os.path.join(here, 'mcp_server.py')} stdio",
+        "PARLEY_MCP_WEBDESK_URL": f"http://127.0.0.1:{http_port}/mcp"})
+    os.makedirs(node.dir, exist_ok=True)
+    try:
+        wait_until(lambda: _listening(http_port), 60, "the HTTP MCP server")
+        node.start()
+        admin, (_, ann), _, ids, conversation = setup_people(node, [
+            {"handle": "stdiodesk", "provider": "offline", "model": "scripted", "mcp_servers": ["helpdesk"]},
+            {"handle": "webdesk", "provider": "offline", "model": "scripted", "mcp_servers": ["webdesk"]},
+        ])
+        unknown = requests.post(f"{node.url}/v1/assistants", headers=admin,
+                                json={"handle": "nodesk", "provider": "offline", "model": "m", "mcp_servers": ["nowhere"]})
+        assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "mcp_servers", unknown.text
+        runs = f"{node.url}/v1/conversations/{conversation}/runs"
+        for handle, server in (("stdiodesk", "helpdesk"), ("webdesk", "webdesk")):
+            requests.post(f"{node.url}/v1/conversations/{conversation}/messages", headers=ann,
+                          json={"body": f"@{handle} how many tickets are open?"})
+            run = wait_until(lambda: next((r for r in requests.get(runs, headers=ann).json()["items"]
+                                           if r["assistant_id"] == ids[handle] and r["status"] in ("completed", "failed")), None),
+                             60, f"@{handle}'s run")
+            assert run["status"] == "completed", run
+            steps = run_status(node.url, ann, run["id"])["steps"]
+            tool = next(s for s in steps if s["kind"] == "tool")
+            assert tool["name"] == f"{server}__count_open_tickets", steps
+            assert tool["detail"]["failed"] is False, tool
+            assert "3 open: printer jammed" in json.dumps(tool["detail"]["result"]), tool
+            model_turns = [s for s in steps if s["kind"] == "model"]
+            offered = model_turns[0]["detail"]["tools"]
+            assert offered == [f"{server}__count_open_tickets", f"{server}__set_priority"], offered
+    finally:
+        node.stop()
+        web.kill()
+
+
+def _listening(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

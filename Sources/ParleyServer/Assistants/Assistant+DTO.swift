@@ -18,6 +18,7 @@ struct AssistantDTO: Content, Equatable {
     var tools: [String]
     var approvalTools: [String]
     var httpTools: [Assistant.HTTPTool]
+    var mcpServers: [String]
     var busyPolicy: Assistant.BusyPolicy
     var dailyTokensPerConversation: Int?
     var dailyTokensPerUser: Int?
@@ -35,6 +36,7 @@ struct AssistantDTO: Content, Equatable {
         case toolChoice = "tool_choice"
         case approvalTools = "approval_tools"
         case httpTools = "http_tools"
+        case mcpServers = "mcp_servers"
         case busyPolicy = "busy_policy"
         case dailyTokensPerConversation = "daily_tokens_per_conversation"
         case dailyTokensPerUser = "daily_tokens_per_user"
@@ -57,6 +59,7 @@ struct AssistantDTO: Content, Equatable {
         tools = assistant.tools
         approvalTools = assistant.approvalTools
         httpTools = assistant.httpTools
+        mcpServers = assistant.mcpServers
         busyPolicy = assistant.busyPolicy
         dailyTokensPerConversation = assistant.dailyTokensPerConversation
         dailyTokensPerUser = assistant.dailyTokensPerUser
@@ -80,6 +83,7 @@ struct AssistantInput: Decodable, Sendable {
     var tools: [String]?
     var approvalTools: [String]?
     var httpTools: [Assistant.HTTPTool]?
+    var mcpServers: [String]?
     var busyPolicy: String?
     var dailyTokensPerConversation: Int??
     var dailyTokensPerUser: Int??
@@ -94,6 +98,7 @@ struct AssistantInput: Decodable, Sendable {
         case toolChoice = "tool_choice"
         case approvalTools = "approval_tools"
         case httpTools = "http_tools"
+        case mcpServers = "mcp_servers"
         case busyPolicy = "busy_policy"
         case dailyTokensPerConversation = "daily_tokens_per_conversation"
         case dailyTokensPerUser = "daily_tokens_per_user"
@@ -115,6 +120,7 @@ struct AssistantInput: Decodable, Sendable {
         tools = try c.decodeIfPresent([String].self, forKey: .tools)
         approvalTools = try c.decodeIfPresent([String].self, forKey: .approvalTools)
         httpTools = try c.decodeIfPresent([Assistant.HTTPTool].self, forKey: .httpTools)
+        mcpServers = try c.decodeIfPresent([String].self, forKey: .mcpServers)
         busyPolicy = try c.decodeIfPresent(String.self, forKey: .busyPolicy)
         dailyTokensPerConversation = try c.decodePresence(Int.self, forKey: .dailyTokensPerConversation)
         dailyTokensPerUser = try c.decodePresence(Int.self, forKey: .dailyTokensPerUser)

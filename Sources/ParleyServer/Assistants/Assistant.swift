@@ -58,6 +58,8 @@ final class Assistant: Model, @unchecked Sendable {
     @Field(key: "tools") var toolsJSON: String
     @Field(key: "approval_tools") var approvalToolsJSON: String
     @Field(key: "http_tools") var httpToolsJSON: String
+    /// Configured MCP servers whose tools the assistant may use (JSON array of names).
+    @Field(key: "mcp_servers") var mcpServersJSON: String
     @Enum(key: "busy_policy") var busyPolicy: BusyPolicy
     @OptionalField(key: "daily_tokens_per_conversation") var dailyTokensPerConversation: Int?
     @OptionalField(key: "daily_tokens_per_user") var dailyTokensPerUser: Int?
@@ -78,6 +80,11 @@ final class Assistant: Model, @unchecked Sendable {
     var approvalTools: [String] {
         get { (try? JSONDecoder().decode([String].self, from: Data(approvalToolsJSON.utf8))) ?? [] }
         set { approvalToolsJSON = Self.json(newValue) }
+    }
+
+    var mcpServers: [String] {
+        get { (try? JSONDecoder().decode([String].self, from: Data(mcpServersJSON.utf8))) ?? [] }
+        set { mcpServersJSON = Self.json(newValue) }
     }
 
     var httpTools: [HTTPTool] {

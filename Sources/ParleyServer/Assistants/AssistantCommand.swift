@@ -24,6 +24,8 @@ struct AssistantCommand: AsyncCommand {
         var approvalTools: String?
         @Option(name: "tool-calling", help: "native (the provider's tool calls) or json (schema-constrained JSON, for small local models).")
         var toolCalling: String?
+        @Option(name: "mcp-servers", help: "Comma-separated configured MCP servers (PARLEY_MCP_SERVERS) whose tools it may use.")
+        var mcpServers: String?
         @Option(name: "tool-choice", help: "auto, or required (the first turn must call a tool).")
         var toolChoice: String?
         @Option(name: "busy-policy", help: "When asked during a run: queue, reject or interrupt.")
@@ -52,6 +54,7 @@ struct AssistantCommand: AsyncCommand {
                 input.toolCalling = signature.toolCalling
                 input.busyPolicy = signature.busyPolicy
                 input.toolChoice = signature.toolChoice
+                input.mcpServers = signature.mcpServers.map(Self.list)
                 let created = try await service.create(input, by: caller)
                 context.console.success("Created assistant @\(created.handle) (\(created.id)) using \(created.provider)/\(created.model).")
                 if !created.providerConfigured {

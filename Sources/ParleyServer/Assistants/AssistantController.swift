@@ -100,8 +100,9 @@ struct AssistantDependencies: Sendable {
     let clock: AppClock
     let catalog: ModelCatalog
     let registry: RunRegistry
+    let mcp: MCPServers
 
     func service(_ db: any Database) -> AssistantService {
-        AssistantService(db: db, writes: writes, clock: clock, catalog: catalog, registry: registry)
+        AssistantService(db: db, writes: writes, clock: clock, catalog: catalog, registry: registry, mcpServers: mcp.names)
     }
 }

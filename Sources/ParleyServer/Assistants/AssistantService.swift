@@ -11,6 +11,8 @@ struct AssistantService: Sendable {
     let clock: AppClock
     let catalog: ModelCatalog
     let registry: RunRegistry
+    /// The MCP servers configured on this server.
+    let mcpServers: [String]
 
     struct Caller: Sendable {
         let userID: UUID
@@ -34,10 +36,11 @@ struct AssistantService: Sendable {
         assistant.tools = []
         assistant.approvalTools = []
         assistant.httpTools = []
+        assistant.mcpServers = []
         assistant.busyPolicy = .queue
         assistant.maxSteps = 12
         assistant.runTimeoutSeconds = 300
-        Self.apply(input, to: assistant, into: &validator)
+        Self.apply(input, to: assistant, mcpServers: mcpServers, into: &validator)
         try validator.check()
         guard let handle, let displayName, let id = assistant.id else { throw ValidationError(validator.errors) }
         let user = try await db.writeTransaction(writes) { tx in
@@ -73,7 +76,7 @@ struct AssistantService: Sendable {
         if let displayName = input.displayName {
             if let valid = validator.text(displayName, "display_name", length: 1...64) { user.displayName = valid }
         }
-        Self.apply(input, to: assistant, into: &validator)
+        Self.apply(input, to: assistant, mcpServers: mcpServers, into: &validator)
         try validator.check()
         try await db.writeTransaction(writes) { tx in
             try await assistant.save(on: tx)
@@ -115,7 +118,8 @@ struct AssistantService: Sendable {
     }
 
     /// Applies the fields present in `input`, naming every bad one.
-    static func apply(_ input: AssistantInput, to assistant: Assistant, into validator: inout Validator) {
+    static func apply(_ input: AssistantInput, to assistant: Assistant, mcpServers configured: [String] = [],
+                      into validator: inout Validator) {
         if let provider = input.provider {
             if provider.range(of: "^[a-z][a-z0-9_]{0,31}$", options: .regularExpression) != nil { assistant.provider = provider }
             else { validator.add("provider", "invalid", "must be a provider name: a letter, then up to 31 of a-z 0-9 _") }
@@ -158,6 +162,14 @@ struct AssistantService: Sendable {
             }
             assistant.httpTools = httpTools
         }
+        if let servers = input.mcpServers {
+            let unknown = servers.filter { !configured.contains($0) }
+            if unknown.isEmpty { assistant.mcpServers = Array(Set(servers)).sorted() }
+            else {
+                validator.add("mcp_servers", "unknown", "names MCP servers this server does not have: \(unknown.joined(separator: ", "))"
+                              + (configured.isEmpty ? " (none are configured: PARLEY_MCP_SERVERS)" : " (configured: \(configured.joined(separator: ", ")))"))
+            }
+        }
         if let tools = input.tools {
             let unknown = tools.filter { !AssistantTools.builtInNames.contains($0) }
             if unknown.isEmpty { assistant.tools = Array(Set(tools)).sorted() }
@@ -165,7 +177,10 @@ struct AssistantService: Sendable {
         }
         if let approval = input.approvalTools {
             let known = Set(assistant.tools + assistant.httpTools.map(\.name))
-            let unknown = approval.filter { !known.contains($0) }
+            // MCP tools are named `<server>__<tool>`; the server lists its tools only when asked.
+            let unknown = approval.filter { name in
+                !known.contains(name) && !assistant.mcpServers.contains { name.hasPrefix($0 + "__") && name.count > $0.count + 2 }
+            }
             if unknown.isEmpty { assistant.approvalTools = Array(Set(approval)).sorted() }
             else { validator.add("approval_tools", "unknown", "names tools the assistant does not have: \(unknown.joined(separator: ", "))") }
         }

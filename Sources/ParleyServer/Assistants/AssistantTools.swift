@@ -37,11 +37,12 @@ enum AssistantTools {
     static var builtInNames: [String] { builtIn.map(\.definition.name) }
 
     /// The tools an assistant may use, by name.
-    static func tools(for assistant: Assistant, client: HTTPClient) -> [String: any AssistantTool] {
+    static func tools(for assistant: Assistant, client: HTTPClient, mcp: MCPServers) async -> [String: any AssistantTool] {
         var tools: [String: any AssistantTool] = [:]
         let allowed = Set(assistant.tools)
         for tool in builtIn where allowed.contains(tool.definition.name) { tools[tool.definition.name] = tool }
         for http in assistant.httpTools { tools[http.name] = HTTPEndpointTool(configuration: http, client: client) }
+        for info in await mcp.tools(of: assistant.mcpServers) { tools[info.definition.name] = MCPTool(info: info, servers: mcp) }
         return tools
     }
 
@@ -186,5 +187,31 @@ struct HTTPEndpointTool: AssistantTool {
         }
         if let json = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) { return json }
         return .string(text)
+    }
+}
+
+/// A tool of an MCP server the operator configured. It runs with the server's own rights
+/// (the operator chooses what a server may do); the member who asked only chooses to ask.
+struct MCPTool: AssistantTool {
+    let info: MCPServers.ToolInfo
+    let servers: MCPServers
+
+    var definition: ToolDefinition {
+        ToolDefinition(name: info.definition.name, description: info.definition.description, parameters: info.definition.parameters)
+    }
+
+    func run(_ arguments: JSONValue, scope: ToolScope) async throws -> JSONValue {
+        guard case .object = arguments else { throw ToolFailure("the arguments must be a JSON object") }
+        let result: (text: String, isError: Bool)
+        do {
+            result = try await servers.call(server: info.server, tool: info.tool, arguments: arguments)
+        } catch let failure as ToolFailure {
+            throw failure
+        } catch {
+            throw ToolFailure("the MCP server \(info.server) failed: \(error)")
+        }
+        if result.isError { throw ToolFailure(String(result.text.prefix(4000))) }
+        if let json = try? JSONDecoder().decode(JSONValue.self, from: Data(result.text.utf8)) { return json }
+        return .string(String(result.text.prefix(16 * 1024)))
     }
 }

@@ -25,6 +25,7 @@ final class RunExecutor: Sendable {
         var registry: RunRegistry
         var metrics: AssistantMetrics
         var client: HTTPClient
+        var mcp: MCPServers
         var logger: Logger
     }
 
@@ -308,7 +309,7 @@ final class RunExecutor: Sendable {
                            store: any GraphStore, on db: any Database) async throws -> AssistantGraph {
         guard let runID = run.id else { throw StorageError.unreadable("a run without an id") }
         let d = dependencies
-        let tools = AssistantTools.tools(for: assistant, client: d.client)
+        let tools = await AssistantTools.tools(for: assistant, client: d.client, mcp: d.mcp)
         let definitions = tools.values.map(\.definition).sorted { $0.name < $1.name }
         let handles = try await User.handles(of: [run.assistantID, run.requesterID], on: db)
         let system = Self.systemPrompt(assistant, handle: handles[run.assistantID] ?? "assistant", asker: handles[run.requesterID] ?? "someone")

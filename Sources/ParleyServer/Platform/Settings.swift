@@ -91,6 +91,8 @@ public struct Settings: Sendable {
     /// Where assistants' models are served (`PARLEY_LLM_*`); none means assistants answer
     /// that no model is configured.
     public var modelProviders: [ModelProvider] = []
+    /// MCP servers whose tools assistants may use (`PARLEY_MCP_*`).
+    public var mcpServers: [MCPServerConfig] = []
     /// Apply pending migrations on `serve` (development default); production refuses instead.
     public var autoMigrate: Bool = true
 
@@ -207,6 +209,7 @@ extension Settings {
             else { problems.append("PARLEY_TRUST_FORWARDED_FOR must be true or false") }
         }
         settings.modelProviders = ModelProvider.load(from: env, problems: &problems)
+        settings.mcpServers = MCPServerConfig.load(from: env, problems: &problems)
         settings.autoMigrate = settings.mode != .production
         if let raw = env["PARLEY_AUTO_MIGRATE"] {
             if let flag = parseBool(raw) { settings.autoMigrate = flag }

@@ -451,4 +451,23 @@ struct ModelProviderSettingsTests {
         #expect(problems.contains { $0.hasPrefix("PARLEY_LLM_LOST_URL") })
         #expect(!providers[1].description.contains("sk-x"))
     }
+
+    @Test("PARLEY_MCP_* become MCP servers over stdio or HTTP; every bad variable is named")
+    func mcpServers() throws {
+        var problems: [String] = []
+        let servers = MCPServerConfig.load(from: [
+            "PARLEY_MCP_SERVERS": "files, desk, both, neither, Bad__Name, badurl",
+            "PARLEY_MCP_FILES_COMMAND": "python3 files.py",
+            "PARLEY_MCP_DESK_URL": "http://127.0.0.1:9000/mcp",
+            "PARLEY_MCP_BOTH_COMMAND": "x", "PARLEY_MCP_BOTH_URL": "http://127.0.0.1:1/mcp",
+            "PARLEY_MCP_BADURL_URL": "file:///etc/passwd",
+        ], problems: &problems)
+        #expect(servers == [.init(name: "files", transport: .stdio(command: "python3 files.py")),
+                            .init(name: "desk", transport: .http(url: "http://127.0.0.1:9000/mcp"))])
+        #expect(problems.count == 4, "\(problems)")
+        #expect(problems.contains { $0.contains("\"both\" needs exactly one of") })
+        #expect(problems.contains { $0.contains("\"neither\" needs exactly one of") })
+        #expect(problems.contains { $0.contains("\"bad__name\" is not a server name") })
+        #expect(problems.contains { $0.hasPrefix("PARLEY_MCP_BADURL_URL") })
+    }
 }
