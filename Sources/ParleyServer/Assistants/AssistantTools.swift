@@ -114,9 +114,17 @@ struct RecentMessagesTool: AssistantTool {
             guard let text = raw.stringValue, let id = UUID(uuidString: text) else { throw ToolFailure("`conversation_id` must be a conversation id") }
             conversationID = id
         }
-        let access = try await AssistantTools.access(conversationID, scope: scope)
-        let page = try await scope.chat.messages(scope.db).page(access, direction: .latest, limit: limit, viewer: scope.requesterID)
-        return try await AssistantTools.lines(page.items, on: scope.db)
+        _ = try await AssistantTools.access(conversationID, scope: scope)
+        let messages = try await Message.window(in: conversationID, limit: limit, on: scope.db)
+        let handles = try await User.handles(of: Set(messages.map { $0.$author.id }), on: scope.db)
+        return .array(messages.map { message in
+            [
+                "seq": .integer(Int64(message.seq)),
+                "author": .string("@" + (handles[message.$author.id] ?? "unknown")),
+                "text": .string(message.body),
+                "at": .string(message.createdAt.formatted(.iso8601)),
+            ]
+        })
     }
 }
 

@@ -76,4 +76,15 @@ extension Message {
             .filter(\.$seq == seq)
             .first()
     }
+
+    /// The latest `limit` messages with seq up to `seq`, oldest first, tombstones left out:
+    /// the plain rows, for readers that need no reactions or reply counts (an assistant's
+    /// prompt and tools).
+    static func window(in conversationID: UUID, through seq: Int? = nil, limit: Int, on db: any Database) async throws -> [Message] {
+        var query = Message.query(on: db)
+            .filter(\.$conversation.$id == conversationID)
+            .filter(\.$deletedAt == nil)
+        if let seq { query = query.filter(\.$seq <= seq) }
+        return try await query.sort(\.$seq, .descending).limit(limit).all().reversed()
+    }
 }

@@ -255,6 +255,31 @@ struct AssistantTests {
         }
     }
 
+    @Test("a run whose job fails on its last attempt ends failed with a notice, so the assistant is not left busy")
+    func lastAttempt() async throws {
+        struct Broken: Error {}
+        final class BrokenModel: ChatModel {
+            func complete(_ request: ChatRequest) async throws(LLMError) -> ChatResponse { throw .unavailable("unused") }
+            func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatDelta, any Error> {
+                AsyncThrowingStream { $0.finish(throwing: Broken()) }
+            }
+        }
+        try await withParley { app, _ in
+            let fixture = try await AssistantFixture.make(app, model: BrokenModel())
+            await app.jobs.stop()
+            try await app.post("@helper hello", in: fixture.conversation, by: fixture.ann)
+            let dispatcher = try #require(app.storage[AssistantDispatcherKey.self])
+            while try await dispatcher.dispatchOnce() {}
+            // Make the first attempt the last one.
+            try await (app.db as! any SQLDatabase).raw("UPDATE jobs SET max_attempts = 1 WHERE queue = 'assistant.run'").run()
+            app.jobs.start()
+            let end = try await fixture.runEnd()
+            #expect(end.type == "run.failed")
+            #expect(end.data["error"] as? String == "internal error")
+            #expect(try await fixture.messages().last?["body"] as? String == "I couldn't answer because of an error on the server.")
+        }
+    }
+
     @Test("with no model configured the assistant says so and how to add one")
     func noModelConfigured() async throws {
         try await withParley { app, _ in
