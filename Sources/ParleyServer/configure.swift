@@ -148,7 +148,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.storage[AssistantDispatcherKey.self] = AssistantDispatcher(
         database: jobDatabase, writes: writes, clock: clock, domainEvents: domainEvents, registry: runRegistry, logger: app.logger)
 
-    try routes(app, accounts: accounts, chat: chat, hub: hub, presence: presence, metrics: metrics)
+    try routes(app, accounts: accounts, chat: chat, hub: hub, ephemeral: ephemeral, presence: presence, metrics: metrics)
     try app.grouped("v1").register(collection: AssistantController(dependencies: assistants, authentication: accounts.authentication()))
 
     app.asyncCommands.use(CreateAdminCommand(), as: "create-admin")

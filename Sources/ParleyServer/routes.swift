@@ -1,7 +1,8 @@
 import Foundation
 import Vapor
 
-func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDependencies, hub: EventHub, presence: Presence, metrics: HTTPMetrics) throws {
+func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDependencies, hub: EventHub, ephemeral: EphemeralBus,
+            presence: Presence, metrics: HTTPMetrics) throws {
     // Operations: liveness, readiness, metrics, the API contract.
     try app.register(collection: HealthController(metrics: metrics, openAPIDocument: OpenAPIDocument.load()))
 
@@ -21,7 +22,8 @@ func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDepende
     // Real-time events.
     try v1.register(collection: RealtimeController(
         hub: hub, authentication: authentication, clock: accounts.clock, writes: chat.writes,
-        connections: ConnectionLimiter(limit: accounts.settings.maxConnectionsPerUser), chat: chat, presence: presence))
+        connections: ConnectionLimiter(limit: accounts.settings.maxConnectionsPerUser), chat: chat, presence: presence,
+        ephemeral: ephemeral))
     try v1.register(collection: PresenceController(presence: presence, authentication: authentication))
 }
 

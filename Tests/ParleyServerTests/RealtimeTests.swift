@@ -187,6 +187,40 @@ struct RealtimeTests {
         }
     }
 
+    @Test("two nodes on one PostgreSQL database: typing sent through one reaches a member connected to the other, unstored",
+          .enabled(if: TestDatabase.postgresURL != nil))
+    func typingAcrossNodes() async throws {
+        try await withParley { app, context in
+            try await app.asyncBoot()
+            let ann = try await app.user("ann"), ben = try await app.user("ben")
+            let id = try await app.conversation(ann, members: [ben])
+            let other = try await Application.make(.testing)
+            do {
+                try await configure(other, settings: context.settings, clock: context.clock.appClock)
+                try await other.asyncBoot()
+                let listeners = try [app, other].map { try #require($0.storage[PostgresEventListenerKey.self]) }
+                try await within(60, "both nodes' listeners") {
+                    while !listeners.allSatisfy(\.isListening), !Task.isCancelled { await Task.yield() }
+                }
+                let bens = try await Self.hub(other).subscribe(userID: UUID(uuidString: ben.id)!)
+                #expect(try await app.send(.POST, "v1/conversations/\(id)/typing", token: ann.token).status == .noContent)
+                let stream = bens.frames
+                let typing = try await within(30, "the typing frame") { () -> EventFrame? in
+                    for await frame in stream where frame.type == "typing" { return frame }
+                    return nil
+                }
+                let frame = try #require(typing)
+                #expect(frame.id == nil)
+                #expect(frame.data.contains(ann.id))
+                await (try Self.hub(other)).unsubscribe(bens.id)
+            } catch {
+                try? await other.asyncShutdown()
+                throw error
+            }
+            try await other.asyncShutdown()
+        }
+    }
+
     @Test("live delivery and replay agree on who sees each event, through creation, joins and leaves")
     func liveAndReplayAgree() async throws {
         try await withParley { app, _ in

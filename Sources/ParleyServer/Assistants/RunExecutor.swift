@@ -77,6 +77,7 @@ final class RunExecutor: Sendable {
             try await finish(run, .cancelled, error: "cancelled", notice: nil)
             return
         }
+        let neverStarted = run.startedAt == nil
         try await markRunning(run)
         guard let resolved = d.catalog.resolve(provider: assistant.provider, model: assistant.model, toolCalling: assistant.toolCalling) else {
             try await finish(run, .failed, error: "no model is configured", notice: Self.noModelNotice(provider: assistant.provider, catalog: d.catalog))
@@ -94,7 +95,8 @@ final class RunExecutor: Sendable {
         config.leaseDuration = .seconds(20)
 
         let input: RunInput<AssistantState>
-        if let snapshot = try await graph.state(thread: run.threadID) {
+        // A run that never started has no checkpoints yet: skip reading them.
+        if !neverStarted, let snapshot = try await graph.state(thread: run.threadID) {
             if !snapshot.interrupts.isEmpty {
                 guard let decision = run.decision else {
                     try await requestApproval(run, snapshot.interrupts)

@@ -14,6 +14,8 @@ struct RealtimeController: RouteCollection {
     let connections: ConnectionLimiter
     let chat: ChatDependencies
     let presence: Presence
+    /// Typing goes to members on every node.
+    let ephemeral: EphemeralBus
 
     func boot(routes: any RoutesBuilder) throws {
         routes.grouped(authentication).post("events", "ticket", use: ticket)
@@ -31,17 +33,17 @@ struct RealtimeController: RouteCollection {
         let id = try request.idParameter("conversation_id", orThrow: ConversationError.conversationNotFound)
         let access = try await chat.conversations(request.db).access(id, userID: principal.userID)
         _ = try access.requireMember()
-        await Self.announceTyping(hub: hub, conversationID: access.conversationID, userID: principal.userID, now: clock.now())
+        await Self.announceTyping(ephemeral, conversationID: access.conversationID, userID: principal.userID, now: clock.now())
         return .noContent
     }
 
     static let typingLifetime: TimeInterval = 5
 
-    static func announceTyping(hub: EventHub, conversationID: UUID, userID: UUID, now: Date) async {
+    static func announceTyping(_ ephemeral: EphemeralBus, conversationID: UUID, userID: UUID, now: Date) async {
         let expires = now.addingTimeInterval(typingLifetime).formatted(.iso8601)
         let frame = EventFrame(id: nil, type: "typing", conversationID: conversationID.wire,
                                data: #"{"user_id":"\#(userID.wire)","expires_at":"\#(expires)"}"#, at: now)
-        await hub.publish(frame, to: conversationID, except: userID)
+        await ephemeral.publish(frame, to: conversationID, except: userID)
     }
 
     /// A one-time ticket, valid 30 seconds, for `?ticket=` on the event endpoints.
@@ -149,7 +151,7 @@ struct RealtimeController: RouteCollection {
             else { return }
             Task {
                 guard try await Membership.find(conversationID: conversationID, userID: principal.userID, on: db) != nil else { return }
-                await Self.announceTyping(hub: hub, conversationID: conversationID, userID: principal.userID, now: clock.now())
+                await Self.announceTyping(ephemeral, conversationID: conversationID, userID: principal.userID, now: clock.now())
             }
         }
         let task = Task {
