@@ -341,16 +341,24 @@ final class RunExecutor: Sendable {
             let started = d.clock.now(), clock = ContinuousClock(), start = clock.now
             var firstToken: Duration?
             var assembler = ReplyAssembler()
-            var index = 0
+            let step = context.step
+            let deltas = DeltaStream { index, text in
+                await self.publishDelta(run, runID: runID, turn: step, index: index, text: text)
+            }
             do {
-                for try await delta in resolved.model.stream(request) {
-                    if case .text(let piece) = delta, !piece.isEmpty {
-                        if firstToken == nil { firstToken = clock.now - start }
-                        await self.publishDelta(run, runID: runID, turn: context.step, index: index, text: piece)
-                        index += 1
+                do {
+                    for try await delta in resolved.model.stream(request) {
+                        if case .text(let piece) = delta, !piece.isEmpty {
+                            if firstToken == nil { firstToken = clock.now - start }
+                            deltas.write(piece)
+                        }
+                        assembler.add(delta)
                     }
-                    assembler.add(delta)
+                } catch {
+                    await deltas.flush()
+                    throw error
                 }
+                await deltas.flush()
                 let response = try assembler.response(model: modelName)
                 let elapsed = clock.now - start, ttft = firstToken
                 let cost = ModelCatalog.cost(response.usage, price: resolved.price)

@@ -1,5 +1,6 @@
 import Foundation
 import LLM
+import NIOConcurrencyHelpers
 import SQLKit
 import Testing
 import VaporTesting
@@ -494,5 +495,33 @@ struct ModelProviderSettingsTests {
         #expect(problems.contains { $0.contains("\"neither\" needs exactly one of") })
         #expect(problems.contains { $0.contains("\"bad__name\" is not a server name") })
         #expect(problems.contains { $0.hasPrefix("PARLEY_MCP_BADURL_URL") })
+    }
+}
+
+@Suite("Delta frames")
+struct DeltaStreamTests {
+    @Test("pieces that arrive while a frame is being sent go out together, in order, with frame indexes")
+    func coalesces() async throws {
+        let sent = NIOLockedValueBox<[(Int, String)]>([])
+        let (firstSending, firstSendingContinuation) = AsyncStream<Void>.makeStream()
+        let (release, releaseContinuation) = AsyncStream<Void>.makeStream()
+        let stream = DeltaStream { index, text in
+            sent.withLockedValue { $0.append((index, text)) }
+            if index == 0 {
+                firstSendingContinuation.yield()
+                for await _ in release { break }
+            }
+        }
+        stream.write("Hel")
+        for await _ in firstSending { break }
+        stream.write("lo, ")
+        stream.write("world")
+        releaseContinuation.yield()
+        await stream.flush()
+        stream.write("!")
+        await stream.flush()
+        let frames = sent.withLockedValue { $0 }
+        #expect(frames.map(\.0) == [0, 1, 2])
+        #expect(frames.map(\.1) == ["Hel", "lo, world", "!"])
     }
 }
