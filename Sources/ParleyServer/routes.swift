@@ -23,7 +23,7 @@ func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDepende
     try v1.register(collection: RealtimeController(
         hub: hub, authentication: authentication, clock: accounts.clock, writes: chat.writes,
         connections: ConnectionLimiter(limit: accounts.settings.maxConnectionsPerUser), chat: chat, presence: presence,
-        ephemeral: ephemeral))
+        allowedOrigins: accounts.settings.allowedOrigins, ephemeral: ephemeral))
     try v1.register(collection: PresenceController(presence: presence, authentication: authentication))
 }
 

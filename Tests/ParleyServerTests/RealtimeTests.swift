@@ -328,6 +328,52 @@ struct RealtimeTests {
         }
     }
 
+    @Test("a WebSocket with the session cookie opens from the server's own origin, not from another site's page",
+          arguments: [("https://evil.example", false), ("http://127.0.0.1:PORT", true), ("https://chat.example.com", true), (nil, true)])
+    func crossSiteWebSocket(origin: String?, opens: Bool) async throws {
+        try await withParley({ $0.allowedOrigins = ["https://chat.example.com"] }) { app, _ in
+            _ = try await app.user("ann")
+            let signIn = try await app.send(.POST, "v1/auth/session", json: #"{"handle":"ann","password":"correct horse battery"}"#)
+            let cookie = try #require(signIn.headers.first(name: .setCookie)?.split(separator: ";").first.map(String.init))
+            try await app.asyncBoot()
+            try await app.server.start(address: .hostname("127.0.0.1", port: 0))
+            let port = try #require(app.http.server.shared.localAddress?.port)
+            var headers: HTTPHeaders = ["Cookie": cookie]
+            if let origin { headers.add(name: .origin, value: origin.replacingOccurrences(of: "PORT", with: String(port))) }
+            let outcome: Result<WebSocket, any Error>
+            do {
+                let headers = headers
+                outcome = .success(try await within(30, "the WebSocket handshake") {
+                    try await withCheckedThrowingContinuation { (connected: CheckedContinuation<WebSocket, any Error>) in
+                        WebSocket.connect(to: "ws://127.0.0.1:\(port)/v1/events", headers: headers, on: MultiThreadedEventLoopGroup.singleton) { ws in
+                            connected.resume(returning: ws)
+                        }.whenFailure { connected.resume(throwing: $0) }
+                    }
+                })
+            } catch {
+                outcome = .failure(error)
+            }
+            switch outcome {
+            case .success(let socket):
+                #expect(opens, "a page on \(origin ?? "no origin") opened a WebSocket with the user's cookie")
+                try await socket.close()
+            case .failure(let error):
+                #expect(!opens, "\(error)")
+            }
+            // The same upgrade with a bearer token opens from anywhere: a token is not sent by browsers on their own.
+            let token = try #require(try await app.send(.POST, "v1/auth/login", json: #"{"handle":"ann","password":"correct horse battery"}"#).string("access_token"))
+            let bearer = try await within(30, "the bearer handshake") {
+                try await withCheckedThrowingContinuation { (connected: CheckedContinuation<WebSocket, any Error>) in
+                    WebSocket.connect(to: "ws://127.0.0.1:\(port)/v1/events", headers: ["Authorization": "Bearer \(token)", "Origin": "https://evil.example"],
+                                      on: MultiThreadedEventLoopGroup.singleton) { ws in connected.resume(returning: ws) }
+                        .whenFailure { connected.resume(throwing: $0) }
+                }
+            }
+            try await bearer.close()
+            await app.server.shutdown()
+        }
+    }
+
     @Test("WebSocket over a real socket: replay from since, then live")
     func webSocket() async throws {
         try await withParley { app, _ in

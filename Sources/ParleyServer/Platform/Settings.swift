@@ -85,6 +85,9 @@ public struct Settings: Sendable {
     public var logLevel: Logger.Level = .info
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     public var trustForwardedFor: Bool = false
+    /// Origins besides the server's own whose pages may open WebSockets with the session
+    /// cookie (`PARLEY_ALLOWED_ORIGINS`, comma-separated, such as https://chat.example.com).
+    public var allowedOrigins: [String] = []
     public var loginThrottle = LoginThrottle()
     /// How this node runs background jobs.
     var jobWorker = JobWorker.Options()
@@ -207,6 +210,16 @@ extension Settings {
         if let raw = env["PARLEY_TRUST_FORWARDED_FOR"] {
             if let flag = parseBool(raw) { settings.trustForwardedFor = flag }
             else { problems.append("PARLEY_TRUST_FORWARDED_FOR must be true or false") }
+        }
+        if let raw = env["PARLEY_ALLOWED_ORIGINS"] {
+            for origin in raw.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !origin.isEmpty {
+                if let url = URL(string: origin), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil,
+                   url.path.isEmpty || url.path == "/" {
+                    settings.allowedOrigins.append(origin.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "/")))
+                } else {
+                    problems.append("PARLEY_ALLOWED_ORIGINS: \"\(origin)\" is not an origin (scheme://host[:port], such as https://chat.example.com)")
+                }
+            }
         }
         settings.modelProviders = ModelProvider.load(from: env, problems: &problems)
         settings.mcpServers = MCPServerConfig.load(from: env, problems: &problems)

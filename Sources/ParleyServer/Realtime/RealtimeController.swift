@@ -14,6 +14,8 @@ struct RealtimeController: RouteCollection {
     let connections: ConnectionLimiter
     let chat: ChatDependencies
     let presence: Presence
+    /// Origins besides the server's own allowed to open cookie-authenticated WebSockets.
+    var allowedOrigins: [String] = []
     /// Typing goes to members on every node.
     let ephemeral: EphemeralBus
 
@@ -63,9 +65,31 @@ struct RealtimeController: RouteCollection {
     @Sendable
     func upgrade(_ request: Request) async throws -> Response {
         let principal = try request.principal()
+        // WebSockets have no CORS: a page on another site could open one with the user's
+        // cookie (cross-site WebSocket hijacking). Cookie-authenticated upgrades must come
+        // from this server's own origin or one the operator allowed; tokens are not ambient.
+        if principal.method == .cookie, let origin = request.headers.first(name: .origin),
+           !Self.originAllowed(origin, host: request.headers.first(name: .host), allowed: allowedOrigins) {
+            throw ProblemError.forbidden("WebSockets authenticated by the session cookie must come from this server's own pages.",
+                                         slug: "cross-origin-websocket")
+        }
         _ = try Self.since(request)
         guard connections.hasRoom(for: principal.userID) else { throw ConnectionLimiter.tooMany }
         return request.webSocket(maxFrameSize: .init(integerLiteral: 1 << 16), onUpgrade: socket)
+    }
+
+    /// Whether a browser's `Origin` is the server's own (same host and port as `Host`) or
+    /// one of the configured origins.
+    static func originAllowed(_ origin: String, host: String?, allowed: [String]) -> Bool {
+        let normalized = origin.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        if allowed.contains(normalized) { return true }
+        guard let url = URL(string: normalized), let originHost = url.host, let host = host?.lowercased() else { return false }
+        let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
+        let defaultPort = url.scheme == "https" ? 443 : 80
+        if host == originAuthority || host == "\(originHost):\(defaultPort)" && url.port == nil { return true }
+        // A Host without a port (some clients leave it out) names the host alone; cookies do
+        // not tell ports apart either.
+        return !host.contains(":") && host == originHost
     }
 
     /// The `since` cursor: `?since=` or, for EventSource reconnects, `Last-Event-ID`.
