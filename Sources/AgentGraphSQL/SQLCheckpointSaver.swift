@@ -17,16 +17,21 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     let threads: String
     let checkpoints: String
     let gate: TransactionGate?
+    let alongside: (@Sendable (_ db: any SQLDatabase, _ thread: String) async throws -> Void)?
 
     /// - Parameters:
     ///   - database: any SQLKit database. With a single SQLite connection, transactions are
     ///     serialised here, since one connection cannot hold two at once.
     ///   - tablePrefix: prepended to the table names.
-    public init(database: any SQLDatabase, tablePrefix: String = "agentgraph_") {
+    ///   - alongside: the application's own writes to make in each checkpoint's transaction
+    ///     (rows that must commit with the step, such as a trace), on the transaction's `db`.
+    public init(database: any SQLDatabase, tablePrefix: String = "agentgraph_",
+                alongside: (@Sendable (_ db: any SQLDatabase, _ thread: String) async throws -> Void)? = nil) {
         self.database = database
         self.threads = tablePrefix + "threads"
         self.checkpoints = tablePrefix + "checkpoints"
         self.gate = database.dialect.name == "sqlite" ? TransactionGate() : nil
+        self.alongside = alongside
     }
 
     /// Creates the tables and index if they do not exist.
@@ -141,6 +146,7 @@ public final class SQLCheckpointSaver: CheckpointSaver {
                 }
                 try await db.raw(insert).run()
             }
+            try await self.alongside?(db, thread)
         }
     }
 

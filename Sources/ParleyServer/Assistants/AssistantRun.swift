@@ -130,8 +130,7 @@ extension AssistantRun {
     }
 
     /// Adds a model call's usage to the run.
-    static func addUsage(_ id: UUID, prompt: Int, completion: Int, cost: Double, on db: any Database) async throws {
-        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+    static func addUsage(_ id: UUID, prompt: Int, completion: Int, cost: Double, on sql: any SQLDatabase) async throws {
         try await sql.raw("""
             UPDATE assistant_runs SET prompt_tokens = prompt_tokens + \(bind: prompt),
                 completion_tokens = completion_tokens + \(bind: completion), cost_usd = cost_usd + \(bind: cost)
@@ -177,6 +176,11 @@ final class AssistantRunStep: Model, @unchecked Sendable {
     static func append(runID: UUID, kind: String, name: String, startedAt: Date, durationMS: Double, detail: JSONValue,
                        on db: any Database) async throws {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        try await append(runID: runID, kind: kind, name: name, startedAt: startedAt, durationMS: durationMS, detail: detail, on: sql)
+    }
+
+    static func append(runID: UUID, kind: String, name: String, startedAt: Date, durationMS: Double, detail: JSONValue,
+                       on sql: any SQLDatabase) async throws {
         try await sql.raw("""
             INSERT INTO assistant_run_steps (id, run_id, position, kind, name, started_at, duration_ms, detail)
             SELECT \(bind: UUID()), \(bind: runID), COALESCE(MAX(position), 0) + 1, \(bind: kind), \(bind: name),

@@ -7,7 +7,7 @@ import Vapor
 /// for (up to `concurrency` at a time), renews each lease while its handler runs (cancelling
 /// the handler if the claim is lost), and records success, retry or dead letter. It looks for
 /// work every `pollInterval`, and at once when this node commits a transaction that enqueued
-/// a job or a handler finishes.
+/// a job, or a handler finishes while every slot was taken.
 final class JobWorker: LifecycleHandler, Sendable {
     typealias Handler = @Sendable (JobQueue.ClaimedJob) async throws -> Void
 
@@ -78,6 +78,10 @@ final class JobWorker: LifecycleHandler, Sendable {
         await withDiscardingTaskGroup { group in
             var running = 0
             let finished = NIOLockedValueBox(0)
+            // Whether the last claim filled every free slot (more may be waiting). Only then does
+            // a finished handler look again at once; otherwise new work announces itself (a
+            // commit on this node) or is found by the poll (other nodes, retries falling due).
+            let saturated = NIOLockedValueBox(false)
             while !Task.isCancelled {
                 running -= finished.withLockedValue { count in
                     defer { count = 0 }
@@ -90,13 +94,14 @@ final class JobWorker: LifecycleHandler, Sendable {
                         let free = options.concurrency - running
                         let jobs = try await queue.claim(queues: queues, limit: free, on: database())
                         claimedAll = jobs.count == free
+                        saturated.withLockedValue { $0 = claimedAll }
                         for job in jobs {
                             guard let handler = handlers.withLockedValue({ $0[job.queue] }) else { continue }
                             running += 1
                             group.addTask {
                                 await self.execute(job, handler)
                                 finished.withLockedValue { $0 += 1 }
-                                self.wake()
+                                if saturated.withLockedValue({ $0 }) { self.wake() }
                             }
                         }
                     } catch {
