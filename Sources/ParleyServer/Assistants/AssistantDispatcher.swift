@@ -86,17 +86,32 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
     @discardableResult
     func dispatchOnce() async throws -> Bool {
         let db = try database()
-        let cursor = try await Self.cursor(on: db)
-        let (events, through) = try await EventLog.events(after: cursor, types: [.messageCreated], on: db)
-        guard through > cursor else { return false }
-        let messages = events.compactMap { event -> MessageDTO? in
+        var (position, durable) = progress.withLockedValue { ($0.position, $0.durable) }
+        if durable == nil || position == nil {
+            let cursor = try await Self.cursor(on: db)
+            (position, durable) = (cursor, cursor)
+            progress.withLockedValue { $0.position = cursor; $0.durable = cursor }
+        }
+        guard let position, let durable else { return false }
+        let events = try await EventLog.events(after: position, on: db)
+        guard let through = events.last?.id else { return false }
+        // Membership changes in this window make the cached assistant members stale.
+        let changed = Set(events.filter { [.memberJoined, .memberLeft, .conversationDeleted].contains($0.type) }.map(\.conversationID))
+        progress.withLockedValue { state in for id in changed { state.assistantMembers[id] = nil } }
+        let messages = events.filter { $0.type == .messageCreated }.compactMap { event -> MessageDTO? in
             try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8))
         }
-        let triggers = try await Self.triggers(for: messages, on: db)
+        let triggers = try await Self.triggers(for: messages, members: assistantMembers(of: messages, on: db))
+        guard !triggers.isEmpty else {
+            // Nothing to start: move on in memory only. The durable cursor moves with the next
+            // runs it starts; after a crash these messages are read again and start nothing again.
+            progress.withLockedValue { $0.position = through }
+            return true
+        }
         let configs = try await Assistant.find(Array(Set(triggers.map(\.assistantID))), on: db)
         let now = clock.now()
         let cancelled: [UUID]? = try await db.writeTransaction(writes) { tx, outbox in
-            guard try await Self.advance(from: cursor, to: through, on: tx) else { return nil }
+            guard try await Self.advance(from: durable, to: through, on: tx) else { return nil }
             var cancelled: [UUID] = []
             for trigger in triggers {
                 guard let config = configs[trigger.assistantID] else { continue }
@@ -104,9 +119,45 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
             }
             return cancelled
         }
+        guard let cancelled else {
+            // Another node moved the cursor (and started these runs, or is about to): read on from it.
+            progress.withLockedValue { $0.position = nil; $0.durable = nil }
+            return true
+        }
+        progress.withLockedValue { $0.position = through; $0.durable = through }
         // Runs this node executes stop at once; other nodes see the flag within a second.
-        for id in cancelled ?? [] { registry.cancel(id) }
+        for id in cancelled { registry.cancel(id) }
         return true
+    }
+
+    /// How far this dispatcher has read (`position`, possibly past the durable cursor when the
+    /// messages since started nothing), the durable cursor as it last saw it, and the assistant
+    /// members of the conversations it has looked at (dropped when the log shows a change).
+    private struct Progress {
+        var position: Int?
+        var durable: Int?
+        var assistantMembers: [UUID: [Membership.KindMember]] = [:]
+    }
+
+    private let progress = NIOLockedValueBox(Progress())
+
+    private func assistantMembers(of messages: [MessageDTO], on db: any Database) async throws -> [Membership.KindMember] {
+        let wanted = Set(messages.compactMap { UUID(uuidString: $0.conversationID) })
+        let known = progress.withLockedValue { $0.assistantMembers }
+        let missing = wanted.filter { known[$0] == nil }
+        var found = known.filter { wanted.contains($0.key) }
+        if !missing.isEmpty {
+            let loaded = try await Membership.members(ofKind: .assistant, in: Array(missing), on: db)
+            let grouped = Dictionary(grouping: loaded, by: \.conversationID)
+            var fresh: [UUID: [Membership.KindMember]] = [:]
+            for id in missing { fresh[id] = grouped[id] ?? [] }
+            progress.withLockedValue { state in
+                if state.assistantMembers.count > 10_000 { state.assistantMembers.removeAll() }
+                state.assistantMembers.merge(fresh) { _, new in new }
+            }
+            found.merge(fresh) { _, new in new }
+        }
+        return found.values.flatMap { $0 }
     }
 
     struct Trigger: Sendable {
@@ -116,9 +167,7 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
 
     /// Which assistants each message asks: a mention of a member assistant's handle, or any
     /// message in a direct conversation with one. Assistants' own messages ask nobody.
-    static func triggers(for messages: [MessageDTO], on db: any Database) async throws -> [Trigger] {
-        let conversations = Set(messages.compactMap { UUID(uuidString: $0.conversationID) })
-        let members = try await Membership.members(ofKind: .assistant, in: Array(conversations), on: db)
+    static func triggers(for messages: [MessageDTO], members: [Membership.KindMember]) -> [Trigger] {
         guard !members.isEmpty else { return [] }
         let assistants = Set(members.map(\.userID))
         var triggers: [Trigger] = []

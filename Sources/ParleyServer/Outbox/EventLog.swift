@@ -55,22 +55,6 @@ enum EventLog {
         try await select("id > \(bind: id) ORDER BY id LIMIT \(unsafeRaw: String(limit))", on: db)
     }
 
-    /// Events of the given types after `id`, oldest first, and the id of the newest event
-    /// looked at (so a follower of one type still moves past the others).
-    static func events(after id: Int, types: [EventType], limit: Int = 500, on db: any Database) async throws -> (events: [CommittedEvent], through: Int) {
-        guard let sql = db as? any SQLDatabase else { return ([], id) }
-        struct Last: Decodable { let last: Int? }
-        // The window first (its end can only grow by commits after this read), then its events.
-        let end = try await sql.raw("""
-            SELECT MAX(id) AS last FROM (SELECT id FROM events WHERE id > \(bind: id) ORDER BY id LIMIT \(unsafeRaw: String(limit))) w
-            """).first(decoding: Last.self)?.last ?? id
-        guard end > id else { return ([], id) }
-        let events = try await select("""
-            id > \(bind: id) AND id <= \(bind: end) AND type IN (\(binds: types.map(\.rawValue))) ORDER BY id
-            """, on: db)
-        return (events, end)
-    }
-
     /// Member joins and leaves of one conversation with ids in `range`, newest first.
     static func memberChanges(in conversationID: UUID, ids range: ClosedRange<Int>, types: [EventType],
                               on db: any Database) async throws -> [CommittedEvent] {

@@ -138,6 +138,11 @@ struct AssistantTests {
             #expect(messages.map { $0["body"] as? String } == ["hello", "Hi!"])
             #expect(model.requests.count == 1)
             #expect(model.remaining == 0)
+            // Messages that start nothing move the dispatcher on (in memory) rather than being
+            // read again and again.
+            let dispatcher = try #require(app.storage[AssistantDispatcherKey.self])
+            while try await dispatcher.dispatchOnce() {}
+            #expect(try await dispatcher.dispatchOnce() == false)
         }
     }
 
