@@ -90,21 +90,8 @@ struct AssistantInput: Decodable, Sendable {
     var maxSteps: Int?
     var runTimeoutSeconds: Int?
 
-    enum CodingKeys: String, CodingKey {
-        case handle, provider, model, tools
-        case displayName = "display_name"
-        case systemPrompt = "system_prompt"
-        case toolCalling = "tool_calling"
-        case toolChoice = "tool_choice"
-        case approvalTools = "approval_tools"
-        case httpTools = "http_tools"
-        case mcpServers = "mcp_servers"
-        case busyPolicy = "busy_policy"
-        case dailyTokensPerConversation = "daily_tokens_per_conversation"
-        case dailyTokensPerUser = "daily_tokens_per_user"
-        case maxSteps = "max_steps"
-        case runTimeoutSeconds = "run_timeout_seconds"
-    }
+    /// The same wire names as the assistant it changes.
+    typealias CodingKeys = AssistantDTO.CodingKeys
 
     init() {}
 
