@@ -24,6 +24,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(AddMessageCitations())
     app.migrations.add(CreateAssistants())
     app.migrations.add(AddAssistantMCPServers())
+    app.migrations.add(AddAssistantSampling())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host

@@ -24,6 +24,8 @@ struct AssistantDTO: Content, Equatable {
     var dailyTokensPerUser: Int?
     var maxSteps: Int
     var runTimeoutSeconds: Int
+    var temperature: Double?
+    var maxTokens: Int?
     var createdAt: Date?
     var updatedAt: Date?
 
@@ -42,6 +44,8 @@ struct AssistantDTO: Content, Equatable {
         case dailyTokensPerUser = "daily_tokens_per_user"
         case maxSteps = "max_steps"
         case runTimeoutSeconds = "run_timeout_seconds"
+        case temperature
+        case maxTokens = "max_tokens"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
     }
@@ -65,6 +69,8 @@ struct AssistantDTO: Content, Equatable {
         dailyTokensPerUser = assistant.dailyTokensPerUser
         maxSteps = assistant.maxSteps
         runTimeoutSeconds = assistant.runTimeoutSeconds
+        temperature = assistant.temperature
+        maxTokens = assistant.maxTokens
         createdAt = assistant.createdAt
         updatedAt = assistant.updatedAt
     }
@@ -89,6 +95,8 @@ struct AssistantInput: Decodable, Sendable {
     var dailyTokensPerUser: Int??
     var maxSteps: Int?
     var runTimeoutSeconds: Int?
+    var temperature: Double??
+    var maxTokens: Int??
 
     /// The same wire names as the assistant it changes.
     typealias CodingKeys = AssistantDTO.CodingKeys
@@ -113,6 +121,8 @@ struct AssistantInput: Decodable, Sendable {
         dailyTokensPerUser = try c.decodePresence(Int.self, forKey: .dailyTokensPerUser)
         maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps)
         runTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .runTimeoutSeconds)
+        temperature = try c.decodePresence(Double.self, forKey: .temperature)
+        maxTokens = try c.decodePresence(Int.self, forKey: .maxTokens)
     }
 }
 

@@ -67,6 +67,11 @@ final class Assistant: Model, @unchecked Sendable {
     @Field(key: "max_steps") var maxSteps: Int
     /// Seconds a run may take, approval waits excluded.
     @Field(key: "run_timeout_seconds") var runTimeoutSeconds: Int
+    /// Sampling temperature sent with every request (the provider's default when nil); 0
+    /// makes a model's answers repeatable.
+    @OptionalField(key: "temperature") var temperature: Double?
+    /// Most tokens one model turn may write (the provider's default when nil).
+    @OptionalField(key: "max_tokens") var maxTokens: Int?
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) var updatedAt: Date?
 

@@ -38,7 +38,13 @@ struct AssistantGraph: Sendable {
         var graph = StateGraph(AssistantState.self)
         let callModel = self.callModel, runTool = self.runTool, needsApproval = self.needsApproval, approvers = self.approvers
 
-        graph.addNode("model") { state, context in
+        // A reply that cannot be used (malformed JSON from a small model, a cut tool call) is
+        // asked for once more; other failures are the model clients' to retry.
+        let unusable = RetryPolicy(maxAttempts: 2, initialInterval: .milliseconds(50), jitter: false) { error in
+            if case .invalidOutput = error as? LLMError { return true }
+            return false
+        }
+        graph.addNode("model", policy: NodePolicy(retry: unusable)) { state, context in
             let reply = try await callModel(state.turns.map(\.message), context)
             return .update(\.turns, [AssistantState.Turn(id: "model-\(context.step)", message: reply)])
         }

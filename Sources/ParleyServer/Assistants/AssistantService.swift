@@ -196,6 +196,14 @@ struct AssistantService: Sendable {
             if (1...100).contains(steps) { assistant.maxSteps = steps }
             else { validator.add("max_steps", "out_of_range", "must be in 1...100") }
         }
+        if let temperature = input.temperature {
+            if let value = temperature, !(0...2).contains(value) { validator.add("temperature", "out_of_range", "must be in 0...2, or null for the provider's default") }
+            else { assistant.temperature = temperature }
+        }
+        if let maxTokens = input.maxTokens {
+            if let value = maxTokens, !(1...100_000).contains(value) { validator.add("max_tokens", "out_of_range", "must be in 1...100000, or null for the provider's default") }
+            else { assistant.maxTokens = maxTokens }
+        }
         if let seconds = input.runTimeoutSeconds {
             if (5...3600).contains(seconds) { assistant.runTimeoutSeconds = seconds }
             else { validator.add("run_timeout_seconds", "out_of_range", "must be in 5...3600") }

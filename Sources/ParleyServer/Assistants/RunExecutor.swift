@@ -347,7 +347,8 @@ final class RunExecutor: Sendable {
             // `required`: the first turn must call a tool (later turns, after a tool result, decide).
             let firstTurn = !messages.contains { $0.role == .tool }
             let choice: ToolChoice = assistant.toolChoice == .required && firstTurn && !definitions.isEmpty ? .required : .auto
-            let request = ChatRequest(messages: [.system(system)] + messages, tools: definitions, toolChoice: choice)
+            let request = ChatRequest(messages: [.system(system)] + messages, tools: definitions, toolChoice: choice,
+                                      temperature: assistant.temperature, maxTokens: assistant.maxTokens)
             let started = d.clock.now(), clock = ContinuousClock(), start = clock.now
             var firstToken: Duration?
             var assembler = ReplyAssembler()

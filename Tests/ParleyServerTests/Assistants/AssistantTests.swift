@@ -286,6 +286,18 @@ struct AssistantTests {
         }
     }
 
+    @Test("a reply that cannot be used is asked for once more before the run fails")
+    func unusableReplyRetried() async throws {
+        try await withParley { app, _ in
+            let model = ScriptedModel([.failure(.invalidOutput("not JSON")), .reply("Second time lucky.")])
+            let fixture = try await AssistantFixture.make(app, model: model)
+            try await app.post("@helper hello", in: fixture.conversation, by: fixture.ann)
+            #expect(try await fixture.runEnd().type == "run.completed")
+            #expect(try await fixture.messages().last?["body"] as? String == "Second time lucky.")
+            #expect(model.requests.count == 2)
+        }
+    }
+
     @Test("with no model configured the assistant says so and how to add one")
     func noModelConfigured() async throws {
         try await withParley { app, _ in
