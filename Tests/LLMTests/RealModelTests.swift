@@ -11,8 +11,11 @@ enum LocalModel {
 
 @Suite("A real local model", .enabled(if: LocalModel.url != nil), .serialized)
 struct RealModelTests {
-    static var model: OpenAICompatibleModel {
-        OpenAICompatibleModel(.init(baseURL: LocalModel.url ?? "", model: "SmolLM2-135M-Instruct", timeout: .seconds(120)))
+    /// The client as Parley uses it: with retries, since llama.cpp's server may close a pooled
+    /// keep-alive connection just as the next request goes out on it.
+    static var model: RetryingModel {
+        RetryingModel(OpenAICompatibleModel(.init(baseURL: LocalModel.url ?? "", model: "SmolLM2-135M-Instruct", timeout: .seconds(120))),
+                      maxAttempts: 3, baseDelay: .milliseconds(50))
     }
 
     @Test("a completion answers with text, a finish reason and token counts")
