@@ -271,7 +271,9 @@ def test_real_model_streams_deltas_then_the_reply_and_approves_a_tool():
         assert len(tickets.effects) == 1, tickets.calls
         assert "printer" in json.loads(tickets.calls[0][1])["title"].lower() or tickets.calls[0][1]
         kinds = [s["kind"] for s in final["steps"]]
-        assert kinds[:4] == ["model", "approval", "approval", "tool"], kinds
+        # A model turn whose output could not be used is asked again (a second "model" step).
+        assert kinds[0] == "model" and [k for k in kinds if k != "model"][:3] == ["approval", "approval", "tool"], kinds
+        assert kinds.count("tool") == 1, kinds
         socket_.close()
     finally:
         node.stop()
