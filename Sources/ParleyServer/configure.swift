@@ -67,9 +67,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
             return db
         },
         metrics: JobMetrics(registry: metrics.registry), logger: app.logger)
-    writes.onCommit { commit in
-        if commit.enqueuedJobs { jobs.wake() }
-    }
+    writes.onCommit { commit in jobs.committed(commit) }
     app.storage[JobWorkerKey.self] = jobs
     let serverKeys = ServerKeys(secret: secret)
     let tokens = TokenService(
@@ -147,7 +145,8 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         metrics: AssistantMetrics(registry: metrics.registry), client: OpenAICompatibleModel.sharedClient, mcp: mcp, logger: app.logger))
     jobs.register(AssistantDispatcher.jobQueue) { job in try await executor.handle(job) }
     app.storage[AssistantDispatcherKey.self] = AssistantDispatcher(
-        database: jobDatabase, writes: writes, clock: clock, domainEvents: domainEvents, registry: runRegistry, logger: app.logger)
+        database: jobDatabase, writes: writes, clock: clock, domainEvents: domainEvents, registry: runRegistry,
+        reserveSlot: { jobs.reserveSlot(for: $0) }, logger: app.logger)
 
     try routes(app, accounts: accounts, chat: chat, hub: hub, ephemeral: ephemeral, presence: presence, metrics: metrics)
     try app.grouped("v1").register(collection: AssistantController(dependencies: assistants, authentication: accounts.authentication()))

@@ -9,6 +9,11 @@ import Vapor
 /// direct conversation with one, creates the run and its job in one transaction with moving
 /// the cursor past it.
 ///
+/// A run this node can execute at once (its worker has a free slot) is created `running`,
+/// with its `run.started` event and its job already claimed by this node, in that same
+/// transaction: the worker starts it as soon as it commits, and the executor takes the run
+/// and the assistant's configuration from memory instead of reading them again.
+///
 /// The cursor moves by compare-and-set in that transaction, so a crash before the commit
 /// leaves the messages to be read again, and a crash after it has left the runs behind: a
 /// message starts exactly one run, on any number of nodes (each runs a dispatcher; the one
@@ -23,18 +28,22 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
     private let clock: AppClock
     private let domainEvents: DomainEvents
     private let registry: RunRegistry
+    /// A slot in this node's job worker for a run to start here at once (nil: none free).
+    private let reserveSlot: @Sendable (String) -> JobWorker.Slot?
     private let logger: Logger
     private let pollInterval: Duration
     private let wakeUps = WakeSignal()
     private let tasks = NIOLockedValueBox<[Task<Void, Never>]>([])
 
     init(database: @escaping @Sendable () throws -> any Database, writes: WriteGate, clock: AppClock,
-         domainEvents: DomainEvents, registry: RunRegistry, logger: Logger, pollInterval: Duration = .seconds(1)) {
+         domainEvents: DomainEvents, registry: RunRegistry, reserveSlot: @escaping @Sendable (String) -> JobWorker.Slot? = { _ in nil },
+         logger: Logger, pollInterval: Duration = .seconds(1)) {
         self.database = database
         self.writes = writes
         self.clock = clock
         self.domainEvents = domainEvents
         self.registry = registry
+        self.reserveSlot = reserveSlot
         self.logger = logger
         self.pollInterval = pollInterval
     }
@@ -110,12 +119,17 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
         }
         let configs = try await Assistant.find(Array(Set(triggers.map(\.assistantID))), on: db)
         let now = clock.now()
+        let registry = self.registry, reserveSlot = self.reserveSlot
         let cancelled: [UUID]? = try await db.writeTransaction(writes) { tx, outbox in
             guard try await Self.advance(from: durable, to: through, on: tx) else { return nil }
             var cancelled: [UUID] = []
             for trigger in triggers {
                 guard let config = configs[trigger.assistantID] else { continue }
-                cancelled += try await Self.start(trigger, policy: config.busyPolicy, at: now, tx: tx, outbox: outbox)
+                let start = try await Self.start(trigger, policy: config.busyPolicy, at: now, tx: tx, outbox: outbox,
+                                                 reserveSlot: reserveSlot)
+                cancelled += start.stopping
+                // Before the commit, so the executor finds it however soon the worker starts.
+                if let run = start.startedHere { registry.handOff(run, config) }
             }
             return cancelled
         }
@@ -185,14 +199,22 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
         return triggers
     }
 
-    /// Creates the run for one trigger under the assistant's busy policy; returns the ids of
-    /// running runs it asked to stop.
+    /// What creating one run did: the running runs it asked to stop, and the run when it was
+    /// started on this node at once.
+    struct Start {
+        var stopping: [UUID] = []
+        var startedHere: AssistantRun?
+    }
+
+    /// Creates the run for one trigger under the assistant's busy policy. A run that may go
+    /// at once and finds a free slot in this node's worker is created `running`, with its
+    /// `run.started` event and its job claimed for this node.
     static func start(_ trigger: Trigger, policy: Assistant.BusyPolicy, at now: Date, tx: any Database,
-                      outbox: Outbox) async throws -> [UUID] {
+                      outbox: Outbox, reserveSlot: @Sendable (String) -> JobWorker.Slot? = { _ in nil }) async throws -> Start {
         guard let conversationID = UUID(uuidString: trigger.message.conversationID),
               let messageID = UUID(uuidString: trigger.message.id),
               let requesterID = UUID(uuidString: trigger.message.authorID)
-        else { return [] }
+        else { return Start() }
         let busy = try await AssistantRun.active(assistantID: trigger.assistantID, conversationID: conversationID, on: tx)
             .filter { $0.status != .awaitingApproval }
         var status = AssistantRun.Status.queued
@@ -227,21 +249,44 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
         run.triggerMessageID = messageID
         run.triggerSeq = trigger.message.seq
         run.requesterID = requesterID
-        run.status = status
         run.createdAt = now
-        guard try await AssistantRun.insert(run, on: tx) else { return stopping }
+        // The columns the insert sets to their starting values, so the run is whole in memory.
+        run.promptTokens = 0
+        run.completionTokens = 0
+        run.costUSD = 0
+        run.approvalRound = 0
+        run.cancelRequested = false
+        let slot = status == .queued ? reserveSlot(jobQueue) : nil
+        if slot != nil {
+            run.status = .running
+            run.startedAt = now
+        } else {
+            run.status = status
+        }
+        guard try await AssistantRun.insert(run, on: tx) else { return Start(stopping: stopping) }
+        if let slot {
+            try await outbox.record(RunStarted(RunDTO(run)), in: conversationID, at: now)
+            try await enqueue(run, round: 0, at: now, in: outbox, runningIn: slot)
+            return Start(stopping: stopping, startedHere: run)
+        }
         if status == .queued || status == .rejected {
             try await enqueue(run, round: 0, at: now, in: outbox)
         }
-        return stopping
+        return Start(stopping: stopping)
     }
 
-    /// The job that executes (or resumes) a run; one per run and approval round.
-    static func enqueue(_ run: AssistantRun, round: Int, at now: Date, in outbox: Outbox) async throws {
+    /// The job that executes (or resumes) a run; one per run and approval round. With a
+    /// `slot`, claimed by this node's worker, which runs it when the transaction commits.
+    static func enqueue(_ run: AssistantRun, round: Int, at now: Date, in outbox: Outbox,
+                        runningIn slot: JobWorker.Slot? = nil) async throws {
         guard let id = run.id else { return }
-        try await JobQueue.enqueue(
-            try .init(queue: jobQueue, payload: RunJob(runID: id), dedupeKey: "assistant-run:\(id.wire):\(round)", maxAttempts: 5),
-            at: now, in: outbox)
+        let job = try JobQueue.NewJob(queue: jobQueue, payload: RunJob(runID: id), dedupeKey: "assistant-run:\(id.wire):\(round)",
+                                      maxAttempts: 5)
+        if let slot {
+            try await JobQueue.enqueue(job, at: now, in: outbox, runningIn: slot)
+        } else {
+            try await JobQueue.enqueue(job, at: now, in: outbox)
+        }
     }
 
     /// Queues the oldest pending run of the assistant in the conversation, when none is

@@ -76,4 +76,27 @@ final class RunRegistry: Sendable {
     func cancel(_ id: UUID) {
         running.withLockedValue { $0[id] }?()
     }
+
+    /// A run the dispatcher created running on this node, with the assistant's configuration
+    /// as it read it in the same pass.
+    struct HandOff: @unchecked Sendable {
+        let run: AssistantRun
+        let assistant: Assistant
+    }
+
+    private let handOffs = NIOLockedValueBox<[UUID: HandOff]>([:])
+
+    /// Leaves `run` for this node's executor, which starts it when its job commits.
+    func handOff(_ run: AssistantRun, _ assistant: Assistant) {
+        guard let id = run.id else { return }
+        handOffs.withLockedValue { handOffs in
+            // Hand-offs whose transaction rolled back are never taken: keep the map bounded.
+            if handOffs.count > 1_000 { handOffs.removeAll() }
+            handOffs[id] = HandOff(run: run, assistant: assistant)
+        }
+    }
+
+    func takeHandOff(_ id: UUID) -> HandOff? {
+        handOffs.withLockedValue { $0.removeValue(forKey: id) }
+    }
 }

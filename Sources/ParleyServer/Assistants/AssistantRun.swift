@@ -105,10 +105,11 @@ extension AssistantRun {
         struct Row: Decodable { let id: UUID }
         return try await sql.raw("""
             INSERT INTO assistant_runs (id, assistant_id, conversation_id, trigger_message_id, trigger_seq, requester_id, status,
-                                        prompt_tokens, completion_tokens, cost_usd, approval_round, cancel_requested, created_at)
+                                        prompt_tokens, completion_tokens, cost_usd, approval_round, cancel_requested, created_at,
+                                        started_at)
             VALUES (\(bind: run.id), \(bind: run.assistantID), \(bind: run.conversationID), \(bind: run.triggerMessageID),
                     \(bind: run.triggerSeq), \(bind: run.requesterID), \(bind: run.status.rawValue), 0, 0, 0, 0, \(bind: false),
-                    \(bind: run.createdAt))
+                    \(bind: run.createdAt), \(bind: run.startedAt))
             ON CONFLICT DO NOTHING RETURNING id
             """).first(decoding: Row.self) != nil
     }

@@ -116,11 +116,10 @@ struct RecentMessagesTool: AssistantTool {
         }
         _ = try await AssistantTools.access(conversationID, scope: scope)
         let messages = try await Message.window(in: conversationID, limit: limit, on: scope.db)
-        let handles = try await User.handles(of: Set(messages.map { $0.$author.id }), on: scope.db)
         return .array(messages.map { message in
             [
                 "seq": .integer(Int64(message.seq)),
-                "author": .string("@" + (handles[message.$author.id] ?? "unknown")),
+                "author": .string("@" + message.authorHandle),
                 "text": .string(message.body),
                 "at": .string(message.createdAt.formatted(.iso8601)),
             ]

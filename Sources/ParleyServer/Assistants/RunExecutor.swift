@@ -32,6 +32,8 @@ final class RunExecutor: Sendable {
     let dependencies: Dependencies
     /// The traces of the runs executing here, written with each checkpoint and at the end.
     private let traces = NIOLockedValueBox<[UUID: RunTrace]>([:])
+    /// The thread each executing run's request was asked in (nil: not in a thread), once read.
+    private let triggerThreads = NIOLockedValueBox<[UUID: UUID?]>([:])
 
     init(_ dependencies: Dependencies) { self.dependencies = dependencies }
 
@@ -45,9 +47,13 @@ final class RunExecutor: Sendable {
     func handle(_ job: JobQueue.ClaimedJob) async throws {
         let runID = try job.decode(AssistantDispatcher.RunJob.self).runID
         let d = dependencies
-        guard let run = try await AssistantRun.find(runID, on: d.database()) else { return }
+        // A run the dispatcher started on this node comes with its row and configuration.
+        let handOff = job.attempt == 1 ? d.registry.takeHandOff(runID) : nil
+        var found = handOff?.run
+        if found == nil { found = try await AssistantRun.find(runID, on: d.database()) }
+        guard let run = found else { return }
         do {
-            try await execute(run, job: job)
+            try await execute(run, assistant: handOff?.assistant, job: job)
         } catch where job.attempt >= job.maxAttempts && !Task.isCancelled {
             // The job will not be tried again: end the run visibly rather than leave it
             // active (and the assistant busy in this conversation) for good.
@@ -58,13 +64,18 @@ final class RunExecutor: Sendable {
         }
     }
 
-    private func execute(_ run: AssistantRun, job: JobQueue.ClaimedJob) async throws {
+    /// `preloaded`: the assistant's configuration when the dispatcher handed the run over
+    /// (the run was created running, its job claimed here, in one transaction).
+    private func execute(_ run: AssistantRun, assistant preloaded: Assistant?, job: JobQueue.ClaimedJob) async throws {
         guard let runID = run.id else { return }
         let d = dependencies
         let db = try d.database()
         let trace = RunTrace(runID: runID)
         traces.withLockedValue { $0[runID] = trace }
-        defer { traces.withLockedValue { _ = $0.removeValue(forKey: runID) } }
+        defer {
+            traces.withLockedValue { _ = $0.removeValue(forKey: runID) }
+            triggerThreads.withLockedValue { _ = $0.removeValue(forKey: runID) }
+        }
         switch run.status {
         case .rejected:
             _ = try await post("I'm still answering an earlier message here, so I left this one (message #\(run.triggerSeq)). Ask again when I'm done.",
@@ -75,24 +86,31 @@ final class RunExecutor: Sendable {
         case .pending, .awaitingApproval, .completed, .failed, .cancelled:
             return
         }
-        guard let assistant = try await Assistant.find(run.assistantID, on: db) else {
-            try await finish(run, .failed, error: "the assistant was removed", notice: nil)
+        var loaded = preloaded
+        if loaded == nil { loaded = try await Assistant.find(run.assistantID, on: db) }
+        guard let assistant = loaded else {
+            try await finish(run, .failed, error: "the assistant was removed", notice: nil, job: job)
             return
         }
         if run.cancelRequested {
-            try await finish(run, .cancelled, error: "cancelled", notice: nil)
+            try await finish(run, .cancelled, error: "cancelled", notice: nil, job: job)
             return
         }
-        let neverStarted = run.startedAt == nil
-        try await markRunning(run)
+        // A handed-over run was created running a moment ago: it has no checkpoints yet.
+        let neverStarted = preloaded != nil || run.startedAt == nil
+        if preloaded == nil { try await markRunning(run) }
         guard let resolved = d.catalog.resolve(provider: assistant.provider, model: assistant.model, toolCalling: assistant.toolCalling) else {
-            try await finish(run, .failed, error: "no model is configured", notice: Self.noModelNotice(provider: assistant.provider, catalog: d.catalog))
+            try await finish(run, .failed, error: "no model is configured", notice: Self.noModelNotice(provider: assistant.provider, catalog: d.catalog),
+                             job: job)
             return
         }
 
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        // A run that never started has no checkpoints yet: it starts from the prompt, read now
+        // (with the handles the system prompt needs too).
+        let prompt = neverStarted ? try await prompt(for: run, on: db) : nil
         let store = SQLStore(database: sql, now: { d.clock.now() })
-        let graph = try await makeGraph(run, assistant, resolved, trace: trace, store: store, on: db)
+        let graph = try await makeGraph(run, assistant, resolved, trace: trace, store: store, handles: prompt?.handles ?? [:], on: db)
             .compile(checkpointer: SQLCheckpointSaver(database: sql, alongside: { db, _ in try await trace.flush(on: db) }), store: store)
         var config = RunConfig(threadID: run.threadID)
         config.recursionLimit = assistant.maxSteps
@@ -101,23 +119,24 @@ final class RunExecutor: Sendable {
         config.leaseDuration = .seconds(20)
 
         let input: RunInput<AssistantState>
-        // A run that never started has no checkpoints yet: skip reading them.
-        if !neverStarted, let snapshot = try await graph.state(thread: run.threadID) {
+        if let prompt {
+            input = .update(.update(\.turns, [.init(id: "prompt", message: .user(prompt.text))]))
+        } else if let snapshot = try await graph.state(thread: run.threadID) {
             if !snapshot.interrupts.isEmpty {
                 guard let decision = run.decision else {
-                    try await requestApproval(run, snapshot.interrupts)
+                    try await requestApproval(run, snapshot.interrupts, job: job)
                     return
                 }
                 input = try .resume(decision)
             } else if snapshot.next.isEmpty {
                 // Finished before the node that ran it died: deliver what it answered.
-                try await complete(run, answer: snapshot.state.answer ?? "")
+                try await complete(run, answer: snapshot.state.answer ?? "", job: job)
                 return
             } else {
                 input = .continue
             }
         } else {
-            input = .update(.update(\.turns, [.init(id: "prompt", message: .user(try await prompt(for: run, on: db)))]))
+            input = .update(.update(\.turns, [.init(id: "prompt", message: .user(try await self.prompt(for: run, on: db).text))]))
         }
 
         // Run the graph under the deadline, with cancellation from this node or any other.
@@ -143,16 +162,16 @@ final class RunExecutor: Sendable {
 
         switch outcome {
         case .success(let result) where result.status == .interrupted:
-            try await requestApproval(run, result.interrupts)
+            try await requestApproval(run, result.interrupts, job: job)
         case .success(let result):
-            try await complete(run, answer: result.state.answer ?? "")
+            try await complete(run, answer: result.state.answer ?? "", job: job)
         case .failure(let error):
             switch interruption.withLockedValue({ $0 }) {
             case .cancelled:
-                try await finish(run, .cancelled, error: "cancelled", notice: nil)
+                try await finish(run, .cancelled, error: "cancelled", notice: nil, job: job)
             case .deadline:
                 try await finish(run, .failed, error: "deadline",
-                                 notice: "I stopped: this answer took longer than \(assistant.runTimeoutSeconds) seconds.")
+                                 notice: "I stopped: this answer took longer than \(assistant.runTimeoutSeconds) seconds.", job: job)
             case nil:
                 // The job's lease was lost (another node has the run now): record nothing.
                 if Task.isCancelled { throw error }
@@ -168,7 +187,8 @@ final class RunExecutor: Sendable {
         if let graphError = error as? GraphError {
             switch graphError.kind {
             case .recursionLimit(let steps):
-                try await finish(run, .failed, error: "step limit", notice: "I stopped after \(steps) steps without finishing an answer.")
+                try await finish(run, .failed, error: "step limit", notice: "I stopped after \(steps) steps without finishing an answer.",
+                                 job: job)
                 return
             case .threadBusy, .concurrentUpdate:
                 // Another worker still holds the thread (its lease has not run out): try later.
@@ -179,9 +199,9 @@ final class RunExecutor: Sendable {
         }
         switch cause {
         case Stop.budget(let detail):
-            try await finish(run, .failed, error: "budget exceeded", notice: "I can't answer now: \(detail).")
+            try await finish(run, .failed, error: "budget exceeded", notice: "I can't answer now: \(detail).", job: job)
         case let llm as LLMError:
-            try await finish(run, .failed, error: llm.description, notice: "I couldn't answer: \(Self.explain(llm)).")
+            try await finish(run, .failed, error: llm.description, notice: "I couldn't answer: \(Self.explain(llm)).", job: job)
         default:
             // Retried by the job queue; on the last attempt `handle` ends the run with a notice.
             throw error
@@ -223,7 +243,7 @@ final class RunExecutor: Sendable {
         }
     }
 
-    private func requestApproval(_ run: AssistantRun, _ interrupts: [Interrupt]) async throws {
+    private func requestApproval(_ run: AssistantRun, _ interrupts: [Interrupt], job: JobQueue.ClaimedJob) async throws {
         guard let id = run.id, let payload = interrupts.first?.payload,
               let request = try? payload.decode(as: ApprovalRequest.self)
         else { throw StorageError.unreadable("an approval request") }
@@ -240,6 +260,7 @@ final class RunExecutor: Sendable {
             try await outbox.record(RunApprovalRequested(RunDTO(current)), in: current.conversationID, at: now)
             try await AssistantRunStep.append(runID: id, kind: "approval", name: request.tool, startedAt: now, durationMS: 0,
                                               detail: ["requested": ["tool": .string(request.tool), "arguments": .string(request.arguments)]], on: tx)
+            try await JobQueue.succeed(job, at: now, in: outbox)
             return true
         }
         guard moved else { return }
@@ -249,10 +270,11 @@ final class RunExecutor: Sendable {
                            for: run, key: "approval-\(round)")
     }
 
-    private func complete(_ run: AssistantRun, answer: String) async throws {
+    private func complete(_ run: AssistantRun, answer: String, job: JobQueue.ClaimedJob) async throws {
         let text = answer.trimmingCharacters(in: .whitespacesAndNewlines)
         let citations = try await cite(text, run: run)
-        try await finish(run, .completed, error: nil, notice: text.isEmpty ? "(I have no answer to give.)" : text, citations: citations)
+        try await finish(run, .completed, error: nil, notice: text.isEmpty ? "(I have no answer to give.)" : text, citations: citations,
+                         job: job)
     }
 
     /// `[#seq]` references in the answer that name a message of the conversation the asker
@@ -275,9 +297,10 @@ final class RunExecutor: Sendable {
     }
 
     /// Ends a run: posts the reply or notice as the assistant, then records the status and its
-    /// event and queues the next waiting run, in one transaction.
+    /// event, queues the next waiting run and, given the `job` that executes the run, marks it
+    /// done, in one transaction.
     func finish(_ run: AssistantRun, _ status: AssistantRun.Status, error: String?, notice: String?,
-                citations: [Citation] = []) async throws {
+                citations: [Citation] = [], job: JobQueue.ClaimedJob? = nil) async throws {
         guard let id = run.id else { return }
         let d = dependencies
         var replySeq: Int?
@@ -301,6 +324,7 @@ final class RunExecutor: Sendable {
             }
             try await AssistantDispatcher.promoteNext(assistantID: current.assistantID, conversationID: current.conversationID,
                                                       at: now, tx: tx, outbox: outbox)
+            if let job { try await JobQueue.succeed(job, at: now, in: outbox) }
             return current
         }
         if let finished {
@@ -318,8 +342,12 @@ final class RunExecutor: Sendable {
         do {
             let access = try await d.chat.conversations(db).access(run.conversationID, userID: run.assistantID)
             let messages = d.chat.messages(db)
-            let thread = try await Message.find(conversationID: run.conversationID, seq: run.triggerSeq, on: db)?.replyToID?.wire
-            let sent = try await messages.send(access, SendMessageRequest(body: text, replyTo: thread),
+            let known = triggerThreads.withLockedValue { $0[id] }
+            var thread: UUID?
+            if let known { thread = known } else {
+                thread = try await Message.find(conversationID: run.conversationID, seq: run.triggerSeq, on: db)?.replyToID
+            }
+            let sent = try await messages.send(access, SendMessageRequest(body: text, replyTo: thread?.wire),
                                                authorID: run.assistantID, idempotencyKey: "run:\(id.wire):\(key)", citations: citations)
             return sent.message.seq
         } catch let error as ConversationError {
@@ -331,15 +359,21 @@ final class RunExecutor: Sendable {
 
     // MARK: The graph and what the model sees
 
+    /// `handles`: user handles already known (from the prompt), so they are not read again.
     private func makeGraph(_ run: AssistantRun, _ assistant: Assistant, _ resolved: ModelCatalog.Resolved, trace: RunTrace,
-                           store: any GraphStore, on db: any Database) async throws -> AssistantGraph {
+                           store: any GraphStore, handles known: [UUID: String], on db: any Database) async throws -> AssistantGraph {
         guard let runID = run.id else { throw StorageError.unreadable("a run without an id") }
         let d = dependencies
         let tools = await AssistantTools.tools(for: assistant, client: d.client, mcp: d.mcp)
         let definitions = tools.values.map(\.definition).sorted { $0.name < $1.name }
-        let handles = try await User.handles(of: [run.assistantID, run.requesterID], on: db)
+        var handles = known
+        if handles[run.assistantID] == nil || handles[run.requesterID] == nil {
+            handles = try await User.handles(of: [run.assistantID, run.requesterID], on: db)
+        }
         let system = Self.systemPrompt(assistant, handle: handles[run.assistantID] ?? "assistant", asker: handles[run.requesterID] ?? "someone")
-        let approvers = Set([run.requesterID] + (try await Membership.managers(of: run.conversationID, on: db))).map(\.wire).sorted()
+        // Who may answer an approval request: read only when some tool needs approval.
+        let approvers = assistant.approvalTools.isEmpty ? []
+            : Set([run.requesterID] + (try await Membership.managers(of: run.conversationID, on: db))).map(\.wire).sorted()
         let modelName = assistant.model
 
         let callModel: @Sendable ([ChatMessage], NodeContext) async throws -> ChatMessage = { messages, context in
@@ -463,16 +497,26 @@ final class RunExecutor: Sendable {
         await dependencies.bus.publish(frame, to: run.conversationID)
     }
 
+    /// What the model reads first, and the handles of the people in it.
+    struct Prompt {
+        var text: String
+        var handles: [UUID: String]
+    }
+
     /// The history the model reads: the latest messages before the request, quoted as data,
-    /// then the request itself.
-    private func prompt(for run: AssistantRun, on db: any Database) async throws -> String {
-        // The assistant is a member (the run was started because it is); plain rows, no DTO extras.
+    /// then the request itself. Notes the thread the request is in, for the reply.
+    private func prompt(for run: AssistantRun, on db: any Database) async throws -> Prompt {
+        // The assistant is a member (the run was started because it is); plain lines, no DTO extras.
         var window = try await Message.window(in: run.conversationID, through: run.triggerSeq, limit: 21, on: db)
         guard let request = window.last, request.seq == run.triggerSeq else { throw ConversationError.messageNotFound }
         window.removeLast()
         let history = window
-        let handles = try await User.handles(of: Set((history + [request]).map { $0.$author.id }), on: db)
-        func author(_ message: Message) -> String { "@" + (handles[message.$author.id] ?? "unknown") }
+        if let id = run.id { triggerThreads.withLockedValue { $0[id] = .some(request.replyToID) } }
+        var handles = Dictionary((history + [request]).map { ($0.authorID, $0.authorHandle) }, uniquingKeysWith: { first, _ in first })
+        if handles[run.assistantID] == nil {
+            handles.merge(try await User.handles(of: [run.assistantID], on: db)) { first, _ in first }
+        }
+        func author(_ message: Message.Line) -> String { "@" + message.authorHandle }
         var text = ""
         let lines = history.map { message in "[#\(message.seq)] \(author(message)): \(Self.quote(message.body))" }
         if !lines.isEmpty {
@@ -480,7 +524,7 @@ final class RunExecutor: Sendable {
                 + lines.joined(separator: "\n") + "\n>>>\n\n"
         }
         text += "\(author(request)) asks (message #\(request.seq)):\n\(request.body)"
-        return text
+        return Prompt(text: text, handles: handles)
     }
 
     static func systemPrompt(_ assistant: Assistant, handle: String, asker: String) -> String {

@@ -1,5 +1,6 @@
 import Crypto
 import Fluent
+import SQLKit
 import Vapor
 
 final class Message: Model, @unchecked Sendable {
@@ -77,14 +78,38 @@ extension Message {
             .first()
     }
 
-    /// The latest `limit` messages with seq up to `seq`, oldest first, tombstones left out:
-    /// the plain rows, for readers that need no reactions or reply counts (an assistant's
-    /// prompt and tools).
-    static func window(in conversationID: UUID, through seq: Int? = nil, limit: Int, on db: any Database) async throws -> [Message] {
-        var query = Message.query(on: db)
-            .filter(\.$conversation.$id == conversationID)
-            .filter(\.$deletedAt == nil)
-        if let seq { query = query.filter(\.$seq <= seq) }
-        return try await query.sort(\.$seq, .descending).limit(limit).all().reversed()
+    /// A message as a reader of the conversation's text sees it: who wrote it (with their
+    /// handle), when, and the thread it is in. No reactions or reply counts.
+    struct Line: Decodable, Sendable {
+        let seq: Int
+        let authorID: UUID
+        let authorHandle: String
+        let body: String
+        let replyToID: UUID?
+        let createdAt: Date
+
+        enum CodingKeys: String, CodingKey {
+            case seq, body
+            case authorID = "author_id"
+            case authorHandle = "author_handle"
+            case replyToID = "reply_to_id"
+            case createdAt = "created_at"
+        }
+    }
+
+    /// The latest `limit` messages with seq up to `seq`, oldest first, tombstones left out, as
+    /// plain lines with their authors' handles (one query): for readers that need no
+    /// reactions or reply counts (an assistant's prompt and tools).
+    static func window(in conversationID: UUID, through seq: Int? = nil, limit: Int, on db: any Database) async throws -> [Line] {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        let upTo: SQLQueryString = seq.map { "AND m.seq <= \(bind: $0)" } ?? ""
+        let head: SQLQueryString = """
+            SELECT m.seq AS seq, m.author_id AS author_id, u.handle AS author_handle, m.body AS body,
+                   m.reply_to_id AS reply_to_id, m.created_at AS created_at
+            FROM messages m JOIN users u ON u.id = m.author_id
+            WHERE m.conversation_id = \(bind: conversationID) AND m.deleted_at IS NULL
+            """
+        let tail: SQLQueryString = " ORDER BY m.seq DESC LIMIT \(unsafeRaw: String(max(0, limit)))"
+        return try await sql.raw(head + " " + upTo + tail).all(decoding: Line.self).reversed()
     }
 }

@@ -59,7 +59,8 @@ struct JobQueue: Sendable {
         }
     }
 
-    /// A job this node holds. `attempt` is the claim's fencing token.
+    /// A job this node holds. `attempt` is the claim's fencing token; `holder` is the node
+    /// that claimed it.
     struct ClaimedJob: Sendable, Equatable {
         let id: UUID
         let queue: String
@@ -67,6 +68,7 @@ struct JobQueue: Sendable {
         let attempt: Int
         let maxAttempts: Int
         let createdAt: Date
+        let holder: String
 
         func decode<T: Decodable>(_: T.Type) throws -> T {
             try EventLog.decoder.decode(T.self, from: Data(payload.utf8))
@@ -83,6 +85,32 @@ struct JobQueue: Sendable {
         let id = try await enqueue(job, at: now, on: outbox.db)
         if id != nil { outbox.noteJobEnqueued() }
         return id
+    }
+
+    /// Adds a job in the transaction of `outbox` already claimed by this node's worker, which
+    /// runs it as soon as the transaction commits: no claim transaction, no wait for the worker
+    /// to look. `slot` is a place the worker reserved for it; when the transaction rolls back
+    /// the slot is given back and no job exists. Returns nil when a job with the same dedupe
+    /// key already exists (and that one runs however it was going to).
+    @discardableResult
+    static func enqueue(_ job: NewJob, at now: Date, in outbox: Outbox, runningIn slot: JobWorker.Slot) async throws -> ClaimedJob? {
+        guard let sql = outbox.db as? any SQLDatabase else { throw StorageError.notSQL }
+        guard !job.queue.isEmpty, job.maxAttempts >= 1 else { throw JobQueueError.invalidJob }
+        let queue = slot.queue
+        struct Row: Decodable { let id: UUID }
+        let id = UUID()
+        guard try await sql.raw("""
+            INSERT INTO jobs (id, queue, payload, state, dedupe_key, attempts, max_attempts, run_at, created_at, locked_by, lease_expires_at)
+            VALUES (\(bind: id), \(bind: job.queue), \(bind: job.payload), \(bind: Job.State.running.rawValue), \(bind: job.dedupeKey),
+                    1, \(bind: job.maxAttempts), \(bind: job.runAt ?? now), \(bind: now), \(bind: queue.node),
+                    \(bind: now.addingTimeInterval(seconds(queue.lease))))
+            ON CONFLICT DO NOTHING RETURNING id
+            """).first(decoding: Row.self) != nil
+        else { return nil }
+        let claimed = ClaimedJob(id: id, queue: job.queue, payload: job.payload, attempt: 1, maxAttempts: job.maxAttempts,
+                                 createdAt: now, holder: queue.node)
+        outbox.noteJobClaimed(claimed, slot: slot)
+        return claimed
     }
 
     /// Adds a job on `db` (a transaction of the caller's, or on its own).
@@ -103,9 +131,10 @@ struct JobQueue: Sendable {
     // MARK: Claiming and finishing
 
     /// Claims up to `limit` ready jobs of `queues` for one lease: queued jobs that are due,
-    /// and running jobs whose lease has run out (dead-lettered instead when they have no
-    /// attempts left).
-    func claim(queues: [String], limit: Int, on db: any Database) async throws -> [ClaimedJob] {
+    /// and running jobs whose lease has run out. With `reap`, first dead-letters the running
+    /// jobs whose lease ran out on their last attempt (a worker does that on its polls, not on
+    /// every claim: such jobs are rare, and are never claimed either way).
+    func claim(queues: [String], limit: Int, reap: Bool = true, on db: any Database) async throws -> [ClaimedJob] {
         guard !queues.isEmpty, limit > 0 else { return [] }
         let now = clock.now()
         let expires = now.addingTimeInterval(Self.seconds(lease))
@@ -113,12 +142,14 @@ struct JobQueue: Sendable {
         return try await db.writeTransaction(gate) { tx in
             guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
             let inQueues: SQLQueryString = "queue IN (\(binds: queues))"
-            try await sql.raw("""
+            if reap {
+                try await sql.raw("""
                 UPDATE jobs SET state = \(bind: Job.State.dead.rawValue), locked_by = NULL, lease_expires_at = NULL,
                        finished_at = \(bind: now), last_error = \(bind: "the lease ran out on its last attempt")
                 WHERE \(inQueues) AND state = \(bind: Job.State.running.rawValue)
                   AND lease_expires_at <= \(bind: now) AND attempts >= max_attempts
                 """).run()
+            }
             let skipLocked: SQLQueryString = sql.dialect.name == "postgresql" ? "FOR UPDATE SKIP LOCKED" : ""
             struct Row: Decodable {
                 let id: UUID, queue: String, payload: String, attempts: Int, max_attempts: Int, created_at: Date
@@ -129,13 +160,14 @@ struct JobQueue: Sendable {
                 WHERE id IN (
                     SELECT id FROM jobs
                     WHERE \(inQueues) AND ((state = \(bind: Job.State.queued.rawValue) AND run_at <= \(bind: now))
-                       OR (state = \(bind: Job.State.running.rawValue) AND lease_expires_at <= \(bind: now)))
+                       OR (state = \(bind: Job.State.running.rawValue) AND lease_expires_at <= \(bind: now)
+                           AND attempts < max_attempts))
                     ORDER BY run_at, created_at LIMIT \(unsafeRaw: String(limit)) \(skipLocked))
                 RETURNING id, queue, payload, attempts, max_attempts, created_at
                 """).all(decoding: Row.self)
             return rows.map {
                 ClaimedJob(id: $0.id, queue: $0.queue, payload: $0.payload, attempt: $0.attempts, maxAttempts: $0.max_attempts,
-                           createdAt: $0.created_at)
+                           createdAt: $0.created_at, holder: node)
             }
         }
     }
@@ -153,6 +185,22 @@ struct JobQueue: Sendable {
         try await update(job, on: db, """
             state = \(bind: Job.State.succeeded.rawValue), locked_by = NULL, lease_expires_at = NULL, finished_at = \(bind: clock.now())
             """)
+    }
+
+    /// Marks the job done inside the handler's own write transaction (the one that records
+    /// the work's result), so finishing costs no transaction of its own; the worker learns of
+    /// it when that transaction commits. False when the claim was lost.
+    @discardableResult
+    static func succeed(_ job: ClaimedJob, at now: Date, in outbox: Outbox) async throws -> Bool {
+        guard let sql = outbox.db as? any SQLDatabase else { throw StorageError.notSQL }
+        let held = try await !sql.raw("""
+            UPDATE jobs SET state = \(bind: Job.State.succeeded.rawValue), locked_by = NULL, lease_expires_at = NULL,
+                   finished_at = \(bind: now)
+            WHERE id = \(bind: job.id) AND locked_by = \(bind: job.holder) AND attempts = \(bind: job.attempt)
+              AND state = \(bind: Job.State.running.rawValue) RETURNING id
+            """).all().isEmpty
+        if held { outbox.noteJobSettled(job.id) }
+        return held
     }
 
     /// Records a failed attempt: the job is queued again after the back-off, or dead-lettered

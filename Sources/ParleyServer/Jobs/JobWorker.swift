@@ -8,6 +8,11 @@ import Vapor
 /// the handler if the claim is lost), and records success, retry or dead letter. It looks for
 /// work every `pollInterval`, and at once when this node commits a transaction that enqueued
 /// a job, or a handler finishes while every slot was taken.
+///
+/// A transaction on this node can also enqueue a job already claimed for this worker (in a
+/// slot it reserved, `reserveSlot`): the worker runs it as soon as the transaction commits,
+/// with no claim transaction and no wait. A handler may finish its job in its own transaction
+/// (`JobQueue.succeed(_:at:in:)`), which spares the worker recording it.
 final class JobWorker: LifecycleHandler, Sendable {
     typealias Handler = @Sendable (JobQueue.ClaimedJob) async throws -> Void
 
@@ -18,6 +23,38 @@ final class JobWorker: LifecycleHandler, Sendable {
         var metricsInterval: Duration = .seconds(15)
     }
 
+    /// A place in the worker's concurrency held for one job that a transaction is enqueueing
+    /// already claimed. It is given back when that transaction does not commit (when the slot
+    /// is released unused), or when the job, handed off, finishes.
+    final class Slot: Sendable {
+        let queue: JobQueue
+        fileprivate let worker: JobWorker
+        private let used = NIOLockedValueBox(false)
+
+        fileprivate init(queue: JobQueue, worker: JobWorker) {
+            self.queue = queue
+            self.worker = worker
+        }
+
+        /// Marks the slot as taken by a job; false when it already was.
+        fileprivate func take() -> Bool {
+            used.withLockedValue { used in
+                defer { used = true }
+                return !used
+            }
+        }
+
+        deinit {
+            if take() { worker.release(1) }
+        }
+    }
+
+    /// A job claimed at enqueue, with the slot it runs in.
+    struct HandOff: Sendable {
+        let job: JobQueue.ClaimedJob
+        let slot: Slot
+    }
+
     let queue: JobQueue
     let options: Options
     private let database: @Sendable () throws -> any Database
@@ -26,6 +63,17 @@ final class JobWorker: LifecycleHandler, Sendable {
     private let handlers = NIOLockedValueBox<[String: Handler]>([:])
     private let wakeUps = WakeSignal()
     private let loop = NIOLockedValueBox<Task<Void, Never>?>(nil)
+
+    private struct State {
+        /// Slots taken: jobs running, claims in flight, slots reserved for hand-offs.
+        var busy = 0
+        var running = false
+        var handOffs: [HandOff] = []
+        /// Jobs whose handlers finished them in their own transactions.
+        var settled: Set<UUID> = []
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     init(queue: JobQueue, options: Options, database: @escaping @Sendable () throws -> any Database,
          metrics: JobMetrics?, logger: Logger) {
@@ -47,6 +95,37 @@ final class JobWorker: LifecycleHandler, Sendable {
         wakeUps.signal()
     }
 
+    /// A free slot for a job of `queueName` that a transaction is about to enqueue already
+    /// claimed (`JobQueue.enqueue(_:at:in:runningIn:)`); nil when this worker is not running,
+    /// has no handler for that queue, or has no free slot (enqueue the job plainly then).
+    func reserveSlot(for queueName: String) -> Slot? {
+        guard handlers.withLockedValue({ $0[queueName] != nil }) else { return nil }
+        let granted = state.withLockedValue { state in
+            guard state.running, state.busy < options.concurrency else { return false }
+            state.busy += 1
+            return true
+        }
+        return granted ? Slot(queue: queue, worker: self) : nil
+    }
+
+    /// What a committed transaction on this node means for the worker: jobs to look for,
+    /// jobs handed to it, jobs its handlers finished.
+    func committed(_ commit: Outbox.Commit) {
+        if !commit.settledJobs.isEmpty {
+            state.withLockedValue { $0.settled.formUnion(commit.settledJobs) }
+        }
+        let mine = commit.claimedJobs.filter { $0.slot.worker === self && $0.slot.take() }
+        if !mine.isEmpty {
+            state.withLockedValue { $0.handOffs += mine }
+        }
+        if commit.enqueuedJobs || !mine.isEmpty { wake() }
+    }
+
+    fileprivate func release(_ count: Int) {
+        guard count > 0 else { return }
+        state.withLockedValue { $0.busy -= count }
+    }
+
     func didBootAsync(_ application: Application) async throws {
         start()
     }
@@ -58,6 +137,7 @@ final class JobWorker: LifecycleHandler, Sendable {
     func start() {
         loop.withLockedValue { loop in
             guard loop == nil else { return }
+            state.withLockedValue { $0.running = true }
             loop = Task { await self.run() }
         }
     }
@@ -69,42 +149,60 @@ final class JobWorker: LifecycleHandler, Sendable {
             defer { loop = nil }
             return loop
         }
+        state.withLockedValue { $0.running = false }
         task?.cancel()
         await task?.value
+        // Jobs handed off but not started keep their claim until the lease runs out.
+        let dropped = state.withLockedValue { state in
+            defer { state.handOffs = [] }
+            return state.handOffs.count
+        }
+        release(dropped)
     }
 
     private func run() async {
         var nextMetrics = ContinuousClock.now
+        var nextReap = ContinuousClock.now
         await withDiscardingTaskGroup { group in
-            var running = 0
-            let finished = NIOLockedValueBox(0)
             // Whether the last claim filled every free slot (more may be waiting). Only then does
             // a finished handler look again at once; otherwise new work announces itself (a
             // commit on this node) or is found by the poll (other nodes, retries falling due).
             let saturated = NIOLockedValueBox(false)
-            while !Task.isCancelled {
-                running -= finished.withLockedValue { count in
-                    defer { count = 0 }
-                    return count
+            func begin(_ job: JobQueue.ClaimedJob) {
+                guard let handler = self.handlers.withLockedValue({ $0[job.queue] }) else {
+                    self.release(1)
+                    return
                 }
+                group.addTask {
+                    await self.execute(job, handler)
+                    self.release(1)
+                    if saturated.withLockedValue({ $0 }) { self.wake() }
+                }
+            }
+            while !Task.isCancelled {
+                let handOffs = state.withLockedValue { state in
+                    defer { state.handOffs = [] }
+                    return state.handOffs
+                }
+                for handOff in handOffs { begin(handOff.job) }
                 let queues = handlers.withLockedValue { Array($0.keys) }.sorted()
                 var claimedAll = false
-                if running < options.concurrency, !queues.isEmpty {
+                let free = state.withLockedValue { state in
+                    let free = queues.isEmpty ? 0 : max(0, options.concurrency - state.busy)
+                    state.busy += free
+                    return free
+                }
+                if free > 0 {
                     do {
-                        let free = options.concurrency - running
-                        let jobs = try await queue.claim(queues: queues, limit: free, on: database())
+                        let reap = ContinuousClock.now >= nextReap
+                        if reap { nextReap = ContinuousClock.now + options.pollInterval }
+                        let jobs = try await queue.claim(queues: queues, limit: free, reap: reap, on: database())
+                        release(free - jobs.count)
                         claimedAll = jobs.count == free
                         saturated.withLockedValue { $0 = claimedAll }
-                        for job in jobs {
-                            guard let handler = handlers.withLockedValue({ $0[job.queue] }) else { continue }
-                            running += 1
-                            group.addTask {
-                                await self.execute(job, handler)
-                                finished.withLockedValue { $0 += 1 }
-                                if saturated.withLockedValue({ $0 }) { self.wake() }
-                            }
-                        }
+                        for job in jobs { begin(job) }
                     } catch {
+                        release(free)
                         logger.warning("could not claim jobs", metadata: ["error": .string(String(describing: error))])
                     }
                 }
@@ -157,6 +255,7 @@ final class JobWorker: LifecycleHandler, Sendable {
             outcome = await withTaskCancellationHandler { await work.value } onCancel: { work.cancel() }
             group.cancelAll()
         }
+        let settled = state.withLockedValue { $0.settled.remove(job.id) != nil }
         if lost.withLockedValue({ $0 }) {
             logger.warning("a job's lease was lost while it ran; another node has it",
                            metadata: ["job_id": .string(job.id.wire), "queue": .string(job.queue)])
@@ -166,7 +265,7 @@ final class JobWorker: LifecycleHandler, Sendable {
             let db = try database()
             switch outcome {
             case .success:
-                try await queue.succeed(job, on: db)
+                if !settled { try await queue.succeed(job, on: db) }
                 metrics?.finished(queue: job.queue, outcome: "succeeded")
             case .failure(let error):
                 let permanent = error is PermanentJobFailure

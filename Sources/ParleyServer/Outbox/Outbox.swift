@@ -17,6 +17,8 @@ final class Outbox: Sendable {
     private struct State {
         var events: [CommittedEvent] = []
         var jobsEnqueued = false
+        var claimedJobs: [JobWorker.HandOff] = []
+        var settledJobs: [UUID] = []
         var ordered = false
     }
 
@@ -43,13 +45,30 @@ final class Outbox: Sendable {
         state.withLockedValue { $0.jobsEnqueued = true }
     }
 
+    /// Notes a job this transaction enqueued already claimed by this node's worker, to run
+    /// in `slot` once it commits.
+    func noteJobClaimed(_ job: JobQueue.ClaimedJob, slot: JobWorker.Slot) {
+        state.withLockedValue { $0.claimedJobs.append(JobWorker.HandOff(job: job, slot: slot)) }
+    }
+
+    /// Notes that this transaction finished a job its worker is running.
+    func noteJobSettled(_ id: UUID) {
+        state.withLockedValue { $0.settledJobs.append(id) }
+    }
+
     var commit: Commit {
-        state.withLockedValue { Commit(events: $0.events, enqueuedJobs: $0.jobsEnqueued) }
+        state.withLockedValue {
+            Commit(events: $0.events, enqueuedJobs: $0.jobsEnqueued, claimedJobs: $0.claimedJobs, settledJobs: $0.settledJobs)
+        }
     }
 
     /// What a committed transaction left.
     struct Commit: Sendable {
         var events: [CommittedEvent]
         var enqueuedJobs: Bool
+        /// Jobs it enqueued already claimed by this node, for its worker to run now.
+        var claimedJobs: [JobWorker.HandOff] = []
+        /// Jobs it marked done (a handler finishing its job in its own transaction).
+        var settledJobs: [UUID] = []
     }
 }
