@@ -156,7 +156,10 @@ public final class CompiledGraph<S: GraphState>: Sendable {
         }
         defer { heartbeat.cancel() }
         do {
-            let result = try await runner(scope: scope, namespace: "", emit: emit, modes: modes).run(input, checkpointID: config.checkpointID)
+            let runner = runner(scope: scope, namespace: "", emit: emit, modes: modes)
+            // Version 0: the thread has no checkpoint yet, so there is nothing to read.
+            if version == 0, config.checkpointID == nil { runner.startFresh = true }
+            let result = try await runner.run(input, checkpointID: config.checkpointID)
             try await writer.flush()
             try? await saver.release(thread: thread, runID: runID)
             return result

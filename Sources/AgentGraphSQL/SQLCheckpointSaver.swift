@@ -66,14 +66,14 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     }
 
     private func claimStatements(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
-        try await database.raw("""
-            INSERT INTO \(ident: threads) (thread_id, version, run_id, lease_until)
-            VALUES (\(bind: thread), 0, NULL, 0) ON CONFLICT (thread_id) DO NOTHING
-            """).run()
+        // One statement: the thread's row is created, or taken when free (no run holds it, this
+        // run does, or the holder's lease ran out); when held by another live run it is left
+        // alone and nothing is returned.
         let row = try await database.raw("""
-            UPDATE \(ident: threads) SET run_id = \(bind: runID), lease_until = \(bind: leaseUntil.timeIntervalSince1970)
-            WHERE thread_id = \(bind: thread)
-              AND (run_id IS NULL OR run_id = \(bind: runID) OR lease_until <= \(bind: now.timeIntervalSince1970))
+            INSERT INTO \(ident: threads) AS t (thread_id, version, run_id, lease_until)
+            VALUES (\(bind: thread), 0, \(bind: runID), \(bind: leaseUntil.timeIntervalSince1970))
+            ON CONFLICT (thread_id) DO UPDATE SET run_id = excluded.run_id, lease_until = excluded.lease_until
+            WHERE t.run_id IS NULL OR t.run_id = excluded.run_id OR t.lease_until <= \(bind: now.timeIntervalSince1970)
             RETURNING version
             """).first()
         guard let row else { throw CheckpointConflict.busy }

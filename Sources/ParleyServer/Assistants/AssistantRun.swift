@@ -1,5 +1,6 @@
 import AgentGraph
 import Fluent
+import FluentSQL
 import Foundation
 import SQLKit
 
@@ -118,16 +119,24 @@ extension AssistantRun {
     /// was not in one of those states (someone else moved it first).
     static func transition(_ id: UUID, from: [Status], to: Status, set extra: [(String, any Encodable & Sendable)] = [],
                            on db: any Database) async throws -> Bool {
+        struct Row: Decodable { let id: UUID }
+        return try await !moving(id, from: from, to: to, set: extra, on: db).returning("id").all(decoding: Row.self).isEmpty
+    }
+
+    /// `transition`, returning the run as the change left it (one statement); nil when the run
+    /// was not in one of `from`.
+    static func transitioned(_ id: UUID, from: [Status], to: Status, set extra: [(String, any Encodable & Sendable)] = [],
+                             on db: any Database) async throws -> AssistantRun? {
+        try await moving(id, from: from, to: to, set: extra, on: db).returning(SQLLiteral.all).first()?
+            .decode(fluentModel: AssistantRun.self)
+    }
+
+    private static func moving(_ id: UUID, from: [Status], to: Status, set extra: [(String, any Encodable & Sendable)],
+                               on db: any Database) throws -> SQLUpdateBuilder {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
         var update = sql.update(schema).set("status", to: to.rawValue)
         for (column, value) in extra { update = update.set(SQLIdentifier(column), to: SQLBind(value)) }
-        struct Row: Decodable { let id: UUID }
-        let rows = try await update
-            .where("id", .equal, id)
-            .where("status", .in, from.map(\.rawValue))
-            .returning("id")
-            .all(decoding: Row.self)
-        return !rows.isEmpty
+        return update.where("id", .equal, id).where("status", .in, from.map(\.rawValue))
     }
 
     /// Adds a model call's usage to the run.

@@ -243,8 +243,7 @@ struct AssistantService: Sendable {
         let json = String(decoding: try EventLog.encoder.encode(decision), as: UTF8.self)
         let now = clock.now()
         let updated: AssistantRun? = try await db.writeTransaction(writes) { tx, outbox in
-            guard try await AssistantRun.transition(id, from: [.awaitingApproval], to: .queued, set: [("decision", json)], on: tx),
-                  let current = try await AssistantRun.find(id, on: tx)
+            guard let current = try await AssistantRun.transitioned(id, from: [.awaitingApproval], to: .queued, set: [("decision", json)], on: tx)
             else { return nil }
             try await AssistantRunStep.append(runID: id, kind: "approval", name: request.tool, startedAt: now, durationMS: 0,
                                               detail: ["decision": .object(["approved": .bool(decision.approved), "reason": decision.reason.map { .string($0) } ?? .null,
@@ -268,12 +267,10 @@ struct AssistantService: Sendable {
         let now = clock.now()
         let result: AssistantRun? = try await db.writeTransaction(writes) { tx, outbox in
             if run.status == .running {
-                guard try await AssistantRun.transition(id, from: [.running], to: .running, set: [("cancel_requested", true)], on: tx) else { return nil }
-                return try await AssistantRun.find(id, on: tx)
+                return try await AssistantRun.transitioned(id, from: [.running], to: .running, set: [("cancel_requested", true)], on: tx)
             }
-            guard try await AssistantRun.transition(id, from: [run.status], to: .cancelled,
-                                                    set: [("finished_at", now), ("error", "cancelled"), ("cancel_requested", true)], on: tx),
-                  let current = try await AssistantRun.find(id, on: tx)
+            guard let current = try await AssistantRun.transitioned(id, from: [run.status], to: .cancelled,
+                                                                     set: [("finished_at", now), ("error", "cancelled"), ("cancel_requested", true)], on: tx)
             else { return nil }
             try await outbox.record(RunCancelled(RunDTO(current)), in: current.conversationID, at: now)
             try await AssistantDispatcher.promoteNext(assistantID: current.assistantID, conversationID: current.conversationID,

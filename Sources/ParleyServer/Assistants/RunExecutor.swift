@@ -253,9 +253,9 @@ final class RunExecutor: Sendable {
         let trace = traces.withLockedValue { $0[id] }
         let moved: Bool = try await d.database().writeTransaction(d.writes) { tx, outbox in
             if let trace, let sql = tx as? any SQLDatabase { try await trace.flush(on: sql) }
-            guard try await AssistantRun.transition(id, from: [.running, .queued], to: .awaitingApproval,
-                                                    set: [("approval", json), ("approval_round", round), ("decision", String?.none)], on: tx),
-                  let current = try await AssistantRun.find(id, on: tx)
+            guard let current = try await AssistantRun.transitioned(
+                id, from: [.running, .queued], to: .awaitingApproval,
+                set: [("approval", json), ("approval_round", round), ("decision", String?.none)], on: tx)
             else { return false }
             try await outbox.record(RunApprovalRequested(RunDTO(current)), in: current.conversationID, at: now)
             try await AssistantRunStep.append(runID: id, kind: "approval", name: request.tool, startedAt: now, durationMS: 0,
@@ -313,8 +313,8 @@ final class RunExecutor: Sendable {
         let trace = traces.withLockedValue { $0[id] }
         let finished: AssistantRun? = try await d.database().writeTransaction(d.writes) { [extra] tx, outbox in
             if let trace, let sql = tx as? any SQLDatabase { try await trace.flush(on: sql) }
-            guard try await AssistantRun.transition(id, from: [.pending, .queued, .running, .awaitingApproval], to: status, set: extra, on: tx),
-                  let current = try await AssistantRun.find(id, on: tx)
+            guard let current = try await AssistantRun.transitioned(id, from: [.pending, .queued, .running, .awaitingApproval], to: status,
+                                                                     set: extra, on: tx)
             else { return nil }
             let dto = RunDTO(current)
             switch status {

@@ -131,10 +131,10 @@ struct MessageService: Sendable {
         try validator.check()
         guard let body else { throw Self.notFound }
 
+        // A key used before is found by the unique (author, key) index when the insert fails,
+        // not by a read before every send: a replay rolls back (its seq with it) and answers as
+        // the first send was answered.
         let digest = Self.digest(conversationID: access.conversationID, body: body, replyTo: replyTarget?.id)
-        if let idempotencyKey, let earlier = try await replay(key: idempotencyKey, authorID: authorID, digest: digest, viewer: authorID) {
-            return earlier
-        }
 
         let conversationID = access.conversationID
         let now = clock.now()
@@ -175,7 +175,7 @@ struct MessageService: Sendable {
             }
             return Sent(message: try MessageDTO(message), replayed: false)
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true && idempotencyKey != nil {
-            // A concurrent request with the same key won; answer as it was answered.
+            // The key was used before (or by a concurrent request that won): answer as it was answered.
             if let earlier = try await replay(key: idempotencyKey!, authorID: authorID, digest: digest, viewer: authorID) {
                 return earlier
             }

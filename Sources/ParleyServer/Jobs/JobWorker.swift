@@ -69,6 +69,9 @@ final class JobWorker: LifecycleHandler, Sendable {
         var busy = 0
         var running = false
         var handOffs: [HandOff] = []
+        /// Whether the loop should claim when it next wakes (not when it was woken only to
+        /// start jobs handed to it).
+        var claimWanted = true
         /// Jobs whose handlers finished them in their own transactions.
         var settled: Set<UUID> = []
     }
@@ -92,6 +95,7 @@ final class JobWorker: LifecycleHandler, Sendable {
 
     /// Look for work now.
     func wake() {
+        state.withLockedValue { $0.claimWanted = true }
         wakeUps.signal()
     }
 
@@ -118,7 +122,11 @@ final class JobWorker: LifecycleHandler, Sendable {
         if !mine.isEmpty {
             state.withLockedValue { $0.handOffs += mine }
         }
-        if commit.enqueuedJobs || !mine.isEmpty { wake() }
+        if commit.enqueuedJobs {
+            wake()
+        } else if !mine.isEmpty {
+            wakeUps.signal()
+        }
     }
 
     fileprivate func release(_ count: Int) {
@@ -163,6 +171,7 @@ final class JobWorker: LifecycleHandler, Sendable {
     private func run() async {
         var nextMetrics = ContinuousClock.now
         var nextReap = ContinuousClock.now
+        var nextPoll = ContinuousClock.now + options.pollInterval
         await withDiscardingTaskGroup { group in
             // Whether the last claim filled every free slot (more may be waiting). Only then does
             // a finished handler look again at once; otherwise new work announces itself (a
@@ -176,7 +185,11 @@ final class JobWorker: LifecycleHandler, Sendable {
                 group.addTask {
                     await self.execute(job, handler)
                     self.release(1)
-                    if saturated.withLockedValue({ $0 }) { self.wake() }
+                    if saturated.withLockedValue({ $0 }) {
+                        self.wake()
+                    } else if self.state.withLockedValue({ $0.claimWanted }) {
+                        self.wakeUps.signal()
+                    }
                 }
             }
             while !Task.isCancelled {
@@ -187,8 +200,15 @@ final class JobWorker: LifecycleHandler, Sendable {
                 for handOff in handOffs { begin(handOff.job) }
                 let queues = handlers.withLockedValue { Array($0.keys) }.sorted()
                 var claimedAll = false
+                if ContinuousClock.now >= nextPoll {
+                    nextPoll = ContinuousClock.now + options.pollInterval
+                    state.withLockedValue { $0.claimWanted = true }
+                }
                 let free = state.withLockedValue { state in
                     let free = queues.isEmpty ? 0 : max(0, options.concurrency - state.busy)
+                    // With no free slot the wish stays: the next handler to finish looks.
+                    guard state.claimWanted, free > 0 else { return 0 }
+                    state.claimWanted = false
                     state.busy += free
                     return free
                 }
@@ -200,9 +220,11 @@ final class JobWorker: LifecycleHandler, Sendable {
                         release(free - jobs.count)
                         claimedAll = jobs.count == free
                         saturated.withLockedValue { $0 = claimedAll }
+                        if claimedAll { state.withLockedValue { $0.claimWanted = true } }
                         for job in jobs { begin(job) }
                     } catch {
                         release(free)
+                        state.withLockedValue { $0.claimWanted = true }
                         logger.warning("could not claim jobs", metadata: ["error": .string(String(describing: error))])
                     }
                 }
