@@ -234,6 +234,68 @@ struct JobQueueTests {
         }
     }
 
+    @Test("a job enqueued already claimed runs when its transaction commits, with no claim; a rolled-back one gives its slot back; a handler may finish its job in its own transaction",
+          .timeLimit(.minutes(1)))
+    func handOff() async throws {
+        try await withParley { app, context in
+            struct Boom: Error {}
+            var options = JobWorker.Options()
+            options.concurrency = 1
+            // No poll and no wake-up for plain enqueues: only a hand-off can start the job.
+            options.pollInterval = .seconds(3600)
+            let worker = JobWorker(queue: Self.queue(app, context, node: "a"), options: options, database: { app.db }, metrics: nil,
+                                   logger: app.logger)
+            let gate = try #require(app.storage[WriteGateKey.self])
+            gate.onCommit { worker.committed($0) }
+            let (ran, ranOnce) = AsyncStream<JobQueue.ClaimedJob>.makeStream()
+            let finishedAt = context.clock.now.addingTimeInterval(5)
+            worker.register("mail") { job in
+                // The handler records its result and finishes the job in one transaction.
+                let held = try await app.db.writeTransaction(gate) { _, outbox in
+                    try await JobQueue.succeed(job, at: finishedAt, in: outbox)
+                }
+                #expect(held)
+                ranOnce.yield(job)
+            }
+            #expect(worker.reserveSlot(for: "mail") == nil, "a worker that is not running takes no hand-offs")
+            worker.start()
+            #expect(worker.reserveSlot(for: "other") == nil, "no handler for that queue")
+            let now = context.clock.now
+
+            // given a reserved slot whose transaction rolls back
+            do {
+                let slot = try #require(worker.reserveSlot(for: "mail"))
+                #expect(worker.reserveSlot(for: "mail") == nil, "the only slot is taken")
+                await #expect(throws: Boom.self) {
+                    try await app.db.writeTransaction(gate) { _, outbox in
+                        try await JobQueue.enqueue(.init(queue: "mail", payload: "{}"), at: now, in: outbox, runningIn: slot)
+                        throw Boom()
+                    }
+                }
+            }
+            // then no job exists and the slot is free again
+            #expect(try await Job.query(on: app.db).count() == 0)
+            #expect(worker.busySlots == 0)
+
+            // when a transaction enqueues a job in a reserved slot and commits
+            let slot = try #require(worker.reserveSlot(for: "mail"))
+            let claimed = try await app.db.writeTransaction(gate) { _, outbox in
+                try await JobQueue.enqueue(.init(queue: "mail", payload: #"{"to":"ann"}"#), at: now, in: outbox, runningIn: slot)
+            }
+            // then the worker runs it at once, on its first attempt, as claimed by this node
+            let job = try #require(await ran.first { _ in true })
+            #expect(job.id == claimed?.id)
+            #expect(job.attempt == 1)
+            #expect(job.holder == "a")
+            await worker.stop()
+            let stored = try await Self.job(app, job.id)
+            #expect(stored.state == .succeeded)
+            #expect(stored.attempts == 1)
+            #expect(stored.finishedAt == finishedAt)
+            #expect(worker.busySlots == 0)
+        }
+    }
+
     @Test("maintenance deletes succeeded jobs older than the event window and keeps dead ones")
     func pruneSucceeded() async throws {
         try await withParley { app, context in

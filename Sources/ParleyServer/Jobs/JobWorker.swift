@@ -129,6 +129,9 @@ final class JobWorker: LifecycleHandler, Sendable {
         }
     }
 
+    /// Slots taken now (running jobs, claims in flight, reservations).
+    var busySlots: Int { state.withLockedValue { $0.busy } }
+
     fileprivate func release(_ count: Int) {
         guard count > 0 else { return }
         state.withLockedValue { $0.busy -= count }
