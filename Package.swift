@@ -61,7 +61,7 @@ let package = Package(
                 "AgentGraphSQL",
                 .product(name: "MCP", package: "swift-sdk"),
             ],
-            resources: [.copy("Resources/openapi.yaml")],
+            resources: [.copy("Resources/openapi.yaml"), .copy("Resources/Public")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

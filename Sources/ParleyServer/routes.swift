@@ -25,6 +25,11 @@ func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDepende
         connections: ConnectionLimiter(limit: accounts.settings.maxConnectionsPerUser), chat: chat, presence: presence,
         allowedOrigins: accounts.settings.allowedOrigins, ephemeral: ephemeral))
     try v1.register(collection: PresenceController(presence: presence, authentication: authentication))
+
+    // The web client, when this build has one.
+    if let assets = try WebAssets.bundled() {
+        try app.register(collection: WebClientController(assets: assets))
+    }
 }
 
 /// The bundled `openapi.yaml` (the same file as the repository root's, which links to it).

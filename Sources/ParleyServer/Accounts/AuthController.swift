@@ -14,6 +14,7 @@ struct AuthController: RouteCollection {
 
         let signedIn = auth.grouped(dependencies.authentication())
         signedIn.post("logout", use: logout)
+        signedIn.get("session", use: showSession)
         signedIn.delete("session", use: deleteSession)
     }
 
@@ -62,6 +63,22 @@ struct AuthController: RouteCollection {
             string: session.cookieValue, expires: session.expiresAt, path: "/",
             isSecure: dependencies.secureCookies, isHTTPOnly: true, sameSite: .lax)
         return response
+    }
+
+    /// The browser session the cookie names: its user and CSRF token. The cookie is HttpOnly,
+    /// so a page that was reloaded learns here who is signed in and what to send in
+    /// `X-CSRF-Token` (only a page of this origin can read the answer).
+    @Sendable
+    func showSession(_ request: Request) async throws -> BrowserSessionResponse {
+        let principal = try request.principal()
+        guard principal.method == .cookie, let cookie = request.cookies[AuthenticationMiddleware.cookieName]?.string else {
+            throw ProblemError.badRequest("GET /v1/auth/session reads a browser session; API clients use GET /v1/me.")
+        }
+        guard let session = try await Session.find(principal.sessionID, on: request.db),
+              let user = try await User.query(on: request.db).filter(\.$id == principal.userID).with(\.$profile).first()
+        else { throw ProblemError.unauthorized("The session has ended.") }
+        return BrowserSessionResponse(user: try UserDTO(user, profile: user.profile, includeEmail: true),
+                                      csrfToken: dependencies.tokens.csrfToken(forSessionToken: cookie), expiresAt: session.expiresAt)
     }
 
     @Sendable

@@ -1,0 +1,109 @@
+// Parley's web client: plain JavaScript modules, no build step. This file boots the session,
+// keeps the live stream, and routes between the screens (`#/c/<id>`, `#/search?q=`, …).
+
+import { get, onUnauthorized, setCSRF } from "./lib/api.js";
+import { clear, h } from "./lib/dom.js";
+import { LiveStream } from "./lib/live.js";
+import { applyFrame, emit, loadConversations, reset, state, subscribe, timeline } from "./lib/store.js";
+import { currentSession, renderAuth, signOut } from "./features/auth.js";
+import { renderSidebar } from "./features/sidebar.js";
+import { openConversation, closeConversation } from "./features/conversation.js";
+import { renderSearch } from "./features/search.js";
+
+const root = document.getElementById("app");
+let live = null;
+let shell = null;
+
+onUnauthorized(() => signedOut());
+
+async function boot() {
+  const session = await currentSession().catch(() => null);
+  if (session) await signedIn(session);
+  else showAuth();
+  addEventListener("hashchange", route);
+}
+
+function showAuth() {
+  renderAuth(root, { mode: location.hash === "#/signup" ? "signup" : "signin", onSignedIn: (session) => signedIn(session) });
+}
+
+async function signedIn(session) {
+  setCSRF(session.csrf_token);
+  state.me = session.user;
+  state.users.set(session.user.id, session.user);
+  buildShell();
+  // The stream starts live; what happened before is read over REST, then the stream is
+  // resumed from its last id on every reconnect.
+  live = new LiveStream({
+    onFrame: applyFrame,
+    onStatus: (status) => { state.connection = status; emit("connection"); },
+    onResync: () => refreshAll(),
+  });
+  // Connected first, then loaded: whatever happens while the lists load arrives on the stream
+  // and is applied once (messages by seq, unread counts only past a conversation's last seq).
+  state.live = live;
+  live.start();
+  await Promise.all([loadConversations(), loadPresence()]);
+  route();
+}
+
+async function loadPresence() {
+  try {
+    const presence = await get("/v1/presence");
+    for (const entry of presence.users) state.presence.set(entry.user_id, entry.status);
+    emit("presence");
+  } catch { /* presence is optional */ }
+}
+
+async function refreshAll() {
+  await loadConversations().catch(() => {});
+  for (const [id, line] of state.messages) if (line.loaded) timeline(id).loaded = false;
+  if (state.current) openConversation(state.current, { main: shell.main, thread: shell.thread, reload: true });
+}
+
+async function signedOut() {
+  live?.stop();
+  live = null;
+  reset();
+  showAuth();
+}
+
+function buildShell() {
+  const banner = h("div", { class: "banner", role: "status", hidden: true });
+  const sidebar = h("nav", { class: "sidebar", "aria-label": "Conversations" });
+  const main = h("main", { class: "pane", id: "main" });
+  const thread = h("aside", { class: "thread", "aria-label": "Thread", hidden: true });
+  const skip = h("a", { class: "skip", href: "#main", text: "Skip to conversation", onclick: (e) => { e.preventDefault(); main.querySelector("textarea, [tabindex]")?.focus(); } });
+  clear(root, skip, banner, h("div", { class: "shell" }, sidebar, main, thread));
+  shell = { banner, sidebar, main, thread };
+  renderSidebar(sidebar, { onSignOut: async () => { await signOut(); signedOut(); } });
+  const showConnection = () => {
+    const text = { live: "", connecting: "", reconnecting: "Reconnecting…", offline: "You are offline. Messages will appear when the connection is back." }[state.connection];
+    banner.hidden = !text;
+    banner.textContent = text || "";
+    root.dataset.connection = state.connection;
+  };
+  subscribe((kind) => { if (kind === "connection") showConnection(); });
+}
+
+function route() {
+  if (!state.me || !shell) return showAuth();
+  const hash = location.hash || "#/";
+  const conversation = hash.match(/^#\/c\/([0-9a-f-]{36})(?:\/m\/(\d+))?/i);
+  document.body.dataset.view = conversation ? "conversation" : "home";
+  if (conversation) {
+    openConversation(conversation[1], { main: shell.main, thread: shell.thread, focusSeq: conversation[2] ? Number(conversation[2]) : null });
+  } else if (hash.startsWith("#/search")) {
+    closeConversation();
+    const q = new URLSearchParams(hash.split("?")[1] || "").get("q") || "";
+    renderSearch(shell.main, q);
+  } else {
+    closeConversation();
+    clear(shell.main, h("section", { class: "empty" },
+      h("h2", { text: `Welcome, ${state.me.display_name || state.me.handle}` }),
+      h("p", { text: "Pick a conversation on the left, or start one." })));
+  }
+  emit("route");
+}
+
+boot().catch((error) => clear(root, h("p", { class: "boot", role: "alert", text: `Parley could not start: ${error.message}` })));

@@ -1,0 +1,52 @@
+// The sidebar: who I am, search, and my conversations ordered by activity with unread counts.
+
+import { h, clear } from "../lib/dom.js";
+import { conversationTitle, displayName, sortedConversations, state, subscribe } from "../lib/store.js";
+import { newConversationDialog, browseChannelsDialog, profileDialog } from "./dialogs.js";
+
+export function renderSidebar(root, { onSignOut }) {
+  const list = h("ul", { class: "conversation-list", "aria-label": "Your conversations" });
+  const search = h("form", { class: "search-box", role: "search", onsubmit: (event) => {
+    event.preventDefault();
+    const q = search.q.value.trim();
+    if (q) location.hash = `#/search?q=${encodeURIComponent(q)}`;
+  } }, h("label", { for: "search-q", class: "visually-hidden", text: "Search messages" }),
+    h("input", { id: "search-q", name: "q", type: "search", placeholder: "Search messages", autocomplete: "off" }));
+  const me = h("div", { class: "me" });
+  clear(root,
+    h("header", { class: "sidebar-header" }, h("strong", { class: "brand", text: "Parley" }), me),
+    search,
+    h("div", { class: "sidebar-actions" },
+      h("button", { type: "button", text: "New conversation", onclick: () => newConversationDialog() }),
+      h("button", { type: "button", text: "Browse channels", onclick: () => browseChannelsDialog() })),
+    list,
+    h("footer", { class: "sidebar-footer" },
+      h("button", { type: "button", text: "Profile", onclick: () => profileDialog() }),
+      h("button", { type: "button", text: "Sign out", onclick: onSignOut })));
+
+  const renderMe = () => clear(me, h("span", { class: "presence online", "aria-hidden": "true" }),
+    h("span", { text: state.me.display_name || state.me.handle }), h("span", { class: "handle", text: ` @${state.me.handle}` }));
+
+  const renderList = () => {
+    const items = sortedConversations().map((conversation) => {
+      const unread = conversation.unread_count || 0;
+      const current = conversation.id === state.current;
+      const last = conversation.last_message;
+      const preview = last ? `${displayName(last.author_id)}: ${last.body ?? "(deleted)"}` : "No messages yet";
+      return h("li", {},
+        h("a", { href: `#/c/${conversation.id}`, class: `conversation${current ? " current" : ""}${unread ? " unread" : ""}`,
+          "aria-current": current ? "page" : undefined, dataset: { id: conversation.id } },
+          h("span", { class: "title", text: conversationTitle(conversation) }),
+          unread ? h("span", { class: "badge", "aria-label": `${unread} unread`, text: unread > 99 ? "99+" : String(unread) }) : null,
+          h("span", { class: "preview", text: preview.slice(0, 80) })));
+    });
+    clear(list, items.length ? items : h("li", { class: "muted", text: "No conversations yet." }));
+  };
+
+  renderMe();
+  renderList();
+  subscribe((kind) => {
+    if (["conversations", "users", "members", "route"].includes(kind)) renderList();
+    if (kind === "me") renderMe();
+  });
+}
