@@ -28,6 +28,7 @@ func routes(_ app: Application, accounts: AccountDependencies, chat: ChatDepende
 
     // The web client, when this build has one.
     if let assets = try WebAssets.bundled() {
+        app.storage[WebAssetsKey.self] = assets
         try app.register(collection: WebClientController(assets: assets))
     }
 }

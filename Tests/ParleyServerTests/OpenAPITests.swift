@@ -30,7 +30,7 @@ struct OpenAPITests {
     @Test("every registered route is documented and every documented path is registered")
     func routesMatchDocument() async throws {
         try await withParley { app, _ in
-            let registered = Set(app.routes.all.map { route in
+            let routes = Set(app.routes.all.map { route in
                 let path = "/" + route.path.map { component -> String in
                     switch component {
                     case .parameter(let name): "{\(name)}"
@@ -39,6 +39,9 @@ struct OpenAPITests {
                 }.joined(separator: "/")
                 return "\(route.method.rawValue) \(path)"
             })
+            // The web client's assets (`/assets/<version>/<any path>`) are a catch-all that an
+            // OpenAPI path cannot express; the page that loads them, `/`, is documented.
+            let registered = routes.filter { !$0.hasPrefix("GET /assets/") }
             let documented = try Self.documented()
             #expect(registered.subtracting(documented).sorted() == [], "registered but not documented")
             #expect(documented.subtracting(registered).sorted() == [], "documented but not registered")

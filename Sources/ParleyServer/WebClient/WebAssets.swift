@@ -72,3 +72,7 @@ struct WebAssets: Sendable {
         }
     }
 }
+
+struct WebAssetsKey: StorageKey {
+    typealias Value = WebAssets
+}
