@@ -109,7 +109,10 @@ class ConversationView {
       if (detail.created && this.threadRoot && detail.created.reply_to === this.threadRoot.id) this.renderThread();
       if (detail.changed && this.threadRoot && (detail.changed.id === this.threadRoot.id || detail.changed.reply_to === this.threadRoot.id)) this.renderThread();
       this.markRead();
-    } else if ((kind === "deltas" || kind === "runs") && (!detail.conversationID || detail.conversationID === this.id)) {
+    } else if (kind === "runs" && detail.conversationID === this.id) {
+      // A finished run links its reply to its trace.
+      this.render();
+    } else if (kind === "deltas" && (!detail.conversationID || detail.conversationID === this.id)) {
       this.renderExtra();
     } else if (kind === "typing" && detail.conversationID === this.id) {
       const names = typingNames(this.id);
@@ -236,7 +239,8 @@ class ConversationView {
         h("time", { datetime: message.created_at, title: fullTime(message.created_at), text: shortTime(message.created_at) }),
         message.edited_at && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         message.pending ? h("span", { class: "status", text: message.failed ? "not sent" : "sending…" }) : null),
-      h("div", { class: "body" }, deleted ? h("em", { text: "This message was deleted." }) : richText(message.body || "")),
+      this.editing?.seq === message.seq && !message.pending && !deleted ? this.editor(message)
+        : h("div", { class: "body" }, deleted ? h("em", { text: "This message was deleted." }) : richText(message.body || "")),
       message.citations?.length ? h("p", { class: "citations" }, "Sources: ",
         message.citations.map((c) => h("a", { href: `#/c/${this.id}/m/${c.seq}`, text: `#${c.seq}` }))) : null,
       reactionBar(message, this.id),
@@ -246,7 +250,7 @@ class ConversationView {
       !message.pending && !deleted ? h("div", { class: "actions", role: "toolbar", "aria-label": "Message actions" },
         h("button", { type: "button", "aria-label": "React with 👍", onclick: () => react(this.id, message, "👍") }, "👍"),
         h("button", { type: "button", text: "Reply", onclick: () => this.openThread(message) }),
-        mine ? h("button", { type: "button", text: "Edit", onclick: () => this.edit(message, node) }) : null,
+        mine ? h("button", { type: "button", text: "Edit", onclick: () => this.edit(message) }) : null,
         canDelete ? h("button", { type: "button", text: "Delete", onclick: () => this.remove(message) }) : null,
         run ? h("button", { type: "button", text: "Run", onclick: () => traceDialog(run.id) }) : null) : null);
     return node;
@@ -315,32 +319,40 @@ class ConversationView {
   editLast() {
     const mine = this.line.items.filter((m) => m.author_id === state.me.id && !m.deleted_at && !m.reply_to).at(-1);
     if (!mine) return false;
-    const node = this.rows.querySelector(`[data-key="${CSS.escape(key(mine))}"]`);
-    if (node) this.edit(mine, node);
-    return !!node;
+    this.edit(mine);
+    return true;
   }
 
-  edit(message, node) {
-    const body = node.querySelector(".body");
+  // Editing is part of the view's state, so rows rendered again (a message arriving, a
+  // reaction) keep the editor and what was typed in it.
+  edit(message) {
+    this.editing = { seq: message.seq, draft: message.body };
+    this.render();
+    const field = this.main.querySelector(`[data-key="${CSS.escape(key(message))}"] textarea.edit`);
+    field?.focus();
+  }
+
+  editor(message) {
     const field = h("textarea", { class: "edit", "aria-label": "Edit message", rows: 2 });
-    field.value = message.body;
+    field.value = this.editing.draft;
+    const done = () => { this.editing = null; this.render(); this.composer.focus(); };
     const save = async () => {
       const text = field.value.trim();
-      if (!text || text === message.body) return this.render();
+      if (!text || text === message.body) return done();
       try {
         putMessage(await patch(`/v1/conversations/${this.id}/messages/${message.seq}`, { body: text }));
-        emit("messages", { conversationID: this.id });
+        done();
       } catch (error) {
         field.setCustomValidity(error.message);
         field.reportValidity();
       }
     };
+    field.addEventListener("input", () => { this.editing.draft = field.value; field.setCustomValidity(""); });
     field.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); save(); }
-      if (event.key === "Escape") { event.preventDefault(); this.render(); this.composer.focus(); }
+      if (event.key === "Escape") { event.preventDefault(); done(); }
     });
-    clear(body, field, h("p", { class: "hint", text: "Enter to save · Escape to cancel" }));
-    field.focus();
+    return h("div", { class: "body" }, field, h("p", { class: "hint", text: "Enter to save · Escape to cancel" }));
   }
 
   async remove(message) {

@@ -190,10 +190,13 @@ export function applyFrame(frame) {
       break;
     }
     case "message.edited":
-    case "message.deleted":
+    case "message.deleted": {
       putMessage(data);
+      const conversation = state.conversations.get(conversationID);
+      if (conversation?.last_message?.seq === data.seq) { conversation.last_message = data; emit("conversations"); }
       emit("messages", { conversationID, changed: data });
       break;
+    }
     case "reaction.added":
     case "reaction.removed":
       // Counts cannot be applied twice safely (the page on screen may already include this
@@ -283,7 +286,7 @@ function unreadAfter(conversationID, seq) {
 }
 
 function clearTyping(conversationID, userID) {
-  state.typing.get(conversationID)?.delete(userID);
+  if (state.typing.get(conversationID)?.delete(userID)) emit("typing", { conversationID });
 }
 
 export function typingNames(conversationID) {

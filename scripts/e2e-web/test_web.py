@@ -1,0 +1,271 @@
+"""The web client in a real browser (Debian's Chromium, driven by Playwright) against a real
+`parley serve`. Playwright's `expect` waits for what it checks, so no test sleeps."""
+import json
+import os
+import time
+
+import requests
+from playwright.sync_api import expect
+
+from conftest import PASSWORD, REPLY, SCREENSHOTS, api_session
+
+
+def start_direct(person, other):
+    page = person.page
+    page.get_by_role("button", name="New conversation").click()
+    dialog = page.get_by_role("dialog", name="New conversation")
+    dialog.get_by_label("Find people").fill(other)
+    dialog.get_by_role("option").filter(has_text=f"@{other}").click()
+    dialog.get_by_role("button", name="Start").click()
+    return page.get_by_role("textbox", name="Message")
+
+
+def composer(person):
+    return person.page.locator("main .composer-input")
+
+
+def messages(person):
+    return person.page.get_by_role("log", name="Messages")
+
+
+def send(person, text):
+    box = composer(person)
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_two_people_chat_live_with_typing_and_unread_counts(people, server):
+    ann = people("ann").sign_up()
+    bob = people("bob").sign_up()
+    start_direct(ann, "bob")
+    send(ann, "hello bob")
+    expect(messages(ann)).to_contain_text("hello bob")
+
+    # Bob was not looking: the conversation appears in his list, unread.
+    entry = bob.page.locator(".conversation-list a.conversation").filter(has_text="ann")
+    expect(entry.get_by_label("1 unread")).to_be_visible()
+    bob.screenshot("conversation-list")
+    entry.click()
+    expect(messages(bob)).to_contain_text("hello bob")
+    # Opening it at the bottom reads it.
+    expect(entry.get_by_label("1 unread")).to_have_count(0)
+
+    # Typing shows on the other side, then the message arrives live.
+    composer(bob).press_sequentially("hi ann", delay=20)
+    expect(ann.page.get_by_text("bob is typing…")).to_be_visible()
+    composer(bob).press("Enter")
+    expect(messages(ann)).to_contain_text("hi ann")
+    expect(ann.page.get_by_text("bob is typing…")).to_have_count(0)
+    ann.screenshot("conversation")
+    # Exactly one of each: the optimistic echo was replaced by the stored message.
+    expect(messages(ann).locator(".message .body", has_text="hello bob")).to_have_count(1)
+    expect(messages(bob).locator(".message .body", has_text="hi ann")).to_have_count(1)
+
+
+def test_edit_delete_react_and_reply_in_a_thread(people, server):
+    cleo = people("cleo").sign_up()
+    dan = people("dan").sign_up()
+    start_direct(cleo, "dan")
+    send(cleo, "first draft")
+    send(cleo, "to be removed")
+    expect(messages(cleo).locator(".message.pending")).to_have_count(0)
+    seq = messages(cleo).locator(".message", has_text="first draft").get_attribute("data-seq")
+    row = messages(cleo).locator(f'.message[data-seq="{seq}"]')
+
+    dan.page.locator(".conversation-list a.conversation").filter(has_text="cleo").click()
+    expect(messages(dan)).to_contain_text("to be removed")
+
+    # Edit: Up in the empty composer edits my last message; here, the Edit button.
+    row.hover()
+    row.get_by_role("button", name="Edit").click()
+    editor = row.get_by_label("Edit message")
+    editor.fill("final text")
+    editor.press("Enter")
+    expect(messages(dan)).to_contain_text("final text")
+    expect(messages(dan).locator(".message", has_text="final text")).to_contain_text("(edited)")
+
+    # Delete: a tombstone on both sides.
+    doomed = messages(cleo).locator(".message", has_text="to be removed")
+    doomed.hover()
+    doomed.get_by_role("button", name="Delete").click()
+    expect(messages(dan)).to_contain_text("This message was deleted.")
+    expect(messages(dan)).not_to_contain_text("to be removed")
+
+    # React: Dan's 👍 shows on Cleo's screen with its count.
+    theirs = messages(dan).locator(".message", has_text="final text")
+    theirs.hover()
+    theirs.get_by_role("button", name="React with 👍").click()
+    expect(messages(cleo).locator(".message", has_text="final text").get_by_role("button", name="👍 1")).to_be_visible()
+
+    # A thread: Dan replies; Cleo sees the count and opens the thread.
+    theirs.hover()
+    theirs.get_by_role("button", name="Reply").click()
+    thread = dan.page.get_by_role("complementary", name="Thread")
+    thread.get_by_role("textbox", name="Reply in thread").fill("a reply in the thread")
+    thread.get_by_role("textbox", name="Reply in thread").press("Enter")
+    expect(thread).to_contain_text("a reply in the thread")
+    replies = messages(cleo).locator(".message", has_text="final text").get_by_role("button", name="1 reply")
+    expect(replies).to_be_visible()
+    replies.click()
+    expect(cleo.page.get_by_role("complementary", name="Thread")).to_contain_text("a reply in the thread")
+    # Replies live in their thread, not in the main timeline.
+    expect(messages(cleo)).not_to_contain_text("a reply in the thread")
+    cleo.screenshot("thread")
+
+
+def test_search_finds_a_message_and_opens_it(people, server):
+    eve = people("eve").sign_up()
+    start_direct(eve, "ann")
+    send(eve, "the quarterly zebra report is ready")
+    for n in range(3):
+        send(eve, f"filler {n}")
+    expect(messages(eve)).to_contain_text("filler 2")
+    search = eve.page.get_by_role("searchbox", name="Search messages").first
+    search.fill("zebra")
+    search.press("Enter")
+    result = eve.page.get_by_role("list", name="Results").get_by_role("link").first
+    expect(result.locator("mark")).to_have_text("zebra")
+    eve.screenshot("search")
+    result.click()
+    expect(eve.page.locator(".message.highlight")).to_contain_text("the quarterly zebra report is ready")
+
+
+def test_markup_and_script_in_messages_do_nothing(people, server):
+    fay = people("fay").sign_up()
+    gus = people("gus").sign_up()
+    start_direct(fay, "gus")
+    payloads = [
+        '<img src=x onerror="window.__pwned=1">',
+        '<script>window.__pwned=2</script>',
+        'javascript:window.__pwned=3',
+        '[click](javascript:window.__pwned=4) <a href="javascript:window.__pwned=5">x</a>',
+        '<svg onload="window.__pwned=6"></svg> `<b>code</b>` https://example.com/?q=<script>',
+    ]
+    for payload in payloads:
+        send(fay, payload)
+    gus.page.locator(".conversation-list a.conversation").filter(has_text="fay").click()
+    for page in (fay.page, gus.page):
+        log = page.get_by_role("log", name="Messages")
+        for payload in payloads:
+            expect(log.locator(".message .body", has_text=payload.split(" ")[0])).not_to_have_count(0)
+        # The markup is shown as text, never made into elements; only our own link is a link.
+        assert log.locator(".body img, .body script, .body svg, .body b").count() == 0
+        hrefs = log.locator(".body a").evaluate_all("links => links.map(a => a.href)")
+        assert all(href.startswith("https://example.com") for href in hrefs), hrefs
+        assert page.evaluate("window.__pwned") is None
+        for link in log.locator(".body a").all():
+            assert link.get_attribute("rel") == "noopener noreferrer nofollow"
+
+
+def test_keyboard_alone_signs_in_opens_a_conversation_and_sends(people, server, browser):
+    hal = people("hal").sign_up()
+    start_direct(hal, "ann")
+    send(hal, "set up by mouse")
+    hal.context.clear_cookies()
+    page = hal.page
+    page.goto(f"{server.url}/#/signin")
+    page.reload()
+    # Sign in with the keyboard: the handle field has focus.
+    expect(page.get_by_label("Handle or email")).to_be_focused()
+    page.keyboard.type("hal")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("navigation", name="Conversations").wait_for()
+    # Tab to the conversation and open it.
+    target = page.locator(".conversation-list a.conversation").first
+    for _ in range(20):
+        if page.evaluate("document.activeElement?.classList.contains('conversation')"):
+            break
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement?.classList.contains('conversation')"), "a conversation link takes focus"
+    page.keyboard.press("Enter")
+    # The composer has focus when a conversation opens; Enter sends.
+    expect(page.locator("main .composer-input")).to_be_focused()
+    page.keyboard.type("sent with the keyboard")
+    page.keyboard.press("Enter")
+    expect(messages(hal)).to_contain_text("sent with the keyboard")
+    # Focus stays visible: the focused element has an outline.
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+
+
+def test_a_server_restart_resumes_both_clients_without_a_gap_or_a_duplicate(people, server):
+    ivy = people("ivy").sign_up()
+    jon = people("jon").sign_up()
+    start_direct(ivy, "jon")
+    send(ivy, "before the restart")
+    jon.page.locator(".conversation-list a.conversation").filter(has_text="ivy").click()
+    expect(messages(jon)).to_contain_text("before the restart")
+
+    server.restart()
+    # Sent over the API the moment the server is back, before the browsers have reconnected.
+    conversation = ivy.page.evaluate("location.hash").split("/")[2]
+    other = api_session(server, "ivy")
+    response = other.post(f"{server.url}/v1/conversations/{conversation}/messages", json={"body": "while you were away"},
+                          headers={"Idempotency-Key": "restart-1"})
+    assert response.status_code == 201, response.text
+
+    for person in (ivy, jon):
+        expect(messages(person)).to_contain_text("while you were away", timeout=30_000)
+        expect(person.page.get_by_role("status")).to_be_hidden(timeout=30_000)
+    send(jon, "after the restart")
+    for person in (ivy, jon):
+        expect(messages(person)).to_contain_text("after the restart")
+        for text in ("before the restart", "while you were away", "after the restart"):
+            expect(messages(person).locator(".message .body", has_text=text)).to_have_count(1)
+
+
+def test_an_assistant_asks_for_approval_then_answers_and_shows_its_run(people, server):
+    kim = people("kim").sign_up()
+    start_direct(kim, "helper")
+    send(kim, "what happened here?")
+    card = kim.page.get_by_role("group", name="Approval request from Helper")
+    expect(card).to_contain_text("recent_messages")
+    kim.screenshot("approval")
+    card.get_by_role("button", name="Approve").click()
+    reply = messages(kim).locator(".message", has_text=REPLY)
+    expect(reply).to_be_visible()
+    expect(card).to_have_count(0)
+    reply.hover()
+    reply.get_by_role("button", name="Run").click()
+    trace = kim.page.get_by_role("dialog", name="Run trace")
+    expect(trace).to_contain_text("completed")
+    expect(trace).to_contain_text("recent_messages")
+    kim.screenshot("run-trace")
+
+
+def test_page_weight_and_time_to_a_usable_list(people, server):
+    lee = people("lee").sign_up()
+    page = lee.page
+    page.goto(f"{server.url}/")
+    page.get_by_role("navigation", name="Conversations").wait_for()
+    page.locator(".conversation-list").wait_for()
+    timings = page.evaluate("""() => {
+        const navigation = performance.getEntriesByType('navigation')[0];
+        const resources = performance.getEntriesByType('resource').filter(r => r.name.includes('/assets/'));
+        return { page: navigation.decodedBodySize, assets: resources.reduce((n, r) => n + r.decodedBodySize, 0),
+                 files: resources.length, usable: performance.now() };
+    }""")
+    total = timings["page"] + timings["assets"]
+    print(f"\nweb client: first load {total / 1024:.1f} KB uncompressed ({timings['files']} assets + the page); "
+          f"navigation → conversation list usable {timings['usable']:.0f} ms")
+    with open(os.path.join(SCREENSHOTS, "..", "web-figures.json"), "w") as f:
+        json.dump({"bytes": total, "files": timings["files"], "usable_ms": timings["usable"]}, f)
+    assert total <= 150 * 1024, f"the first load is {total} bytes"
+
+
+def test_narrow_screens_and_dark_theme(people, server):
+    mia = people("mia", viewport={"width": 390, "height": 800}, color_scheme="dark").sign_up()
+    page = mia.page
+    mia.screenshot("phone-list")
+    start_direct(mia, "ann")
+    send(mia, "from a phone")
+    expect(messages(mia)).to_contain_text("from a phone")
+    # One column: the list is hidden while a conversation is open; Back returns to it.
+    expect(page.get_by_role("navigation", name="Conversations")).to_be_hidden()
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(255, 255, 255)", "the dark theme follows the system"
+    mia.screenshot("phone-conversation")
+    page.get_by_role("link", name="Back to conversations").click()
+    expect(page.get_by_role("navigation", name="Conversations")).to_be_visible()
