@@ -80,6 +80,8 @@ def server():
     server = Server()
     server.command("assistant", "create", "--handle", "helper", "--display-name", "Helper", "--provider", "offline",
                    "--model", "scripted", "--tools", "recent_messages", "--approval-tools", "recent_messages")
+    # A long history for the scrolling test: one conversation of 10,000 messages.
+    server.command("seed", "--users", "3", "--conversations", "1", "--messages", "10000")
     server.start()
     yield server
     server.stop()
@@ -105,6 +107,15 @@ class Person:
         self.dialogs = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.accept()))
+
+    def sign_in(self, password=PASSWORD):
+        page = self.page
+        page.goto(f"{self.server.url}/#/signin")
+        page.get_by_label("Handle or email").fill(self.handle)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("navigation", name="Conversations").wait_for()
+        return self
 
     def sign_up(self):
         page = self.page

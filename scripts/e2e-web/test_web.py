@@ -235,6 +235,33 @@ def test_an_assistant_asks_for_approval_then_answers_and_shows_its_run(people, s
     kim.screenshot("run-trace")
 
 
+def test_a_history_of_ten_thousand_messages_keeps_only_the_rows_on_screen_in_the_page(people, server):
+    seeded = people("seed-user-00001").sign_in(password="parley-seed-password")
+    page = seeded.page
+    page.locator(".conversation-list a.conversation").first.click()
+    log = messages(seeded)
+    expect(log.locator(".message").first).to_be_visible()
+    total = page.evaluate("fetch(location.hash.replace('#/c/', '/v1/conversations/')).then(r => r.json()).then(c => c.last_seq)")
+    assert total >= 10_000, total
+    # Scroll to the top again and again: each time older pages load, and the rows in the page
+    # stay about a screenful however many are loaded.
+    started = time.monotonic()
+    for _ in range(30):
+        height = page.evaluate("document.querySelector('.messages').scrollHeight")
+        page.evaluate("document.querySelector('.messages').scrollTop = 0")
+        page.wait_for_function("h => document.querySelector('.messages').scrollHeight > h", arg=height, timeout=10_000)
+    rows = log.locator(".rows:not(.extra) > li").count()
+    height = page.evaluate("document.querySelector('.messages').scrollHeight")
+    print(f"\n10,000-message conversation: {rows} rows in the page after scrolling back "
+          f"{height // 56} rows' worth ({time.monotonic() - started:.1f} s)")
+    assert rows <= 120, f"{rows} message rows are in the page"
+    assert height > 60 * 56 * 10, "older pages loaded as the list was scrolled up"
+    # Jump into the middle of the history from search-like links: the message is shown.
+    page.goto(f"{server.url}/{page.evaluate('location.hash').split('/m/')[0]}/m/5000")
+    expect(page.locator(".message.highlight")).to_have_attribute("data-seq", "5000")
+    assert log.locator(".rows:not(.extra) > li").count() <= 120
+
+
 def test_page_weight_and_time_to_a_usable_list(people, server):
     lee = people("lee").sign_up()
     page = lee.page

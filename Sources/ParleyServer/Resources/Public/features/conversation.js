@@ -5,7 +5,7 @@
 import { ApiError, del, get, patch, post, put } from "../lib/api.js";
 import { clear, h, richText, shortTime, fullTime, uuid } from "../lib/dom.js";
 import {
-  conversationTitle, displayName, emit, findMessage, loadLatest, loadOlder, members, putMessage, state, subscribe,
+  conversationTitle, displayName, emit, findMessage, loadAround, loadLatest, loadNewer, loadOlder, members, putMessage, state, subscribe,
   timeline, typingNames, user,
 } from "../lib/store.js";
 import { approvalCards, loadRuns, runForReply, streamingRows, traceDialog } from "./assistants.js";
@@ -142,11 +142,22 @@ class ConversationView {
     const items = this.items();
     const s = this.scroller;
     const stick = this.stickToBottom;
-    // Keep the first visible row where it is when rows above it come or change.
+    // Keep the first visible row where it is when rows above it come or change: find it in
+    // the new list and scroll to where it now is, before choosing what to render.
     const anchor = stick ? null : this.anchor();
     const offsets = new Array(items.length + 1);
     offsets[0] = 0;
     for (let i = 0; i < items.length; i++) offsets[i + 1] = offsets[i] + (this.heights.get(key(items[i])) ?? ESTIMATE);
+    const focus = this.focusState();
+    if (anchor) {
+      const index = items.findIndex((m) => key(m) === anchor.key);
+      if (index >= 0) {
+        // Give the list its full height first, or the browser clamps the scroll position.
+        this.top.style.height = `${offsets[items.length]}px`;
+        this.bottom.style.height = "0px";
+        s.scrollTop = this.padding() + offsets[index] - anchor.offset;
+      }
+    }
     const from = Math.max(0, s.scrollTop - OVERSCAN), to = s.scrollTop + s.clientHeight + OVERSCAN;
     let start = 0;
     while (start < items.length && offsets[start + 1] < from) start++;
@@ -160,7 +171,33 @@ class ConversationView {
     for (const node of this.rows.children) this.heights.set(node.dataset.key, node.offsetHeight);
     this.renderExtra();
     if (stick) s.scrollTop = s.scrollHeight;
+    // Measured heights differ from estimates: correct what is left from the DOM.
     else if (anchor) this.restore(anchor);
+    if (focus) this.restoreFocus(focus);
+  }
+
+  // Rows are rebuilt when anything changes: the element that had focus in a row (an action
+  // button, the edit box and its caret) gets it back in the row's new copy.
+  focusState() {
+    const active = document.activeElement;
+    const row = active && this.rows.contains(active) ? active.closest("[data-key]") : null;
+    if (!row) return null;
+    const controls = [...row.querySelectorAll("button, textarea, a, summary, [tabindex]")];
+    return { key: row.dataset.key, index: controls.indexOf(active), row: active === row,
+      selection: active.selectionStart ?? null };
+  }
+
+  restoreFocus(focus) {
+    const row = this.rows.querySelector(`[data-key="${CSS.escape(focus.key)}"]`);
+    if (!row) return;
+    const target = focus.row ? row : [...row.querySelectorAll("button, textarea, a, summary, [tabindex]")][focus.index];
+    target?.focus({ preventScroll: true });
+    if (target && focus.selection !== null && "setSelectionRange" in target) target.setSelectionRange(focus.selection, focus.selection);
+  }
+
+  padding() {
+    this.paddingTop ??= parseFloat(getComputedStyle(this.scroller).paddingTop) || 0;
+    return this.paddingTop;
   }
 
   renderExtra() {
@@ -185,14 +222,14 @@ class ConversationView {
   }
 
   scrolled() {
-    this.stickToBottom = this.atBottom();
+    this.stickToBottom = this.atBottom() && !this.line.hasNewer;
     if (this.frame) return;
     this.frame = requestAnimationFrame(async () => {
       this.frame = null;
       this.render();
-      if (this.scroller.scrollTop < 400 && this.line.hasOlder) {
-        await loadOlder(this.id);
-      }
+      const s = this.scroller;
+      if (s.scrollTop < 400 && this.line.hasOlder) await loadOlder(this.id);
+      else if (s.scrollHeight - s.scrollTop - s.clientHeight < 400 && this.line.hasNewer) await loadNewer(this.id);
       if (this.stickToBottom) this.markRead();
     });
   }
@@ -203,6 +240,9 @@ class ConversationView {
   }
 
   async jumpTo(seq) {
+    // Near what is loaded: page back to it; far: load a window around it.
+    const first = this.line.items[0]?.seq ?? 0;
+    if (!findMessage(this.id, seq) && first - seq > 200) await loadAround(this.id, seq);
     while (!findMessage(this.id, seq) && this.line.hasOlder && this.line.items.length && this.line.items[0].seq > seq) {
       if (!(await loadOlder(this.id))) break;
     }
@@ -217,9 +257,9 @@ class ConversationView {
     this.stickToBottom = false;
     this.scroller.scrollTop = Math.max(0, offset - 80);
     this.render();
-    const node = this.rows.querySelector(`[data-key="${CSS.escape(key(target))}"]`);
-    node?.classList.add("highlight");
-    node?.focus();
+    this.highlighted = target.seq;
+    this.render();
+    this.rows.querySelector(`[data-key="${CSS.escape(key(target))}"]`)?.focus();
   }
 
   row(message, conversation) {
@@ -229,7 +269,7 @@ class ConversationView {
     const canDelete = mine || ["owner", "admin"].includes(conversation?.membership?.role);
     const run = author?.kind === "assistant" ? runForReply(this.id, message.seq) : null;
     const node = h("li", {
-      class: `message${message.pending ? " pending" : ""}${message.failed ? " failed" : ""}${deleted ? " deleted" : ""}${message.seq === this.firstUnread ? " first-unread" : ""}`,
+      class: `message${message.pending ? " pending" : ""}${message.failed ? " failed" : ""}${deleted ? " deleted" : ""}${message.seq === this.firstUnread ? " first-unread" : ""}${message.seq === this.highlighted ? " highlight" : ""}`,
       dataset: { key: key(message), seq: message.seq ?? "" }, tabindex: -1,
     },
       message.seq === this.firstUnread && !mine ? h("div", { class: "unread-divider", text: "New messages" }) : null,
@@ -259,6 +299,8 @@ class ConversationView {
   // MARK: Sending
 
   async send(body, replyTo = null) {
+    // Writing from the middle of the history: go back to the present first.
+    if (this.line.hasNewer) await loadLatest(this.id);
     const line = this.line;
     const idempotencyKey = uuid();
     const echo = { id: `local-${idempotencyKey}`, conversation_id: this.id, author_id: state.me.id, body, reply_to: replyTo?.id,

@@ -122,6 +122,8 @@ export function putMessage(message) {
   const line = timeline(message.conversation_id);
   const at = indexOfSeq(line.items, message.seq);
   if (line.items[at]?.seq === message.seq) line.items[at] = message;
+  // Past the end of a window into the middle of the history: it comes with the newer pages.
+  else if (line.hasNewer && at === line.items.length) return at;
   else if (line.loaded || line.items.length) line.items.splice(at, 0, message);
   // The echo of our own send is replaced by the stored message, whichever arrives first.
   line.pending = line.pending.filter((echo) => echo.id !== message.id);
@@ -139,9 +141,41 @@ export async function loadLatest(conversationID) {
   const line = timeline(conversationID);
   line.items = [];
   line.loaded = true;
+  line.hasNewer = false;
   for (const message of page.items) putMessage(message);
   line.hasOlder = page.has_more;
   emit("messages", { conversationID, reset: true });
+}
+
+// A window of the history around `seq` (jumping to an old message): older and newer pages
+// load as the list is scrolled either way.
+export async function loadAround(conversationID, seq) {
+  const page = await get(`/v1/conversations/${conversationID}/messages?limit=60&before=${seq + 30}`);
+  const line = timeline(conversationID);
+  line.items = [];
+  line.loaded = true;
+  line.hasNewer = false;
+  for (const message of page.items) putMessage(message);
+  line.hasOlder = page.has_more;
+  const last = line.items.at(-1)?.seq ?? 0;
+  line.hasNewer = last < (state.conversations.get(conversationID)?.last_seq ?? 0);
+  emit("messages", { conversationID, reset: true });
+}
+
+export async function loadNewer(conversationID) {
+  const line = timeline(conversationID);
+  if (!line.hasNewer || line.loadingNewer || !line.items.length) return 0;
+  line.loadingNewer = true;
+  try {
+    const page = await get(`/v1/conversations/${conversationID}/messages?limit=100&after=${line.items.at(-1).seq}`);
+    line.hasNewer = false;
+    for (const message of page.items) putMessage(message);
+    line.hasNewer = page.has_more;
+    emit("messages", { conversationID, newer: page.items.length });
+    return page.items.length;
+  } finally {
+    line.loadingNewer = false;
+  }
 }
 
 export async function loadOlder(conversationID) {
