@@ -14,7 +14,7 @@ import time
 
 import pytest
 import requests
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 BINARY = os.environ["PARLEY_BINARY"]
 WORK = os.environ["PARLEY_E2E_DIR"]
@@ -22,6 +22,10 @@ CHROMIUM = os.environ.get("PARLEY_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = os.path.join(WORK, "screenshots")
 PASSWORD = "correct horse battery staple"
 REPLY = "Here is what I found in the recent messages of this conversation."
+
+# The machines these run on are shared and slow at times: wait up to 15 s for what a check
+# expects (a check that holds returns at once; one that never holds fails all the same).
+expect.set_options(timeout=15_000)
 
 
 def free_port():

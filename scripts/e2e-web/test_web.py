@@ -2,6 +2,7 @@
 `parley serve`. Playwright's `expect` waits for what it checks, so no test sleeps."""
 import json
 import os
+import re
 import time
 
 import requests
@@ -198,7 +199,11 @@ def test_a_server_restart_resumes_both_clients_without_a_gap_or_a_duplicate(peop
     jon.page.locator(".conversation-list a.conversation").filter(has_text="ivy").click()
     expect(messages(jon)).to_contain_text("before the restart")
 
-    server.restart()
+    server.stop()
+    # While the server is down, each page says so.
+    for person in (ivy, jon):
+        expect(person.page.get_by_role("status")).to_have_text("Reconnecting…", timeout=30_000)
+    server.start()
     # Sent over the API the moment the server is back, before the browsers have reconnected.
     conversation = ivy.page.evaluate("location.hash").split("/")[2]
     other = api_session(server, "ivy")
@@ -214,6 +219,72 @@ def test_a_server_restart_resumes_both_clients_without_a_gap_or_a_duplicate(peop
         expect(messages(person)).to_contain_text("after the restart")
         for text in ("before the restart", "while you were away", "after the restart"):
             expect(messages(person).locator(".message .body", has_text=text)).to_have_count(1)
+
+
+def test_where_websockets_are_cut_it_falls_back_to_server_sent_events(people, server):
+    nia = people("nia").sign_up()
+    oto = people("oto")
+    # Every WebSocket this page opens is accepted and closed at once, as by a proxy that does
+    # not pass WebSockets; plain HTTP (and so Server-Sent Events) still works.
+    oto.page.route_web_socket(re.compile(r"/v1/events"), lambda socket: socket.close())
+    oto.sign_up()
+    expect(oto.page.locator("html")).to_have_attribute("data-transport", "sse", timeout=30_000)
+    start_direct(nia, "oto")
+    send(nia, "over server-sent events")
+    entry = oto.page.locator(".conversation-list a.conversation").filter(has_text="nia")
+    expect(entry.get_by_label("1 unread")).to_be_visible()
+    entry.click()
+    send(nia, "and live while open")
+    expect(messages(oto)).to_contain_text("and live while open")
+
+
+def test_channels_are_found_and_joined_and_profiles_change(people, server):
+    pat = people("pat").sign_up()
+    quin = people("quin").sign_up()
+    page = pat.page
+    page.get_by_role("button", name="New conversation").click()
+    dialog = page.get_by_role("dialog", name="New conversation")
+    dialog.get_by_label("Kind").select_option("channel")
+    dialog.get_by_label("Name").fill("gardening")
+    dialog.get_by_role("button", name="Start").click()
+    send(pat, "tomatoes are up")
+    expect(messages(pat)).to_contain_text("tomatoes are up")
+
+    quin.page.get_by_role("button", name="Browse channels").click()
+    channels = quin.page.get_by_role("dialog", name="Channels")
+    channels.get_by_role("listitem").filter(has_text="# gardening").get_by_role("button", name="Join").click()
+    expect(messages(quin)).to_contain_text("tomatoes are up")
+    quin.page.get_by_role("button", name="Members").click()
+    members = quin.page.get_by_role("dialog", name="Members")
+    expect(members.get_by_role("listitem").filter(has_text="@pat")).to_contain_text("owner")
+    expect(members.get_by_role("listitem").filter(has_text="@quin")).to_contain_text("member")
+    members.get_by_role("button", name="Close").click()
+    # The owner makes Quin an admin; Quin's own view shows it.
+    page.get_by_role("button", name="Members").click()
+    owner_view = page.get_by_role("dialog", name="Members")
+    expect(owner_view.get_by_label("Role of @quin")).to_be_visible()
+    owner_view.get_by_label("Role of @quin").select_option("admin")
+    expect(owner_view.get_by_label("Role of @quin")).to_have_value("admin")
+    owner_view.get_by_role("button", name="Close").click()
+
+    quin.page.get_by_role("button", name="Profile").click()
+    profile = quin.page.get_by_role("dialog", name="Profile")
+    profile.get_by_label("Display name").fill("Quin the Gardener")
+    profile.get_by_role("button", name="Save profile").click()
+    expect(profile).to_contain_text("Saved.")
+    profile.get_by_label("Current password").fill(PASSWORD)
+    profile.get_by_label("New password").fill("a much longer garden password")
+    profile.get_by_role("button", name="Change password").click()
+    expect(profile).to_contain_text("Password changed.")
+    profile.get_by_role("button", name="Close").click()
+    send(quin, "hello gardeners")
+    expect(messages(pat)).to_contain_text("hello gardeners")
+    # Profile changes are not events yet: others see the new name when they next load.
+    pat.page.reload()
+    expect(messages(pat).locator(".message", has_text="hello gardeners")).to_contain_text("Quin the Gardener")
+    # The new password signs in; the old one no longer does.
+    assert requests.post(f"{server.url}/v1/auth/login", json={"handle": "quin", "password": PASSWORD}).status_code == 401
+    assert requests.post(f"{server.url}/v1/auth/login", json={"handle": "quin", "password": "a much longer garden password"}).status_code == 200
 
 
 def test_an_assistant_asks_for_approval_then_answers_and_shows_its_run(people, server):

@@ -43,6 +43,8 @@ async function signedIn(session) {
   // and is applied once (messages by seq, unread counts only past a conversation's last seq).
   state.live = live;
   live.start();
+  // Away while the page is hidden, online when it is back (told over the WebSocket).
+  document.addEventListener("visibilitychange", () => live?.send({ type: "presence", status: document.hidden ? "away" : "online" }));
   await Promise.all([loadConversations(), loadPresence()]);
   route();
 }

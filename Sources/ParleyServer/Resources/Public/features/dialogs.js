@@ -1,6 +1,6 @@
 // Dialogs: starting a conversation, the channel directory, members, and my profile.
 
-import { ApiError, get, patch, post, put } from "../lib/api.js";
+import { ApiError, del, get, patch, post, put } from "../lib/api.js";
 import { dialog, fieldErrors, h, clear } from "../lib/dom.js";
 import { emit, loadConversations, members, state, upsertConversation } from "../lib/store.js";
 
@@ -97,11 +97,27 @@ export async function membersDialog(conversation) {
   const canManage = mine === "owner" || mine === "admin";
   const render = async () => {
     const items = await members(conversation.id, { refresh: true });
-    clear(list, items.map((member) => h("li", {},
-      h("span", { class: `presence ${state.presence.get(member.user.id) || "offline"}`, "aria-label": state.presence.get(member.user.id) || "offline" }),
-      h("strong", { text: member.user.display_name }), ` @${member.user.handle} `,
-      member.user.kind === "assistant" ? h("span", { class: "tag", text: "assistant" }) : null,
-      h("span", { class: "role", text: member.role }))));
+    clear(list, items.map((member) => {
+      const self = member.user.id === state.me.id;
+      // Owners and admins change roles (only the owner hands ownership over) and remove people.
+      const editable = canManage && !self && member.role !== "owner" && conversation.kind !== "direct";
+      const roles = mine === "owner" ? ["owner", "admin", "member"] : ["admin", "member"];
+      const role = editable
+        ? h("select", { class: "role", "aria-label": `Role of @${member.user.handle}`, onchange: async (event) => {
+          try { await patch(`/v1/conversations/${conversation.id}/members/${member.user.id}`, { role: event.target.value }); await render(); }
+          catch (error) { alert(error.message); await render(); }
+        } }, roles.map((value) => h("option", { value, text: value, selected: value === member.role })))
+        : h("span", { class: "role", text: member.role });
+      return h("li", {},
+        h("span", { class: `presence ${state.presence.get(member.user.id) || "offline"}`, "aria-label": state.presence.get(member.user.id) || "offline" }),
+        h("strong", { text: member.user.display_name }), ` @${member.user.handle} `,
+        member.user.kind === "assistant" ? h("span", { class: "tag", text: "assistant" }) : null,
+        role,
+        editable ? h("button", { type: "button", class: "icon", "aria-label": `Remove @${member.user.handle}`, onclick: async () => {
+          try { await del(`/v1/conversations/${conversation.id}/members/${member.user.id}`); await render(); }
+          catch (error) { alert(error.message); }
+        } }, "×") : null);
+    }));
   };
   const content = h("div", { class: "stack" }, list);
   if (canManage && conversation.kind !== "direct") {

@@ -4,6 +4,15 @@ import { h, clear } from "../lib/dom.js";
 import { conversationTitle, displayName, sortedConversations, state, subscribe } from "../lib/store.js";
 import { newConversationDialog, browseChannelsDialog, profileDialog } from "./dialogs.js";
 
+// In a direct conversation, whether the other person is online or away.
+function directPresence(conversation) {
+  if (conversation.kind !== "direct") return null;
+  const other = (state.members.get(conversation.id) || []).find((m) => m.user.id !== state.me.id);
+  if (!other) return null;
+  const status = state.presence.get(other.user.id) || "offline";
+  return h("span", { class: `presence ${status}`, role: "img", "aria-label": status });
+}
+
 export function renderSidebar(root, { onSignOut }) {
   const list = h("ul", { class: "conversation-list", "aria-label": "Your conversations" });
   const search = h("form", { class: "search-box", role: "search", onsubmit: (event) => {
@@ -36,7 +45,7 @@ export function renderSidebar(root, { onSignOut }) {
       return h("li", {},
         h("a", { href: `#/c/${conversation.id}`, class: `conversation${current ? " current" : ""}${unread ? " unread" : ""}`,
           "aria-current": current ? "page" : undefined, dataset: { id: conversation.id } },
-          h("span", { class: "title", text: conversationTitle(conversation) }),
+          h("span", { class: "title" }, directPresence(conversation), conversationTitle(conversation)),
           unread ? h("span", { class: "badge", "aria-label": `${unread} unread`, text: unread > 99 ? "99+" : String(unread) }) : null,
           h("span", { class: "preview", text: preview.slice(0, 80) })));
     });
@@ -46,7 +55,7 @@ export function renderSidebar(root, { onSignOut }) {
   renderMe();
   renderList();
   subscribe((kind) => {
-    if (["conversations", "users", "members", "route"].includes(kind)) renderList();
+    if (["conversations", "users", "members", "route", "presence"].includes(kind)) renderList();
     if (kind === "me") renderMe();
   });
 }

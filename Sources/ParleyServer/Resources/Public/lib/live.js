@@ -1,3 +1,5 @@
+const root = document.documentElement;
+
 // The live event stream: one WebSocket (Server-Sent Events when WebSockets cannot connect),
 // resumed from the last event id after any loss, with back-off. The server replays every
 // event after `since` before forwarding live ones, so a reconnect misses nothing and repeats
@@ -64,15 +66,26 @@ export class LiveStream {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(`${scheme}//${location.host}${this.url("/v1/events")}`);
     this.socket = socket;
-    let opened = false;
-    socket.onopen = () => { opened = true; this.connected(); };
-    socket.onmessage = (message) => this.receive(message.data);
-    socket.onclose = () => {
+    // A WebSocket that closes before a single frame came through (refused, or cut by a proxy
+    // that does not pass WebSockets) counts as a failure; three in a row switch to SSE.
+    let received = false;
+    socket.onopen = () => this.connected();
+    socket.onmessage = (message) => {
+      if (!received) { received = true; this.failedSockets = 0; }
+      this.receive(message.data);
+    };
+    socket.onclose = async () => {
       if (this.socket !== socket) return;
       this.socket = null;
-      if (!opened && ++this.failedSockets >= 3 && navigator.onLine) this.useSSE = true;
+      // Only while the server answers plain HTTP: a server that is down or restarting is not
+      // a reason to give up on WebSockets.
+      if (!received && navigator.onLine && await this.serverAnswers() && ++this.failedSockets >= 3) this.useSSE = true;
       this.retry();
     };
+  }
+
+  async serverAnswers() {
+    try { return (await fetch("/healthz", { cache: "no-store" })).ok; } catch { return false; }
   }
 
   connectSSE() {
@@ -96,7 +109,7 @@ export class LiveStream {
     if (this.everConnected && this.lastID === null) this.onResync();
     this.everConnected = true;
     this.attempt = 0;
-    this.failedSockets = 0;
+    root.dataset.transport = this.source ? "sse" : "websocket";
     this.setStatus("live");
     this.armWatchdog();
   }
