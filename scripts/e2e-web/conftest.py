@@ -46,7 +46,7 @@ class Server:
                     "PARLEY_DATABASE_URL": f"sqlite://{self.dir}/parley.sqlite", "PARLEY_BCRYPT_COST": "8",
                     "PARLEY_DATA_DIR": os.path.join(self.dir, "data"),
                     "PARLEY_LLM_PROVIDERS": "offline", "PARLEY_LLM_OFFLINE_KIND": "scripted",
-                    "PARLEY_LLM_OFFLINE_SCRIPT": REPLY}
+                    "PARLEY_LLM_OFFLINE_SCRIPT": REPLY, "PARLEY_LLM_OFFLINE_WORD_DELAY_MS": "100"}
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.process = None
 

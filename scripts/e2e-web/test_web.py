@@ -295,9 +295,16 @@ def test_an_assistant_asks_for_approval_then_answers_and_shows_its_run(people, s
     expect(card).to_contain_text("recent_messages")
     kim.screenshot("approval")
     card.get_by_role("button", name="Approve").click()
+    # The reply is written in front of everyone, word by word, before it is a message.
+    streaming = kim.page.locator(".message.streaming .body")
+    expect(streaming).to_contain_text("Here is")
+    partial = streaming.text_content()
+    assert REPLY.startswith(partial) and len(partial) < len(REPLY), partial
+    kim.screenshot("streaming")
     reply = messages(kim).locator(".message", has_text=REPLY)
     expect(reply).to_be_visible()
     expect(card).to_have_count(0)
+    expect(kim.page.locator(".message.streaming")).to_have_count(0)
     reply.hover()
     reply.get_by_role("button", name="Run").click()
     trace = kim.page.get_by_role("dialog", name="Run trace")

@@ -57,7 +57,7 @@ final class ModelCatalog: Sendable {
         case .anthropic:
             base = AnthropicModel(.init(baseURL: provider.baseURL, model: model, apiKey: provider.apiKey, timeout: provider.totalTimeout))
         case .scripted:
-            return ScriptedProviderModel(script: provider.script)
+            return ScriptedProviderModel(script: provider.script, wordDelay: provider.wordDelay)
         }
         let timed = TimeoutModel(base, firstToken: provider.firstTokenTimeout, total: provider.totalTimeout)
         let retried = RetryingModel(timed, maxAttempts: 3)
@@ -93,6 +93,7 @@ final class ModelCatalog: Sendable {
 /// state between requests, so any number of runs can share it.
 struct ScriptedProviderModel: ChatModel {
     let script: String
+    var wordDelay: Duration = .zero
 
     func complete(_ request: ChatRequest) async throws(LLMError) -> ChatResponse {
         try await collect(request, model: "scripted")
@@ -101,7 +102,31 @@ struct ScriptedProviderModel: ChatModel {
     func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatDelta, any Error> {
         let calledTools = request.messages.contains { $0.role == .tool }
         let words = ScriptedModel.words(script)
+        let delay = wordDelay
+        guard delay > .zero, calledTools || request.tools.isEmpty || request.toolChoice == .none else {
+            return immediate(request, calledTools: calledTools, words: words)
+        }
+        // Paced: one word at a time, so a client sees the reply being written.
         return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    for word in words {
+                        try await Task.sleep(for: delay)
+                        continuation.yield(.text(word))
+                    }
+                    continuation.yield(.usage(Usage(promptTokens: request.messages.count * 16, completionTokens: words.count)))
+                    continuation.yield(.finish(.stop))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func immediate(_ request: ChatRequest, calledTools: Bool, words: [String]) -> AsyncThrowingStream<ChatDelta, any Error> {
+        AsyncThrowingStream { continuation in
             if !calledTools, let tool = request.tools.first, request.toolChoice != .none {
                 let arguments = tool.name == "recent_messages" ? #"{"limit":5}"# : "{}"
                 continuation.yield(.toolCall(index: 0, id: "call_" + UUID().uuidString.prefix(8).lowercased(), name: tool.name, arguments: arguments))

@@ -35,6 +35,9 @@ public struct ModelProvider: Sendable, CustomStringConvertible {
     public var price: Price?
     /// What a `scripted` provider answers.
     public var script: String = "This is a scripted reply from Parley's offline benchmark model."
+    /// How long a `scripted` provider waits before each word (none: as fast as it can, for
+    /// benchmarks; a few tens of milliseconds show streaming in a demo or a browser test).
+    public var wordDelay: Duration = .zero
 
     public init(name: String, kind: Kind, baseURL: String, apiKey: String? = nil) {
         self.name = name
@@ -100,6 +103,13 @@ public struct ModelProvider: Sendable, CustomStringConvertible {
                 else { problems.append("\(prefix)PRICE must be two numbers, dollars per million input and output tokens (such as 0.15,0.60)") }
             }
             if let script = env[prefix + "SCRIPT"] { provider.script = script }
+            if let raw = env[prefix + "WORD_DELAY_MS"] {
+                if kind == .scripted, let milliseconds = Int(raw), (0...10_000).contains(milliseconds) {
+                    provider.wordDelay = .milliseconds(milliseconds)
+                } else {
+                    problems.append("\(prefix)WORD_DELAY_MS is for scripted providers: milliseconds before each word, in 0...10000")
+                }
+            }
             providers.append(provider)
         }
         let names = Set(providers.map(\.name))

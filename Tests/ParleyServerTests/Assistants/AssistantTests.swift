@@ -482,13 +482,15 @@ struct ModelProviderSettingsTests {
             "PARLEY_LLM_OPENAI_URL": "https://api.openai.com/v1", "PARLEY_LLM_OPENAI_API_KEY": "sk-x", "PARLEY_LLM_OPENAI_FALLBACK": "default",
             "PARLEY_LLM_OPENAI_PRICE": "0.15,0.60",
             "PARLEY_LLM_CLAUDE_KIND": "anthropic", "PARLEY_LLM_CLAUDE_TIMEOUT": "0",
-            "PARLEY_LLM_BENCH_KIND": "scripted",
+            "PARLEY_LLM_BENCH_KIND": "scripted", "PARLEY_LLM_BENCH_WORD_DELAY_MS": "40", "PARLEY_LLM_OPENAI_WORD_DELAY_MS": "40",
             "PARLEY_LLM_LOST_URL": "ftp://x",
         ], problems: &problems)
         #expect(providers.map(\.name) == ["default", "openai", "claude", "bench"])
         #expect(providers[1].price == .init(input: 0.15, output: 0.60))
         #expect(providers[2].baseURL == "https://api.anthropic.com")
-        #expect(problems.count == 3, "\(problems)")
+        #expect(providers[3].wordDelay == .milliseconds(40))
+        #expect(problems.count == 4, "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("PARLEY_LLM_OPENAI_WORD_DELAY_MS is for scripted providers") })
         #expect(problems.contains { $0.contains("\"bad-name\" is not a provider name") })
         #expect(problems.contains { $0.hasPrefix("PARLEY_LLM_CLAUDE_TIMEOUT") })
         #expect(problems.contains { $0.hasPrefix("PARLEY_LLM_LOST_URL") })
