@@ -25,6 +25,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateAssistants())
     app.migrations.add(AddAssistantMCPServers())
     app.migrations.add(AddAssistantSampling())
+    app.migrations.add(AddMessageContent())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host

@@ -131,6 +131,28 @@ def test_search_finds_a_message_and_opens_it(people, server):
     expect(eve.page.locator(".message.highlight")).to_contain_text("the quarterly zebra report is ready")
 
 
+def test_formatting_and_mentions_render_from_the_servers_structure(people, server):
+    rae = people("rae").sign_up()
+    sol = people("sol").sign_up()
+    start_direct(rae, "sol")
+    box = composer(rae)
+    box.fill("**bold** and _italic_ with `code` for @sol\n> a quote\n\n- one\n- two\n\n```\nlet x = 1\n```")
+    box.press("Enter")
+    sol.page.locator(".conversation-list a.conversation").filter(has_text="rae").click()
+    body = messages(sol).locator(".message .body").filter(has_text="bold")
+    expect(body.locator("strong")).to_have_text("bold")
+    expect(body.locator("em")).to_have_text("italic")
+    expect(body.locator("p > code")).to_have_text("code")
+    expect(body.locator("blockquote")).to_have_text("a quote")
+    expect(body.locator("ul > li")).to_have_text(["one", "two"])
+    expect(body.locator("pre > code")).to_have_text("let x = 1")
+    # The mention names Sol: highlighted on Sol's screen, not on Rae's.
+    expect(body.locator(".mention.me")).to_have_text("@sol")
+    expect(messages(rae).locator(".message .body .mention.me")).to_have_count(0)
+    expect(messages(rae).locator(".message .body .mention")).to_have_text("@sol")
+    sol.screenshot("formatting")
+
+
 def test_markup_and_script_in_messages_do_nothing(people, server):
     fay = people("fay").sign_up()
     gus = people("gus").sign_up()

@@ -187,11 +187,13 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
         var triggers: [Trigger] = []
         for message in messages {
             guard let author = UUID(uuidString: message.authorID), !assistants.contains(author),
-                  let conversation = UUID(uuidString: message.conversationID), let body = message.body
+                  let conversation = UUID(uuidString: message.conversationID), message.body != nil
             else { continue }
-            let mentioned = Mentions.handles(in: body)
+            // The mentions the server resolved when the message was written (not the text
+            // parsed again: an @handle inside code mentions nobody).
+            let mentioned = Set(MessageFormat.mentions(in: message.content ?? []).userIDs)
             for member in members where member.conversationID == conversation {
-                if member.conversationKind == .direct || mentioned.contains(member.handle) {
+                if member.conversationKind == .direct || mentioned.contains(member.userID) {
                     triggers.append(Trigger(message: message, assistantID: member.userID))
                 }
             }
@@ -321,30 +323,5 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
             UPDATE assistant_cursor SET position = \(bind: new) WHERE name = \(bind: cursorName) AND position = \(bind: old)
             RETURNING name
             """).first(decoding: Row.self) != nil
-    }
-}
-
-/// `@handle` mentions in a message body.
-enum Mentions {
-    /// The lower-cased handles mentioned: `@` at the start or after a character that cannot be
-    /// part of a handle, then 3-32 of `a-z 0-9 _ . -` (a trailing `.` or `-` is punctuation).
-    static func handles(in body: String) -> Set<String> {
-        var found: Set<String> = []
-        let scalars = Array(body.unicodeScalars)
-        var index = 0
-        func isHandle(_ scalar: Unicode.Scalar) -> Bool {
-            ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "_" || scalar == "." || scalar == "-"
-        }
-        while index < scalars.count {
-            defer { index += 1 }
-            guard scalars[index] == "@", index == 0 || !isHandle(scalars[index - 1]) else { continue }
-            var end = index + 1
-            while end < scalars.count, isHandle(scalars[end]) { end += 1 }
-            var handle = String(String.UnicodeScalarView(scalars[(index + 1)..<end])).lowercased()
-            while handle.hasSuffix(".") || handle.hasSuffix("-") { handle.removeLast() }
-            if (3...32).contains(handle.count) { found.insert(handle) }
-            index = end - 1
-        }
-        return found
     }
 }

@@ -129,6 +129,23 @@ extension Membership {
         return found == userIDs.count
     }
 
+    /// The members whose handles are among `handles` (lower-cased), by handle: who an
+    /// `@handle` in a message names.
+    static func members(withHandles handles: Set<String>, in conversationID: UUID, on db: any Database) async throws -> [String: UUID] {
+        guard !handles.isEmpty, let sql = db as? any SQLDatabase else { return [:] }
+        struct Row: Decodable { let handle: String; let user_id: UUID }
+        let rows = try await sql.raw("""
+            SELECT u.handle AS handle, u.id AS user_id FROM memberships m JOIN users u ON u.id = m.user_id
+            WHERE m.conversation_id = \(bind: conversationID) AND u.handle IN (\(binds: Array(handles)))
+            """).all(decoding: Row.self)
+        return Dictionary(rows.map { ($0.handle, $0.user_id) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// How many members a conversation has.
+    static func count(in conversationID: UUID, on db: any Database) async throws -> Int {
+        try await Membership.query(on: db).filter(\.$conversation.$id == conversationID).count()
+    }
+
     /// The owners and admins of a conversation.
     static func managers(of conversationID: UUID, on db: any Database) async throws -> [UUID] {
         try await Membership.query(on: db).filter(\.$conversation.$id == conversationID)

@@ -24,6 +24,8 @@ struct MessageDTO: Content {
     /// Earlier messages this one cites (an assistant's reply), each checked to exist and be
     /// readable by the member who asked; absent on people's messages.
     var citations: [MessageCitation]?
+    /// The body's structure: what clients render (never the body parsed again).
+    var content: [MessageFormat.Node]?
 
     enum CodingKeys: String, CodingKey {
         case id, seq, body, reactions
@@ -35,7 +37,7 @@ struct MessageDTO: Content {
         case editedAt = "edited_at"
         case deletedAt = "deleted_at"
         case replyCount = "reply_count"
-        case citations
+        case citations, content
     }
 
     init(_ message: Message, reactions: [ReactionSummaryDTO] = [], replyCount: Int = 0) throws {
@@ -53,6 +55,10 @@ struct MessageDTO: Content {
         self.replyCount = replyCount
         self.citations = message.isDeleted ? nil
             : message.citationsJSON.flatMap { try? EventLog.decoder.decode([MessageCitation].self, from: Data($0.utf8)) }
+        // Messages from before structures were stored are parsed now (their mentions stay text).
+        self.content = message.isDeleted ? nil
+            : message.contentJSON.flatMap { try? EventLog.decoder.decode([MessageFormat.Node].self, from: Data($0.utf8)) }
+                ?? MessageFormat.parse(message.body)
     }
 }
 
@@ -82,7 +88,7 @@ struct SendMessageRequest: Decodable {
     var body: String??
     var replyTo: String??
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case body
         case replyTo = "reply_to"
     }
@@ -94,6 +100,9 @@ struct SendMessageRequest: Decodable {
     }
 
     init(from decoder: any Decoder) throws {
+        // A field this endpoint does not know is refused: dropping it would let a client
+        // believe it sent something (a file, a format) that was never kept.
+        try decoder.refuseUnknownKeys(allowed: CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         body = try container.decodePresence(String.self, forKey: .body)
         replyTo = try container.decodePresence(String.self, forKey: .replyTo)

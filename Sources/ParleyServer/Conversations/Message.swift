@@ -27,6 +27,8 @@ final class Message: Model, @unchecked Sendable {
     /// Messages this one cites (JSON `[{seq, message_id}]`), checked by whoever wrote them
     /// (an assistant's reply); nil for people's messages.
     @OptionalField(key: "citations") var citationsJSON: String?
+    /// The body's structure (`[MessageFormat.Node]` as JSON), with mentions resolved.
+    @OptionalField(key: "content") var contentJSON: String?
 
     // timestamps
     @Field(key: "created_at") var createdAt: Date

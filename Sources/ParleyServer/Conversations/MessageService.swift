@@ -131,6 +131,7 @@ struct MessageService: Sendable {
         try validator.check()
         guard let body else { throw Self.notFound }
 
+        let content = try await structure(of: body, in: access)
         // A key used before is found by the unique (author, key) index when the insert fails,
         // not by a read before every send: a replay rolls back (its seq with it) and answers as
         // the first send was answered.
@@ -156,14 +157,16 @@ struct MessageService: Sendable {
                                       replyToID: replyTarget?.id, replyToSeq: replyTarget?.seq,
                                       idempotencyKey: idempotencyKey, requestDigest: idempotencyKey == nil ? nil : digest, at: now)
                 if !citations.isEmpty { message.citationsJSON = String(decoding: try EventLog.encoder.encode(citations), as: UTF8.self) }
+                message.contentJSON = content
                 // Plain SQL rather than `message.create(on:)`: Fluent's model reflection costs
                 // more than the insert on this path (seen in perf; see docs/benchmarks.md).
                 try await sql.raw("""
                     INSERT INTO messages (id, conversation_id, seq, author_id, body, reply_to_id, reply_to_seq, version,
-                                          idempotency_key, request_digest, citations, created_at)
+                                          idempotency_key, request_digest, citations, content, created_at)
                     VALUES (\(bind: message.id), \(bind: conversationID), \(bind: seq), \(bind: authorID), \(bind: body),
                             \(bind: message.replyToID), \(bind: message.replyToSeq), \(bind: message.version),
-                            \(bind: message.idempotencyKey), \(bind: message.requestDigest), \(bind: message.citationsJSON), \(bind: now))
+                            \(bind: message.idempotencyKey), \(bind: message.requestDigest), \(bind: message.citationsJSON),
+                            \(bind: content), \(bind: now))
                     """).run()
                 // Sending a message reads everything before it.
                 try await sql.raw("""
@@ -265,9 +268,11 @@ struct MessageService: Sendable {
         }
         guard newBody != message.body || newReply?.id != message.replyToID else { return message }
 
+        let content = newBody == message.body ? message.contentJSON : try await structure(of: newBody, in: access)
         let now = clock.now()
         let previous = message.body
         message.body = newBody
+        message.contentJSON = content
         message.replyToID = newReply?.id
         message.replyToSeq = newReply?.seq
         message.editedAt = now
@@ -278,6 +283,24 @@ struct MessageService: Sendable {
             try await outbox.record(MessageEdited(try MessageDTO(message)), in: access.conversationID, at: now)
         }
         return message
+    }
+
+    /// `@channel` and `@here` reach everyone: in a conversation of more members than this,
+    /// only its owner and admins may use them.
+    static let wideMentionLimit = 50
+
+    /// The structure of a body (`[MessageFormat.Node]` as JSON), its `@handle`s resolved against
+    /// the conversation's members.
+    private func structure(of body: String, in access: ConversationService.Access) async throws -> String {
+        let handles = MessageFormat.mentionedHandles(in: body)
+        let members = try await Membership.members(withHandles: handles, in: access.conversationID, on: db)
+        let nodes = MessageFormat.parse(body, members: members)
+        if MessageFormat.mentions(in: nodes).everyone, access.membership?.canManage != true,
+           try await Membership.count(in: access.conversationID, on: db) > Self.wideMentionLimit {
+            throw ValidationError(field: "body", code: "mention_not_allowed",
+                                  message: "@channel and @here in a conversation of more than \(Self.wideMentionLimit) members are for its owner and admins")
+        }
+        return String(decoding: try EventLog.encoder.encode(nodes), as: UTF8.self)
     }
 
     static func checkPrecondition(_ ifMatch: String?, _ message: Message) throws {

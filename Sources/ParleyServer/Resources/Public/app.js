@@ -35,7 +35,12 @@ async function signedIn(session) {
   // The stream starts live; what happened before is read over REST, then the stream is
   // resumed from its last id on every reconnect.
   live = new LiveStream({
-    onFrame: applyFrame,
+    onFrame: (frame) => {
+      applyFrame(frame);
+      // Someone new shares a conversation with me: whether they are online is not announced
+      // again, so ask.
+      if (frame.type === "conversation.created" || frame.type === "member.joined") loadPresence();
+    },
     onStatus: (status) => { state.connection = status; emit("connection"); },
     onResync: () => refreshAll(),
   });

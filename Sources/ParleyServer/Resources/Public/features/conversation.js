@@ -3,7 +3,7 @@
 // edit, delete, reactions, threads, read markers, typing, and assistants' live replies.
 
 import { ApiError, del, get, patch, post, put } from "../lib/api.js";
-import { clear, h, richText, shortTime, fullTime, uuid } from "../lib/dom.js";
+import { clear, h, renderContent, richText, shortTime, fullTime, uuid } from "../lib/dom.js";
 import {
   conversationTitle, displayName, emit, findMessage, loadAround, loadLatest, loadNewer, loadOlder, members, putMessage, state, subscribe,
   timeline, typingNames, user,
@@ -280,7 +280,9 @@ class ConversationView {
         message.edited_at && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         message.pending ? h("span", { class: "status", text: message.failed ? "not sent" : "sending…" }) : null),
       this.editing?.seq === message.seq && !message.pending && !deleted ? this.editor(message)
-        : h("div", { class: "body" }, deleted ? h("em", { text: "This message was deleted." }) : richText(message.body || "")),
+        : h("div", { class: "body" }, deleted ? h("em", { text: "This message was deleted." })
+          // The server's structure when there is one; a message still being sent shows its text.
+          : message.content ? renderContent(message.content, { me: state.me.id }) : richText(message.body || "")),
       message.citations?.length ? h("p", { class: "citations" }, "Sources: ",
         message.citations.map((c) => h("a", { href: `#/c/${this.id}/m/${c.seq}`, text: `#${c.seq}` }))) : null,
       reactionBar(message, this.id),

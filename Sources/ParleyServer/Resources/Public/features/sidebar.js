@@ -1,6 +1,6 @@
 // The sidebar: who I am, search, and my conversations ordered by activity with unread counts.
 
-import { h, clear } from "../lib/dom.js";
+import { h, clear, plainText } from "../lib/dom.js";
 import { conversationTitle, displayName, sortedConversations, state, subscribe } from "../lib/store.js";
 import { newConversationDialog, browseChannelsDialog, profileDialog } from "./dialogs.js";
 
@@ -41,7 +41,8 @@ export function renderSidebar(root, { onSignOut }) {
       const unread = conversation.unread_count || 0;
       const current = conversation.id === state.current;
       const last = conversation.last_message;
-      const preview = last ? `${displayName(last.author_id)}: ${last.body ?? "(deleted)"}` : "No messages yet";
+      const text = last?.content ? plainText(last.content) : last?.body;
+      const preview = last ? `${displayName(last.author_id)}: ${text ?? "(deleted)"}` : "No messages yet";
       return h("li", {},
         h("a", { href: `#/c/${conversation.id}`, class: `conversation${current ? " current" : ""}${unread ? " unread" : ""}`,
           "aria-current": current ? "page" : undefined, dataset: { id: conversation.id } },

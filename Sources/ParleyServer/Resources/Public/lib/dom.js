@@ -48,6 +48,50 @@ export function richText(body) {
   return nodes;
 }
 
+// A message's structure, as the server parsed it (formatting and mentions), built as
+// elements around text nodes. Only http, https and mailto links become links.
+export function renderContent(nodes, { me } = {}) {
+  return nodes.map((node) => contentNode(node, me, 0));
+}
+
+// A message's structure as one line of plain text (for previews).
+export function plainText(nodes) {
+  const parts = [];
+  const walk = (node) => {
+    if (node.type === "mention") parts.push(`@${node.handle}`);
+    else if (node.type === "line_break") parts.push(" ");
+    else if (node.text) parts.push(node.text);
+    (node.children || []).forEach(walk);
+    if (["paragraph", "quote", "list_item", "code_block"].includes(node.type)) parts.push(" ");
+  };
+  nodes.forEach(walk);
+  return parts.join("").replace(/\s+/g, " ").trim();
+}
+
+function contentNode(node, me, depth) {
+  const children = () => (depth < 16 ? (node.children || []).map((child) => contentNode(child, me, depth + 1)) : []);
+  switch (node.type) {
+    case "paragraph": return h("p", {}, children());
+    case "quote": return h("blockquote", {}, children());
+    case "list": return h(node.ordered ? "ol" : "ul", {}, children());
+    case "list_item": return h("li", {}, children());
+    case "code_block": return h("pre", {}, h("code", { dataset: node.language ? { language: node.language } : undefined, text: node.text || "" }));
+    case "strong": return h("strong", {}, children());
+    case "emphasis": return h("em", {}, children());
+    case "code": return h("code", { text: node.text || "" });
+    case "line_break": return h("br");
+    case "link":
+      return /^(https?:|mailto:)/i.test(node.url || "")
+        ? h("a", { href: node.url, target: "_blank", rel: "noopener noreferrer nofollow" }, children())
+        : h("span", {}, children());
+    case "mention": {
+      const mine = node.user_id ? node.user_id === me : ["channel", "here"].includes(node.handle);
+      return h("span", { class: `mention${mine ? " me" : ""}`, dataset: node.user_id ? { user: node.user_id } : undefined, text: `@${node.handle}` });
+    }
+    default: return document.createTextNode(node.text || "");
+  }
+}
+
 // A search snippet: the server escapes the text and marks matches with <mark>; we rebuild
 // it as text and <mark> nodes rather than trusting it as HTML.
 export function snippet(escaped) {
