@@ -26,6 +26,9 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(AddAssistantMCPServers())
     app.migrations.add(AddAssistantSampling())
     app.migrations.add(AddMessageContent())
+    app.migrations.add(AddMembershipNotify())
+    app.migrations.add(CreateEventCursors())
+    app.migrations.add(CreateNotifications())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -149,6 +152,12 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         database: jobDatabase, writes: writes, clock: clock, domainEvents: domainEvents, registry: runRegistry,
         reserveSlot: { jobs.reserveSlot(for: $0) }, logger: app.logger)
 
+    // Notifications: a durable follower of the event log turns messages, approval requests and
+    // read markers into each person's inbox.
+    app.storage[NotificationFollowerKey.self] = Notifier.follower(database: jobDatabase, writes: writes, domainEvents: domainEvents,
+                                                                   clock: clock, logger: app.logger)
+    try app.grouped("v1").register(collection: NotificationController(authentication: accounts.authentication(), writes: writes, clock: clock))
+
     try routes(app, accounts: accounts, chat: chat, hub: hub, ephemeral: ephemeral, presence: presence, metrics: metrics)
     try app.grouped("v1").register(collection: AssistantController(dependencies: assistants, authentication: accounts.authentication()))
 
@@ -171,6 +180,9 @@ public func prepareToServe(_ app: Application) async throws {
     }
     if let dispatcher = app.storage[AssistantDispatcherKey.self] {
         app.lifecycle.use(dispatcher)
+    }
+    if let notifications = app.storage[NotificationFollowerKey.self] {
+        app.lifecycle.use(notifications)
     }
 }
 

@@ -153,6 +153,47 @@ def test_formatting_and_mentions_render_from_the_servers_structure(people, serve
     sol.screenshot("formatting")
 
 
+def test_the_inbox_shows_mentions_live_and_respects_mute(people, server):
+    tia = people("tia").sign_up()
+    uma = people("uma").sign_up()
+    page = tia.page
+    page.get_by_role("button", name="New conversation").click()
+    dialog = page.get_by_role("dialog", name="New conversation")
+    dialog.get_by_label("Kind").select_option("channel")
+    dialog.get_by_label("Name").fill("launch")
+    dialog.get_by_label("Find people").fill("uma")
+    dialog.get_by_role("option").filter(has_text="@uma").click()
+    dialog.get_by_role("button", name="Start").click()
+    send(tia, "all hands at noon")
+    send(tia, "@uma can you check the release notes?")
+    # Uma, elsewhere, sees the count on her inbox and in the tab's title.
+    bell = uma.page.get_by_role("button", name="Inbox, 1 unread")
+    expect(bell).to_be_visible()
+    expect(uma.page).to_have_title("(1) Parley")
+    bell.click()
+    inbox = uma.page.get_by_role("dialog", name="Inbox")
+    item = inbox.get_by_role("link").filter(has_text="can you check the release notes?")
+    expect(item).to_contain_text("tia mentioned you in # launch")
+    uma.screenshot("inbox")
+    item.click()
+    expect(uma.page.locator(".message.highlight")).to_contain_text("can you check the release notes?")
+    expect(uma.page.get_by_role("button", name="Inbox", exact=True)).to_be_visible()
+
+    # Muted: @here stays quiet; naming her still gets through.
+    uma.page.get_by_role("button", name="Mute").click()
+    expect(uma.page.get_by_role("button", name="Unmute")).to_be_visible()
+    # (Away from the channel: while she reads it, what arrives there is read at once.)
+    uma.page.goto(f"{server.url}/#/")
+    send(tia, "@here the build is green")
+    send(tia, "@uma one more thing")
+    uma.page.get_by_role("button", name="Inbox, 1 unread").click()
+    inbox = uma.page.get_by_role("dialog", name="Inbox")
+    expect(inbox.get_by_role("link").filter(has_text="one more thing")).to_be_visible()
+    expect(inbox.get_by_role("link").filter(has_text="the build is green")).to_have_count(0)
+    inbox.get_by_role("button", name="Mark all read").click()
+    expect(uma.page.get_by_role("button", name="Inbox", exact=True)).to_be_visible()
+
+
 def test_markup_and_script_in_messages_do_nothing(people, server):
     fay = people("fay").sign_up()
     gus = people("gus").sign_up()

@@ -1,21 +1,40 @@
 import Vapor
 
+/// `PUT /v1/conversations/{id}/membership`: `muted` and `notify` (all, mentions, nothing, or
+/// null for the default); absent keys stay as they are.
+struct MembershipSettingsRequest: Decodable {
+    var muted: Bool??
+    var notify: String??
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case muted, notify }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownKeys(allowed: CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        muted = try container.decodePresence(Bool.self, forKey: .muted)
+        notify = try container.decodePresence(String.self, forKey: .notify)
+    }
+}
+
 struct MembershipDTO: Content, Equatable {
     var role: Membership.Role
     var lastReadSeq: Int
     var muted: Bool
+    /// Which messages notify the member (the conversation kind's default unless they chose).
+    var notify: Membership.NotificationLevel
     var joinedAt: Date
 
     enum CodingKeys: String, CodingKey {
-        case role, muted
+        case role, muted, notify
         case lastReadSeq = "last_read_seq"
         case joinedAt = "joined_at"
     }
 
-    init(_ membership: Membership) {
+    init(_ membership: Membership, kind: Conversation.Kind) {
         role = membership.role
         lastReadSeq = membership.lastReadSeq
         muted = membership.muted
+        notify = membership.notificationLevel(in: kind)
         joinedAt = membership.joinedAt
     }
 }
@@ -61,7 +80,7 @@ struct ConversationDTO: Content {
         createdAt = conversation.createdAt
         updatedAt = conversation.updatedAt
         lastActivityAt = conversation.lastActivityAt
-        self.membership = membership.map(MembershipDTO.init)
+        self.membership = membership.map { MembershipDTO($0, kind: conversation.kind) }
         self.unreadCount = unreadCount
         self.lastMessage = lastMessage
         self.memberCount = memberCount

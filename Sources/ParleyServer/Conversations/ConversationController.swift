@@ -20,6 +20,7 @@ struct ConversationController: RouteCollection {
             conversation.post("join", use: join)
             conversation.post("leave", use: leave)
             conversation.put("read", use: markRead)
+            conversation.put("membership", use: updateMembership)
             conversation.get("members", use: members)
             conversation.post("members", use: addMember)
             conversation.patch("members", ":user_id", use: changeRole)
@@ -97,6 +98,12 @@ struct ConversationController: RouteCollection {
     func markRead(_ request: Request) async throws -> ReadMarkerDTO {
         let (service, access, principal) = try await access(request)
         return try await service.markRead(access, try request.decodeJSON(ReadMarkerRequest.self), userID: principal.userID)
+    }
+
+    @Sendable
+    func updateMembership(_ request: Request) async throws -> MembershipDTO {
+        let (service, access, principal) = try await access(request)
+        return try await service.updateMembership(access, try request.decodeJSON(MembershipSettingsRequest.self), userID: principal.userID)
     }
 
     @Sendable

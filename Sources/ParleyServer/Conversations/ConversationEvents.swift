@@ -16,6 +16,7 @@ extension EventType {
     static let reactionAdded = EventType("reaction.added")
     static let reactionRemoved = EventType("reaction.removed")
     static let readUpdated = EventType("read.updated")
+    static let membershipUpdated = EventType("membership.updated")
 }
 
 /// An event whose data is a wire value as it is (a message, a conversation, a member change).
@@ -147,5 +148,31 @@ struct ReadMarkerMoved: DomainEvent {
     enum CodingKeys: String, CodingKey {
         case userID = "user_id"
         case lastReadSeq = "last_read_seq"
+    }
+}
+
+/// A member changed their mute or notification level; only that member sees it.
+struct MembershipSettingsChanged: DomainEvent {
+    static let type = EventType.membershipUpdated
+    var muted: Bool?
+    var notify: String??
+
+    func encode(to encoder: any Encoder) throws {
+        enum Keys: String, CodingKey { case muted, notify }
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encodeIfPresent(muted, forKey: .muted)
+        if let notify { try container.encode(notify, forKey: .notify) }
+    }
+
+    init(muted: Bool?, notify: String??) {
+        self.muted = muted
+        self.notify = notify
+    }
+
+    init(from decoder: any Decoder) throws {
+        enum Keys: String, CodingKey { case muted, notify }
+        let container = try decoder.container(keyedBy: Keys.self)
+        muted = try container.decodeIfPresent(Bool.self, forKey: .muted)
+        notify = try container.decodePresence(String.self, forKey: .notify)
     }
 }

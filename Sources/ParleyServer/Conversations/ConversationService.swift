@@ -53,7 +53,7 @@ struct ConversationService: Sendable {
             SELECT c.kind AS kind, c.visibility AS visibility, c.title AS title, c.topic AS topic, c.last_seq AS last_seq,
                    c.direct_key AS direct_key, c.created_by AS created_by, c.created_at AS created_at,
                    c.updated_at AS updated_at, c.last_activity_at AS last_activity_at,
-                   m.id AS m_id, m.role AS m_role, m.last_read_seq AS m_last_read_seq, m.muted AS m_muted,
+                   m.id AS m_id, m.role AS m_role, m.last_read_seq AS m_last_read_seq, m.muted AS m_muted, m.notify AS m_notify,
                    m.joined_at AS m_joined_at
             FROM conversations c
             LEFT JOIN memberships m ON m.conversation_id = c.id AND m.user_id = \(bind: userID)
@@ -69,7 +69,7 @@ struct ConversationService: Sendable {
     private struct AccessRow: Decodable {
         let kind: String, visibility: String?, title: String?, topic: String?, last_seq: Int, direct_key: String?
         let created_by: UUID, created_at: Date?, updated_at: Date?, last_activity_at: Date
-        let m_id: UUID?, m_role: String?, m_last_read_seq: Int?, m_muted: Bool?, m_joined_at: Date?
+        let m_id: UUID?, m_role: String?, m_last_read_seq: Int?, m_muted: Bool?, m_notify: String?, m_joined_at: Date?
 
         func conversation(id: UUID) throws -> Conversation {
             guard let kind = Conversation.Kind(rawValue: kind) else { throw StorageError.unreadable("conversation kind \(kind)") }
@@ -95,6 +95,7 @@ struct ConversationService: Sendable {
                                         lastReadSeq: m_last_read_seq ?? 0, at: m_joined_at ?? Date())
             membership.id = m_id
             membership.muted = m_muted ?? false
+            membership.notify = m_notify.flatMap(Membership.NotificationLevel.init(rawValue:))
             membership.$id.exists = true
             return membership
         }
@@ -572,5 +573,37 @@ struct ConversationService: Sendable {
         let current = try await Membership.find(conversationID: access.conversationID, userID: userID, on: db)
         let unread = try await unreadCounts(for: [access.conversationID], userID: userID)[access.conversationID] ?? 0
         return ReadMarkerDTO(lastReadSeq: current?.lastReadSeq ?? seq, unreadCount: unread)
+    }
+
+    /// My settings in a conversation: mute, and which messages notify me. Only the keys given
+    /// change; `notify: null` goes back to the conversation kind's default.
+    func updateMembership(_ access: Access, _ input: MembershipSettingsRequest, userID: UUID) async throws -> MembershipDTO {
+        _ = try access.requireMember()
+        var validator = Validator()
+        var level: Membership.NotificationLevel?? = nil
+        if let raw = input.notify {
+            if let raw {
+                if let parsed = Membership.NotificationLevel(rawValue: raw) { level = .some(parsed) }
+                else { validator.add("notify", "invalid", "must be all, mentions or nothing (or null for the default)") }
+            } else {
+                level = .some(nil)
+            }
+        }
+        if case .some(nil) = input.muted { validator.add("muted", "invalid_type", "must be true or false") }
+        try validator.check()
+        let muted = input.muted ?? nil
+        let notify = level
+        let conversationID = access.conversationID
+        let now = clock.now()
+        try await db.writeTransaction(writes) { tx, outbox in
+            try await Membership.updateSettings(conversationID: conversationID, userID: userID, muted: muted, notify: notify, on: tx)
+            // Every tab of mine learns of it.
+            try await outbox.record(MembershipSettingsChanged(muted: muted, notify: notify.map { $0?.rawValue }), in: conversationID,
+                                    visibleTo: userID, at: now)
+        }
+        guard let current = try await Membership.find(conversationID: conversationID, userID: userID, on: db) else {
+            throw Self.notFound
+        }
+        return MembershipDTO(current, kind: access.conversation.kind)
     }
 }

@@ -29,6 +29,8 @@ final class Membership: Model, @unchecked Sendable {
     @Enum(key: "role") var role: Role
     @Field(key: "last_read_seq") var lastReadSeq: Int
     @Field(key: "muted") var muted: Bool
+    /// Which messages notify this member (nil: the default for the conversation's kind).
+    @OptionalEnum(key: "notify") var notify: NotificationLevel?
 
     // timestamps
     @Field(key: "joined_at") var joinedAt: Date
@@ -45,6 +47,24 @@ final class Membership: Model, @unchecked Sendable {
     }
 
     var canManage: Bool { role >= .admin }
+
+    /// Which messages of a conversation notify a member.
+    enum NotificationLevel: String, Codable, Sendable, CaseIterable {
+        /// Every message (the default in direct conversations and groups).
+        case all
+        /// Mentions of the member, `@channel`/`@here`, and replies in threads they took part in
+        /// (the default in channels).
+        case mentions
+        case nothing
+
+        static func defaultLevel(for kind: Conversation.Kind) -> NotificationLevel {
+            kind == .channel ? .mentions : .all
+        }
+    }
+
+    func notificationLevel(in kind: Conversation.Kind) -> NotificationLevel {
+        notify ?? NotificationLevel.defaultLevel(for: kind)
+    }
 }
 
 extension Membership {
@@ -139,6 +159,42 @@ extension Membership {
             WHERE m.conversation_id = \(bind: conversationID) AND u.handle IN (\(binds: Array(handles)))
             """).all(decoding: Row.self)
         return Dictionary(rows.map { ($0.handle, $0.user_id) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// What notifies each human member of a conversation: muted, and the chosen level.
+    struct NotificationSetting: Sendable, Equatable {
+        let userID: UUID
+        let muted: Bool
+        let level: NotificationLevel
+    }
+
+    /// The human members of a conversation with their notification settings (the default
+    /// level resolved by the conversation's kind), in one statement.
+    static func notificationSettings(of conversationID: UUID, on db: any Database) async throws
+        -> (kind: Conversation.Kind?, members: [NotificationSetting]) {
+        guard let sql = db as? any SQLDatabase else { return (nil, []) }
+        struct Row: Decodable { let user_id: UUID; let muted: Bool; let notify: String?; let kind: String }
+        let rows = try await sql.raw("""
+            SELECT m.user_id AS user_id, m.muted AS muted, m.notify AS notify, c.kind AS kind
+            FROM memberships m JOIN users u ON u.id = m.user_id JOIN conversations c ON c.id = m.conversation_id
+            WHERE m.conversation_id = \(bind: conversationID) AND u.kind = \(bind: User.Kind.human.rawValue)
+            """).all(decoding: Row.self)
+        let kind = rows.first.flatMap { Conversation.Kind(rawValue: $0.kind) }
+        return (kind, rows.map { row in
+            NotificationSetting(userID: row.user_id, muted: row.muted,
+                                level: row.notify.flatMap(NotificationLevel.init(rawValue:)) ?? .defaultLevel(for: kind ?? .group))
+        })
+    }
+
+    /// Sets a member's mute and notification level; nil leaves that part as it is.
+    static func updateSettings(conversationID: UUID, userID: UUID, muted: Bool?, notify: NotificationLevel??, on db: any Database) async throws {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        var assignments: [SQLQueryString] = []
+        if let muted { assignments.append("muted = \(bind: muted)") }
+        if let notify { assignments.append("notify = \(bind: notify?.rawValue)") }
+        guard !assignments.isEmpty else { return }
+        let set = assignments.dropFirst().reduce(assignments[0]) { $0 + ", " + $1 }
+        try await sql.raw("UPDATE memberships SET " + set + " WHERE conversation_id = \(bind: conversationID) AND user_id = \(bind: userID)").run()
     }
 
     /// How many members a conversation has.

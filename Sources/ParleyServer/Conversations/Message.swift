@@ -80,6 +80,15 @@ extension Message {
             .first()
     }
 
+    /// Who took part in a thread: its root's author and everyone who replied in it.
+    static func threadParticipants(root rootID: UUID, on db: any Database) async throws -> Set<UUID> {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let author_id: UUID }
+        return Set(try await sql.raw("""
+            SELECT DISTINCT author_id FROM messages WHERE id = \(bind: rootID) OR reply_to_id = \(bind: rootID)
+            """).all(decoding: Row.self).map(\.author_id))
+    }
+
     /// A message as a reader of the conversation's text sees it: who wrote it (with their
     /// handle), when, and the thread it is in. No reactions or reply counts.
     struct Line: Decodable, Sendable {

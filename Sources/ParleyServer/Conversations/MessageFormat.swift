@@ -82,6 +82,22 @@ struct MessageFormat {
         return found
     }
 
+    /// The structure as one line of plain text (previews, notifications).
+    static func plainText(_ nodes: [Node]) -> String {
+        var parts: [String] = []
+        func walk(_ node: Node) {
+            switch node.type {
+            case .mention: parts.append("@" + (node.handle ?? ""))
+            case .lineBreak: parts.append(" ")
+            default: if let text = node.text { parts.append(text) }
+            }
+            node.children?.forEach(walk)
+            if [.paragraph, .quote, .listItem, .codeBlock].contains(node.type) { parts.append(" ") }
+        }
+        nodes.forEach(walk)
+        return parts.joined().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+
     /// The handles written as `@handle` outside code, lower-cased (to look up before parsing).
     static func mentionedHandles(in body: String) -> Set<String> {
         var handles = Set<String>()

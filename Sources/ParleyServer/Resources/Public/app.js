@@ -4,7 +4,7 @@
 import { get, onUnauthorized, setCSRF } from "./lib/api.js";
 import { clear, h } from "./lib/dom.js";
 import { LiveStream } from "./lib/live.js";
-import { applyFrame, emit, loadConversations, reset, state, subscribe, timeline } from "./lib/store.js";
+import { applyFrame, emit, loadConversations, loadNotifications, reset, state, subscribe, timeline } from "./lib/store.js";
 import { currentSession, renderAuth, signOut } from "./features/auth.js";
 import { renderSidebar } from "./features/sidebar.js";
 import { openConversation, closeConversation } from "./features/conversation.js";
@@ -50,7 +50,7 @@ async function signedIn(session) {
   live.start();
   // Away while the page is hidden, online when it is back (told over the WebSocket).
   document.addEventListener("visibilitychange", () => live?.send({ type: "presence", status: document.hidden ? "away" : "online" }));
-  await Promise.all([loadConversations(), loadPresence()]);
+  await Promise.all([loadConversations(), loadPresence(), loadNotifications().catch(() => {})]);
   route();
 }
 
@@ -63,7 +63,7 @@ async function loadPresence() {
 }
 
 async function refreshAll() {
-  await loadConversations().catch(() => {});
+  await Promise.all([loadConversations().catch(() => {}), loadNotifications().catch(() => {})]);
   for (const [id, line] of state.messages) if (line.loaded) timeline(id).loaded = false;
   if (state.current) openConversation(state.current, { main: shell.main, thread: shell.thread, reload: true });
 }

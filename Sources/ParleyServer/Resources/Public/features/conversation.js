@@ -10,6 +10,7 @@ import {
 } from "../lib/store.js";
 import { approvalCards, loadRuns, runForReply, streamingRows, traceDialog } from "./assistants.js";
 import { membersDialog } from "./dialogs.js";
+import { notificationSettings } from "./notifications.js";
 
 const QUICK_REACTIONS = ["👍", "🎉", "❤️", "😄", "👀"];
 const ESTIMATE = 56;
@@ -96,11 +97,17 @@ class ConversationView {
         h("a", { href: "#/", class: "back", "aria-label": "Back to conversations", text: "‹" }),
         this.title,
         conversation.topic ? h("p", { class: "topic", text: conversation.topic }) : null,
+        this.settings = h("span", {}, notificationSettings(conversation, () => this.renderSettings())),
         h("button", { type: "button", text: "Members", onclick: () => membersDialog(this.conversation) })),
       this.scroller, this.typing, this.composer.node);
     this.composer.focus();
     addEventListener("focus", this.onFocus = () => this.markRead());
     this.disposers.push(() => removeEventListener("focus", this.onFocus));
+  }
+
+  renderSettings() {
+    clear(this.settings, notificationSettings(this.conversation, () => this.renderSettings()));
+    emit("conversations");
   }
 
   changed(kind, detail) {

@@ -3,6 +3,7 @@
 import { h, clear, plainText } from "../lib/dom.js";
 import { conversationTitle, displayName, sortedConversations, state, subscribe } from "../lib/store.js";
 import { newConversationDialog, browseChannelsDialog, profileDialog } from "./dialogs.js";
+import { bellButton } from "./notifications.js";
 
 // In a direct conversation, whether the other person is online or away.
 function directPresence(conversation) {
@@ -23,7 +24,7 @@ export function renderSidebar(root, { onSignOut }) {
     h("input", { id: "search-q", name: "q", type: "search", placeholder: "Search messages", autocomplete: "off" }));
   const me = h("div", { class: "me" });
   clear(root,
-    h("header", { class: "sidebar-header" }, h("strong", { class: "brand", text: "Parley" }), me),
+    h("header", { class: "sidebar-header" }, h("div", { class: "brand-row" }, h("strong", { class: "brand", text: "Parley" }), bellButton()), me),
     search,
     h("div", { class: "sidebar-actions" },
       h("button", { type: "button", text: "New conversation", onclick: () => newConversationDialog() }),
@@ -38,13 +39,15 @@ export function renderSidebar(root, { onSignOut }) {
 
   const renderList = () => {
     const items = sortedConversations().map((conversation) => {
-      const unread = conversation.unread_count || 0;
+      const muted = conversation.membership?.muted;
+      // A muted conversation shows no count (a mention of me still reaches the inbox).
+      const unread = muted ? 0 : conversation.unread_count || 0;
       const current = conversation.id === state.current;
       const last = conversation.last_message;
       const text = last?.content ? plainText(last.content) : last?.body;
       const preview = last ? `${displayName(last.author_id)}: ${text ?? "(deleted)"}` : "No messages yet";
       return h("li", {},
-        h("a", { href: `#/c/${conversation.id}`, class: `conversation${current ? " current" : ""}${unread ? " unread" : ""}`,
+        h("a", { href: `#/c/${conversation.id}`, class: `conversation${current ? " current" : ""}${unread ? " unread" : ""}${muted ? " muted" : ""}`,
           "aria-current": current ? "page" : undefined, dataset: { id: conversation.id } },
           h("span", { class: "title" }, directPresence(conversation), conversationTitle(conversation)),
           unread ? h("span", { class: "badge", "aria-label": `${unread} unread`, text: unread > 99 ? "99+" : String(unread) }) : null,

@@ -15,6 +15,9 @@ export const state = {
   // run id → the run as its last event showed it; run id → text streamed so far
   runs: new Map(),
   deltas: new Map(),
+  // my inbox: the newest notifications first, and how many are unread
+  notifications: [],
+  unreadNotifications: 0,
   connection: "connecting",
   current: null,
 };
@@ -32,6 +35,15 @@ export function reset() {
   state.me = null;
   for (const key of ["conversations", "users", "members", "messages", "typing", "presence", "runs", "deltas"]) state[key].clear();
   state.current = null;
+  state.notifications = [];
+  state.unreadNotifications = 0;
+}
+
+export async function loadNotifications() {
+  const page = await get("/v1/notifications?limit=50");
+  state.notifications = page.items;
+  state.unreadNotifications = page.unread_count;
+  emit("notifications");
 }
 
 // MARK: People
@@ -242,6 +254,32 @@ export function applyFrame(frame) {
       if (conversation) {
         conversation.membership = { ...(conversation.membership || {}), last_read_seq: data.last_read_seq };
         conversation.unread_count = Math.max(0, unreadAfter(conversationID, data.last_read_seq));
+        emit("conversations");
+      }
+      break;
+    }
+    case "notification.created":
+      if (!state.notifications.some((n) => n.id === data.id)) {
+        state.notifications.unshift(data);
+        if (!data.read_at) state.unreadNotifications += 1;
+        emit("notifications", { created: data });
+      }
+      break;
+    case "notifications.read": {
+      const ids = new Set(data.ids || []);
+      const now = new Date().toISOString();
+      for (const n of state.notifications) if (ids.has(n.id) && !n.read_at) n.read_at = now;
+      state.unreadNotifications = data.unread_count ?? state.unreadNotifications;
+      emit("notifications");
+      break;
+    }
+    case "membership.updated": {
+      const conversation = state.conversations.get(conversationID);
+      if (conversation?.membership) {
+        if (data.muted !== undefined) conversation.membership.muted = data.muted;
+        // null: back to the default, which the server knows; read the conversation again.
+        if (data.notify === null) get(`/v1/conversations/${conversationID}`).then(upsertConversation).catch(() => {});
+        else if (data.notify !== undefined) conversation.membership.notify = data.notify;
         emit("conversations");
       }
       break;

@@ -1,0 +1,108 @@
+import Fluent
+import Foundation
+import Vapor
+
+/// Turns committed events into notifications: it follows the event log durably (a
+/// `LogFollower` named `notifications`), so each message, approval request and read marker is
+/// handled exactly once, on whichever node gets there first, in the transaction that moves its
+/// cursor.
+enum Notifier {
+    static let types: Set<EventType> = [.messageCreated, .runApprovalRequested, .readUpdated]
+    static let excerptLength = 160
+
+    /// The follower of the event log that keeps every inbox.
+    static func follower(database: @escaping @Sendable () throws -> any Database, writes: WriteGate, domainEvents: DomainEvents,
+                         clock: AppClock, logger: Logger) -> LogFollower {
+        LogFollower(name: "notifications", types: types, database: database, writes: writes, domainEvents: domainEvents,
+                    logger: logger) { events, db in
+            try await plan(events, on: db, now: clock.now())
+        }
+    }
+
+    /// What a batch of events calls for: the notifications to add and the read markers that
+    /// read some, worked out with plain reads; nil when it calls for nothing (most messages).
+    static func plan(_ events: [CommittedEvent], on db: any Database, now: Date) async throws -> LogFollower.Writes? {
+        var notifications: [UserNotification] = []
+        var reads: [(userID: UUID, conversationID: UUID, seq: Int)] = []
+        for event in events {
+            switch event.type {
+            case .messageCreated:
+                guard let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)) else { continue }
+                notifications += try await Self.notifications(about: message, in: event.conversationID, on: db)
+            case .runApprovalRequested:
+                guard let run = try? EventLog.decoder.decode(RunDTO.self, from: Data(event.payload.utf8)) else { continue }
+                notifications += approvalNotifications(run, in: event.conversationID)
+            case .readUpdated:
+                // Reading a conversation reads its notifications up to there.
+                guard let userID = event.visibleTo,
+                      let marker = try? EventLog.decoder.decode(ReadMarkerMoved.self, from: Data(event.payload.utf8)),
+                      try await UserNotification.hasUnread(of: userID, in: event.conversationID, throughSeq: marker.lastReadSeq, on: db)
+                else { continue }
+                reads.append((userID, event.conversationID, marker.lastReadSeq))
+            default:
+                continue
+            }
+        }
+        guard !notifications.isEmpty || !reads.isEmpty else { return nil }
+        return { [notifications, reads] tx, outbox in
+            try await record(notifications, tx: tx, outbox: outbox)
+            for read in reads {
+                try await markRead(.conversation(read.conversationID, throughSeq: read.seq), of: read.userID, at: now, tx: tx, outbox: outbox)
+            }
+        }
+    }
+
+    private static func notifications(about message: MessageDTO, in conversationID: UUID, on db: any Database) async throws -> [UserNotification] {
+        guard let authorID = UUID(uuidString: message.authorID), let messageID = UUID(uuidString: message.id) else { return [] }
+        let (kind, members) = try await Membership.notificationSettings(of: conversationID, on: db)
+        guard let kind, members.contains(where: { $0.userID != authorID }) else { return [] }
+        let rootID = message.replyTo.flatMap(UUID.init(uuidString:))
+        var participants: Set<UUID> = []
+        if let rootID { participants = try await Message.threadParticipants(root: rootID, on: db) }
+        let recipients = NotificationRules.recipients(
+            authorID: authorID, kind: kind, mentions: MessageFormat.mentions(in: message.content ?? []),
+            isReply: rootID != nil, threadParticipants: participants, members: members)
+        let excerpt = message.content.map { MessageFormat.plainText($0) } ?? message.body
+        return recipients.map { recipient in
+            UserNotification(id: UUID(), userID: recipient.userID, kind: recipient.kind, conversationID: conversationID,
+                             messageID: messageID, messageSeq: message.seq, runID: nil, actorID: authorID,
+                             source: "message:\(message.id)", excerpt: excerpt.map { String($0.prefix(excerptLength)) },
+                             createdAt: message.createdAt, readAt: nil)
+        }
+    }
+
+    private static func approvalNotifications(_ run: RunDTO, in conversationID: UUID) -> [UserNotification] {
+        guard let request = run.approval, let runID = UUID(uuidString: run.id) else { return [] }
+        let approvers = request.approvers.compactMap(UUID.init(uuidString:))
+        return approvers.map { userID in
+            UserNotification(id: UUID(), userID: userID, kind: .approval, conversationID: conversationID, messageID: nil,
+                             messageSeq: nil, runID: runID, actorID: UUID(uuidString: run.assistantID),
+                             source: "approval:\(run.id):\(request.callID)",
+                             excerpt: String("\(request.tool) \(request.arguments)".prefix(excerptLength)),
+                             createdAt: run.startedAt ?? run.createdAt, readAt: nil)
+        }
+    }
+
+    private static func record(_ notifications: [UserNotification], tx: any Database, outbox: Outbox) async throws {
+        for created in try await UserNotification.insert(notifications, on: tx) {
+            try await outbox.record(NotificationCreated(NotificationDTO(created)), in: created.conversationID, visibleTo: created.userID,
+                                    at: created.createdAt)
+        }
+    }
+
+    /// Marks notifications read and tells the person's devices, one event per conversation.
+    static func markRead(_ selection: UserNotification.Selection, of userID: UUID, at now: Date, tx: any Database,
+                         outbox: Outbox) async throws {
+        let marked = try await UserNotification.markRead(selection, of: userID, at: now, on: tx)
+        guard !marked.isEmpty else { return }
+        let unread = try await UserNotification.unreadCount(of: userID, on: tx)
+        for (conversationID, group) in Dictionary(grouping: marked, by: \.conversationID) {
+            try await outbox.record(NotificationsRead(ids: group.map(\.id.wire), unreadCount: unread), in: conversationID,
+                                    visibleTo: userID, at: now)
+        }
+    }
+}
+
+struct NotificationFollowerKey: StorageKey {
+    typealias Value = LogFollower
+}
