@@ -32,8 +32,7 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
     private let reserveSlot: @Sendable (String) -> JobWorker.Slot?
     private let logger: Logger
     private let pollInterval: Duration
-    private let wakeUps = WakeSignal()
-    private let tasks = NIOLockedValueBox<[Task<Void, Never>]>([])
+    private let watch = LogWatch()
 
     init(database: @escaping @Sendable () throws -> any Database, writes: WriteGate, clock: AppClock,
          domainEvents: DomainEvents, registry: RunRegistry, reserveSlot: @escaping @Sendable (String) -> JobWorker.Slot? = { _ in nil },
@@ -49,45 +48,14 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
     }
 
     func didBootAsync(_ application: Application) async throws {
-        let deliveries = domainEvents.subscribe("assistants")
-        let wakeUps = self.wakeUps
-        let listener = Task {
-            // This node's commits wake the dispatcher at once; other nodes' are found by polling.
-            for await delivery in deliveries {
-                switch delivery {
-                case .event(let event) where event.type == .messageCreated: wakeUps.signal()
-                case .missed: wakeUps.signal()
-                default: continue
-                }
-            }
+        // This node's commits wake the dispatcher at once; other nodes' are found by polling.
+        watch.start("assistants", domainEvents: domainEvents, types: [.messageCreated], pollInterval: pollInterval, logger: logger) {
+            [self] in try await dispatchOnce()
         }
-        let loop = Task { [self] in
-            while !Task.isCancelled {
-                do {
-                    while try await dispatchOnce() {}
-                } catch {
-                    logger.warning("assistant dispatch failed; retrying", metadata: ["error": .string(String(describing: error))])
-                }
-                await waitForNews()
-            }
-        }
-        tasks.withLockedValue { $0 = [listener, loop] }
     }
 
     func shutdownAsync(_ application: Application) async {
-        let tasks = self.tasks.withLockedValue { $0 }
-        for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
-    }
-
-    private func waitForNews() async {
-        let wakeUps = self.wakeUps, interval = pollInterval
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await wakeUps.wait() }
-            group.addTask { try? await Task.sleep(for: interval) }
-            await group.next()
-            group.cancelAll()
-        }
+        await watch.stop()
     }
 
     /// Reads one batch after the cursor and starts its runs. Returns whether the cursor moved

@@ -30,8 +30,7 @@ final class LogFollower: LifecycleHandler, Sendable {
     private let planner: Planner
     private let logger: Logger
     private let pollInterval: Duration
-    private let wakeUps = WakeSignal()
-    private let tasks = NIOLockedValueBox<[Task<Void, Never>]>([])
+    private let watch = LogWatch()
     /// How far this node has read (possibly past the durable cursor, over batches that called
     /// for nothing) and the durable cursor as it last saw it; nil: read the cursor again.
     private let progress = NIOLockedValueBox<(position: Int, durable: Int)?>(nil)
@@ -49,45 +48,19 @@ final class LogFollower: LifecycleHandler, Sendable {
     }
 
     func didBootAsync(_ application: Application) async throws {
-        let deliveries = domainEvents.subscribe("follower:" + name)
-        let wakeUps = self.wakeUps, types = self.types
-        let listener = Task {
-            for await delivery in deliveries {
-                switch delivery {
-                case .event(let event) where types.contains(event.type): wakeUps.signal()
-                case .missed: wakeUps.signal()
-                default: continue
-                }
+        watch.start("follower:" + name, domainEvents: domainEvents, types: types, pollInterval: pollInterval, logger: logger) {
+            [self] in
+            do {
+                return try await followOnce()
+            } catch {
+                progress.withLockedValue { $0 = nil }
+                throw error
             }
         }
-        let loop = Task { [self] in
-            while !Task.isCancelled {
-                do {
-                    while try await followOnce() {}
-                } catch {
-                    logger.warning("an event log follower failed; retrying", metadata: ["follower": .string(name), "error": .string(String(describing: error))])
-                    progress.withLockedValue { $0 = nil }
-                }
-                await waitForNews()
-            }
-        }
-        tasks.withLockedValue { $0 = [listener, loop] }
     }
 
     func shutdownAsync(_ application: Application) async {
-        let tasks = self.tasks.withLockedValue { $0 }
-        for task in tasks { task.cancel() }
-        for task in tasks { await task.value }
-    }
-
-    private func waitForNews() async {
-        let wakeUps = self.wakeUps, interval = pollInterval
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await wakeUps.wait() }
-            group.addTask { try? await Task.sleep(for: interval) }
-            await group.next()
-            group.cancelAll()
-        }
+        await watch.stop()
     }
 
     /// Handles one batch after the cursor. Returns whether it moved on (there may be more).
