@@ -29,6 +29,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(AddMembershipNotify())
     app.migrations.add(CreateEventCursors())
     app.migrations.add(CreateNotifications())
+    app.migrations.add(CreateInvites())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -78,11 +79,13 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         keys: await TokenService.makeKeys(serverKeys, algorithm: settings.tokenAlgorithm),
         algorithm: settings.tokenAlgorithm, csrfKey: serverKeys.csrf,
         accessTokenLifetime: settings.accessTokenLifetime, clock: clock)
-    let accounts = AccountDependencies(
+    var accounts = AccountDependencies(
         tokens: tokens,
         passwords: PasswordHasher(cost: settings.bcryptCost, threadPool: app.threadPool),
         throttle: LoginThrottle(policy: settings.loginThrottle, clock: clock),
         clock: clock, settings: settings, writes: writes)
+    // Registration meets invites here: an invite given at sign-up is used with the account.
+    accounts.registration = InviteRegistrationPolicy(required: settings.registrationNeedsInvite, clock: clock)
     app.storage[AccountsKey.self] = accounts
     let chat = ChatDependencies(clock: clock, maxMessageLength: settings.maxMessageLength, hooks: MessageService.Hooks(),
                                 writes: writes)
@@ -157,6 +160,9 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.storage[NotificationFollowerKey.self] = Notifier.follower(database: jobDatabase, writes: writes, domainEvents: domainEvents,
                                                                    clock: clock, logger: app.logger)
     try app.grouped("v1").register(collection: NotificationController(authentication: accounts.authentication(), writes: writes, clock: clock))
+    try app.grouped("v1").register(collection: InviteController(
+        dependencies: InviteDependencies(writes: writes, clock: clock, chat: chat, registrationNeedsInvite: settings.registrationNeedsInvite),
+        authentication: accounts.authentication()))
 
     try routes(app, accounts: accounts, chat: chat, hub: hub, ephemeral: ephemeral, presence: presence, metrics: metrics)
     try app.grouped("v1").register(collection: AssistantController(dependencies: assistants, authentication: accounts.authentication()))

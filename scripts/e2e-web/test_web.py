@@ -194,6 +194,36 @@ def test_the_inbox_shows_mentions_live_and_respects_mute(people, server):
     expect(uma.page.get_by_role("button", name="Inbox", exact=True)).to_be_visible()
 
 
+def test_an_invite_link_brings_a_newcomer_straight_into_the_conversation(people, server):
+    vic = people("vic").sign_up()
+    page = vic.page
+    page.get_by_role("button", name="New conversation").click()
+    dialog = page.get_by_role("dialog", name="New conversation")
+    dialog.get_by_label("Kind").select_option("group")
+    dialog.get_by_label("Name").fill("Choir")
+    dialog.get_by_role("button", name="Start").click()
+    send(vic, "rehearsal on thursday")
+    page.get_by_role("button", name="Invite").click()
+    invite = page.get_by_role("dialog", name="Invite people")
+    invite.get_by_label("Who may use it").select_option("1")
+    invite.get_by_role("button", name="Make a link").click()
+    link = invite.get_by_label("Invite link").input_value()
+    assert "/#/join/" in link, link
+    vic.screenshot("invite")
+
+    # Someone with no account opens it, signs up, and is in the group.
+    wyn = people("wyn")
+    wyn.page.goto(link)
+    expect(wyn.page.get_by_role("status").filter(has_text="invited")).to_have_text("You're invited to Choir.")
+    wyn.page.get_by_label("Handle", exact=True).fill("wyn")
+    wyn.page.get_by_label("Password").fill(PASSWORD)
+    wyn.page.get_by_role("button", name="Create account").click()
+    expect(messages(wyn)).to_contain_text("rehearsal on thursday")
+    expect(wyn.page.get_by_role("heading", level=1)).to_contain_text("Choir")
+    # The link was for one person: it is spent.
+    assert requests.get(f"{server.url}/v1/join/{link.split('/join/')[1]}").status_code == 404
+
+
 def test_markup_and_script_in_messages_do_nothing(people, server):
     fay = people("fay").sign_up()
     gus = people("gus").sign_up()

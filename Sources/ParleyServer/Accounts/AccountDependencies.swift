@@ -9,13 +9,14 @@ struct AccountDependencies: Sendable {
     let clock: AppClock
     let settings: Settings
     let writes: WriteGate
+    var registration: any RegistrationPolicy = OpenRegistration()
 
     var secureCookies: Bool { settings.secureCookies }
 
     func service(_ db: any Database) -> AccountService {
         AccountService(db: db, tokens: tokens, passwords: passwords, throttle: throttle, clock: clock,
                        refreshTokenLifetime: settings.refreshTokenLifetime, sessionLifetime: settings.sessionLifetime,
-                       writes: writes)
+                       writes: writes, registration: registration)
     }
 
     func authentication(required: Bool = true) -> AuthenticationMiddleware {

@@ -13,6 +13,7 @@ struct AccountService: Sendable {
     let refreshTokenLifetime: Duration
     let sessionLifetime: Duration
     let writes: WriteGate?
+    var registration: any RegistrationPolicy = OpenRegistration()
 
     struct IssuedTokens: Sendable {
         var user: User
@@ -33,14 +34,18 @@ struct AccountService: Sendable {
     // MARK: Registration
 
     func register(_ input: RegisterRequest) async throws -> IssuedTokens {
+        try await registration.check(invite: input.invite, on: db)
         let (user, profile) = try await createUser(
-            handle: input.handle, displayName: input.displayName, email: input.email, password: input.password, role: .user)
+            handle: input.handle, displayName: input.displayName, email: input.email, password: input.password, role: .user,
+            invite: .some(input.invite))
         return try await startAPISession(user: user, profile: profile)
     }
 
     /// Validates and creates a user with a profile, naming every bad field at once.
+    /// `invite`: present (possibly nil) for a registration, which the registration policy
+    /// admits in the creating transaction; absent for accounts an administrator makes.
     func createUser(handle rawHandle: String?, displayName rawDisplayName: String?, email rawEmail: String?,
-                    password: String?, role: User.Role) async throws -> (User, Profile) {
+                    password: String?, role: User.Role, invite: String?? = nil) async throws -> (User, Profile) {
         var validator = Validator()
         let handle = Self.validateHandle(rawHandle, into: &validator)
         let displayName = rawDisplayName == nil
@@ -64,7 +69,8 @@ struct AccountService: Sendable {
 
         let hash = try await passwords.hash(password)
         let user = User(handle: handle, displayName: displayName, email: email, passwordHash: hash, role: role)
-        let profile = try await db.writeTransaction(writes) { tx in
+        let registration = self.registration, now = clock.now()
+        let profile = try await db.writeTransaction(writes) { tx, outbox in
             do {
                 try await user.create(on: tx)
             } catch let error as any DatabaseError where error.isConstraintFailure {
@@ -73,6 +79,7 @@ struct AccountService: Sendable {
             }
             let profile = Profile(userID: try user.requireID())
             try await profile.create(on: tx)
+            if let invite { try await registration.admitted(userID: try user.requireID(), invite: invite, tx: tx, outbox: outbox, at: now) }
             return profile
         }
         return (user, profile)

@@ -50,9 +50,11 @@ struct RegisterRequest: Content {
     var displayName: String?
     var email: String?
     var password: String?
+    /// An invite link's token: needed when registration is by invite; joins its conversation.
+    var invite: String?
 
     enum CodingKeys: String, CodingKey {
-        case handle, email, password
+        case handle, email, password, invite
         case displayName = "display_name"
     }
 }

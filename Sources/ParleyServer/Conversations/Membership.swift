@@ -197,6 +197,19 @@ extension Membership {
         try await sql.raw("UPDATE memberships SET " + set + " WHERE conversation_id = \(bind: conversationID) AND user_id = \(bind: userID)").run()
     }
 
+    /// Adds a member (role `member`, everything before now read) in the caller's transaction;
+    /// false when they were one already. The caller records `member.joined`.
+    static func admit(_ userID: UUID, to conversationID: UUID, at now: Date, on db: any Database) async throws -> Bool {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let id: UUID }
+        return try await sql.raw("""
+            INSERT INTO memberships (id, conversation_id, user_id, role, last_read_seq, muted, joined_at)
+            SELECT \(bind: UUID()), c.id, \(bind: userID), \(bind: Role.member.rawValue), c.last_seq, \(bind: false), \(bind: now)
+            FROM conversations c WHERE c.id = \(bind: conversationID) AND c.deleted_at IS NULL
+            ON CONFLICT DO NOTHING RETURNING id
+            """).first(decoding: Row.self) != nil
+    }
+
     /// How many members a conversation has.
     static func count(in conversationID: UUID, on db: any Database) async throws -> Int {
         try await Membership.query(on: db).filter(\.$conversation.$id == conversationID).count()

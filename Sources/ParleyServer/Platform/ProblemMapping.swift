@@ -60,3 +60,14 @@ extension ProblemError {
         }
     }
 }
+
+extension ProblemError {
+    init(_ error: InviteError) {
+        switch error {
+        case .notFound: self = .notFound("No such invite, or it has expired, been used up or been revoked.")
+        case .mayNotInvite:
+            self = .forbidden("Conversation invites are for its owner and admins; site invites for site administrators.", slug: "not-allowed")
+        case .directConversation: self = .conflict("A direct conversation has no room for more people.")
+        }
+    }
+}

@@ -45,6 +45,8 @@ struct ProblemMiddleware: AsyncMiddleware {
             return ProblemError(error)
         case let error as AccountError:
             return ProblemError(error)
+        case let error as InviteError:
+            return ProblemError(error)
         case let error as AssistantError:
             return ProblemError(error)
         case let decoding as DecodingError:

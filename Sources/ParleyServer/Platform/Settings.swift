@@ -85,6 +85,9 @@ public struct Settings: Sendable {
     public var logLevel: Logger.Level = .info
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     public var trustForwardedFor: Bool = false
+    /// `PARLEY_REGISTRATION=invite`: registering needs an invite link (site administrators
+    /// create them; the first administrator comes from `parley create-admin`).
+    public var registrationNeedsInvite: Bool = false
     /// Origins besides the server's own whose pages may open WebSockets with the session
     /// cookie (`PARLEY_ALLOWED_ORIGINS`, comma-separated, such as https://chat.example.com).
     public var allowedOrigins: [String] = []
@@ -206,6 +209,13 @@ extension Settings {
             // which would put bearer tokens and cookies into the log.
             if let level = Logger.Level(rawValue: raw.lowercased()), level != .trace { settings.logLevel = level }
             else { problems.append("PARLEY_LOG_LEVEL must be one of debug, info, notice, warning, error, critical") }
+        }
+        if let raw = env["PARLEY_REGISTRATION"] {
+            switch raw.lowercased() {
+            case "open": settings.registrationNeedsInvite = false
+            case "invite": settings.registrationNeedsInvite = true
+            default: problems.append("PARLEY_REGISTRATION must be open or invite")
+            }
         }
         if let raw = env["PARLEY_TRUST_FORWARDED_FOR"] {
             if let flag = parseBool(raw) { settings.trustForwardedFor = flag }

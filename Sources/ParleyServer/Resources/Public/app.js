@@ -9,6 +9,7 @@ import { currentSession, renderAuth, signOut } from "./features/auth.js";
 import { renderSidebar } from "./features/sidebar.js";
 import { openConversation, closeConversation } from "./features/conversation.js";
 import { renderSearch } from "./features/search.js";
+import { renderJoin } from "./features/invites.js";
 
 const root = document.getElementById("app");
 let live = null;
@@ -23,8 +24,20 @@ async function boot() {
   addEventListener("hashchange", route);
 }
 
+function inviteToken() {
+  return location.hash.match(/^#\/join\/([A-Za-z0-9_-]+)/)?.[1] ?? null;
+}
+
 function showAuth() {
-  renderAuth(root, { mode: location.hash === "#/signup" ? "signup" : "signin", onSignedIn: (session) => signedIn(session) });
+  const invite = inviteToken();
+  renderAuth(root, {
+    mode: location.hash === "#/signup" ? "signup" : "signin", invite,
+    onSignedIn: (session, invited) => {
+      // Signed up with an invite: straight into its conversation.
+      if (invite) location.hash = invited?.conversation_id ? `#/c/${invited.conversation_id}` : "#/";
+      signedIn(session);
+    },
+  });
 }
 
 async function signedIn(session) {
@@ -100,6 +113,9 @@ function route() {
   document.body.dataset.view = conversation ? "conversation" : "home";
   if (conversation) {
     openConversation(conversation[1], { main: shell.main, thread: shell.thread, focusSeq: conversation[2] ? Number(conversation[2]) : null });
+  } else if (inviteToken()) {
+    closeConversation();
+    renderJoin(shell.main, inviteToken());
   } else if (hash.startsWith("#/search")) {
     closeConversation();
     const q = new URLSearchParams(hash.split("?")[1] || "").get("q") || "";

@@ -11,6 +11,7 @@ import {
 import { approvalCards, loadRuns, runForReply, streamingRows, traceDialog } from "./assistants.js";
 import { membersDialog } from "./dialogs.js";
 import { notificationSettings } from "./notifications.js";
+import { inviteDialog } from "./invites.js";
 
 const QUICK_REACTIONS = ["👍", "🎉", "❤️", "😄", "👀"];
 const ESTIMATE = 56;
@@ -25,7 +26,8 @@ export function closeConversation() {
 }
 
 export async function openConversation(conversationID, { main, thread, focusSeq = null, reload = false }) {
-  if (view && view.id === conversationID && !reload) {
+  // (A view that found no conversation, say before the list loaded, is built again.)
+  if (view && view.id === conversationID && !reload && view.ready) {
     if (focusSeq) view.jumpTo(focusSeq);
     return;
   }
@@ -59,6 +61,7 @@ class ConversationView {
       return;
     }
     this.firstUnread = (conversation.membership?.last_read_seq ?? 0) + 1;
+    this.ready = true;
     this.build();
     members(this.id).catch(() => {});
     await Promise.all([this.line.loaded ? null : loadLatest(this.id), loadRuns(this.id)]);
@@ -98,6 +101,8 @@ class ConversationView {
         this.title,
         conversation.topic ? h("p", { class: "topic", text: conversation.topic }) : null,
         this.settings = h("span", {}, notificationSettings(conversation, () => this.renderSettings())),
+        conversation.kind !== "direct" && ["owner", "admin"].includes(conversation.membership?.role)
+          ? h("button", { type: "button", text: "Invite", onclick: () => inviteDialog(this.conversation) }) : null,
         h("button", { type: "button", text: "Members", onclick: () => membersDialog(this.conversation) })),
       this.scroller, this.typing, this.composer.node);
     this.composer.focus();
