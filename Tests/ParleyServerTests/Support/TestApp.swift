@@ -73,13 +73,19 @@ func withParley(
     _ body: (Application, TestContext) async throws -> Void
 ) async throws {
     var schema: String?
+    var databaseFile: String?
     var settings: Settings
     if let url = TestDatabase.postgresURL {
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         schema = name
         settings = .testing(database: .postgres(url: url, searchPath: name))
     } else {
-        settings = .testing()
+        // A file in WAL mode, as Parley runs: an in-memory database shares one cache between
+        // its connections, where a write and a concurrent read collide (SQLITE_LOCKED) in a way
+        // a real database file never does.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("parley-test-\(UUID().uuidString).sqlite").path
+        databaseFile = file
+        settings = .testing(database: .sqlite(path: file))
     }
     settings.logLevel = logLevel
     adjust(&settings)
@@ -99,10 +105,17 @@ func withParley(
     } catch {
         await dropSchema(schema, app)
         try? await app.asyncShutdown()
+        removeDatabaseFile(databaseFile)
         throw error
     }
     await dropSchema(schema, app)
     try await app.asyncShutdown()
+    removeDatabaseFile(databaseFile)
+}
+
+private func removeDatabaseFile(_ path: String?) {
+    guard let path else { return }
+    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
 }
 
 private func dropSchema(_ schema: String?, _ app: Application) async {
