@@ -55,7 +55,11 @@ struct WriterTests {
                 for index in 0..<20 {
                     group.addTask {
                         let durability: Durability = index % 2 == 0 ? .async : .sync
-                        return try await graph.invoke(StateUpdate(), config: RunConfig(threadID: "shared-\(index)", durability: durability)).state.count
+                        var config = RunConfig(threadID: "shared-\(index)", durability: durability)
+                        // Each thread has one run: a lease that cannot run out on a slow, loaded
+                        // machine keeps this test about sharing the connection.
+                        config.leaseDuration = .seconds(3600)
+                        return try await graph.invoke(StateUpdate(), config: config).state.count
                     }
                 }
                 for try await count in group { #expect(count == 5) }
