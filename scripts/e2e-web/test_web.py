@@ -11,14 +11,22 @@ from playwright.sync_api import expect
 from conftest import PASSWORD, REPLY, SCREENSHOTS, api_session
 
 
-def start_direct(person, other):
+def start_conversation(person, kind="direct", name=None, people=()):
+    """Starts a conversation through the New conversation dialog, as a person would."""
     page = person.page
     page.get_by_role("button", name="New conversation").click()
     dialog = page.get_by_role("dialog", name="New conversation")
-    dialog.get_by_label("Find people").fill(other)
-    dialog.get_by_role("option").filter(has_text=f"@{other}").click()
+    if kind != "direct":
+        dialog.get_by_label("Kind").select_option(kind)
+        dialog.get_by_label("Name").fill(name)
+    for other in people:
+        dialog.get_by_label("Find people").fill(other)
+        dialog.get_by_role("option").filter(has_text=f"@{other}").click()
     dialog.get_by_role("button", name="Start").click()
-    return page.get_by_role("textbox", name="Message")
+
+
+def start_direct(person, other):
+    start_conversation(person, people=[other])
 
 
 def composer(person):
@@ -157,13 +165,7 @@ def test_the_inbox_shows_mentions_live_and_respects_mute(people, server):
     tia = people("tia").sign_up()
     uma = people("uma").sign_up()
     page = tia.page
-    page.get_by_role("button", name="New conversation").click()
-    dialog = page.get_by_role("dialog", name="New conversation")
-    dialog.get_by_label("Kind").select_option("channel")
-    dialog.get_by_label("Name").fill("launch")
-    dialog.get_by_label("Find people").fill("uma")
-    dialog.get_by_role("option").filter(has_text="@uma").click()
-    dialog.get_by_role("button", name="Start").click()
+    start_conversation(tia, "channel", "launch", people=["uma"])
     send(tia, "all hands at noon")
     send(tia, "@uma can you check the release notes?")
     # Uma, elsewhere, sees the count on her inbox and in the tab's title.
@@ -197,11 +199,7 @@ def test_the_inbox_shows_mentions_live_and_respects_mute(people, server):
 def test_an_invite_link_brings_a_newcomer_straight_into_the_conversation(people, server):
     vic = people("vic").sign_up()
     page = vic.page
-    page.get_by_role("button", name="New conversation").click()
-    dialog = page.get_by_role("dialog", name="New conversation")
-    dialog.get_by_label("Kind").select_option("group")
-    dialog.get_by_label("Name").fill("Choir")
-    dialog.get_by_role("button", name="Start").click()
+    start_conversation(vic, "group", "Choir")
     send(vic, "rehearsal on thursday")
     page.get_by_role("button", name="Invite").click()
     invite = page.get_by_role("dialog", name="Invite people")
@@ -335,11 +333,7 @@ def test_channels_are_found_and_joined_and_profiles_change(people, server):
     pat = people("pat").sign_up()
     quin = people("quin").sign_up()
     page = pat.page
-    page.get_by_role("button", name="New conversation").click()
-    dialog = page.get_by_role("dialog", name="New conversation")
-    dialog.get_by_label("Kind").select_option("channel")
-    dialog.get_by_label("Name").fill("gardening")
-    dialog.get_by_role("button", name="Start").click()
+    start_conversation(pat, "channel", "gardening")
     send(pat, "tomatoes are up")
     expect(messages(pat)).to_contain_text("tomatoes are up")
 
