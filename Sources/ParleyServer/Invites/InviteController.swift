@@ -60,7 +60,7 @@ struct InviteDependencies: Sendable {
     let registrationNeedsInvite: Bool
 
     func service(_ db: any Database) -> InviteService {
-        InviteService(db: db, writes: writes, clock: clock, chat: chat, registrationNeedsInvite: registrationNeedsInvite)
+        InviteService(db: db, writes: writes, clock: clock, chat: chat)
     }
 }
 

@@ -11,7 +11,6 @@ struct InviteService: Sendable {
     let writes: WriteGate
     let clock: AppClock
     let chat: ChatDependencies
-    let registrationNeedsInvite: Bool
 
     static let maxLifetime: TimeInterval = 90 * 24 * 3600
 
