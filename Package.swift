@@ -15,7 +15,9 @@ let package = Package(
         .library(name: "AgentGraph", targets: ["AgentGraph"]),
         .library(name: "AgentGraphSQL", targets: ["AgentGraphSQL"]),
         .library(name: "LLM", targets: ["LLM"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
         .executable(name: "agentgraph-bench", targets: ["agentgraph-bench"]),
+        .executable(name: "imaging-bench", targets: ["imaging-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/vapor.git", from: "4.115.0"),
@@ -36,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         .executableTarget(
@@ -60,6 +63,8 @@ let package = Package(
                 "AgentGraph",
                 "AgentGraphSQL",
                 .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                "Imaging",
             ],
             resources: [.copy("Resources/openapi.yaml"), .copy("Resources/Public")],
             swiftSettings: swiftSettings
@@ -79,6 +84,27 @@ let package = Package(
         .target(
             name: "AgentGraph",
             swiftSettings: swiftSettings + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+        ),
+        // Pictures decoded and thumbnails encoded by hand (PNG, JPEG, GIF): no listed package
+        // decodes images. Foundation and zlib (through CompressNIO) only.
+        .target(
+            name: "Imaging",
+            dependencies: [
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "imaging-bench",
+            dependencies: ["Imaging"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ImagingTests",
+            dependencies: ["Imaging"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
         ),
         // AgentGraph's checkpointer and store over SQLKit: SQLite and PostgreSQL alike.
         .target(
@@ -134,6 +160,7 @@ let package = Package(
             name: "ParleyServerTests",
             dependencies: [
                 "ParleyServer",
+                "Imaging",
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,5 +1,6 @@
 import Fluent
 import JWT
+import NIOPosix
 import LLM
 import Prometheus
 import Vapor
@@ -30,6 +31,9 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateEventCursors())
     app.migrations.add(CreateNotifications())
     app.migrations.add(CreateInvites())
+    app.migrations.add(CreateFiles())
+    app.migrations.add(AddMessageAttachments())
+    app.migrations.add(CreatePushSubscriptions())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -87,8 +91,10 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     // Registration meets invites here: an invite given at sign-up is used with the account.
     accounts.registration = InviteRegistrationPolicy(required: settings.registrationNeedsInvite, clock: clock)
     app.storage[AccountsKey.self] = accounts
-    let chat = ChatDependencies(clock: clock, maxMessageLength: settings.maxMessageLength, hooks: MessageService.Hooks(),
+    var chat = ChatDependencies(clock: clock, maxMessageLength: settings.maxMessageLength, hooks: MessageService.Hooks(),
                                 writes: writes)
+    // Messages carry files through the Files feature's seam.
+    chat.attachments = FileAttachments()
     app.storage[ChatKey.self] = chat
 
     // Real-time delivery: the hub reads committed events and fans them out.
@@ -159,6 +165,41 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     // read markers into each person's inbox.
     app.storage[NotificationFollowerKey.self] = Notifier.follower(database: jobDatabase, writes: writes, domainEvents: domainEvents,
                                                                    clock: clock, logger: app.logger)
+    // Files: uploads kept by a store (a folder, or the database when nodes share no disk),
+    // thumbnails made by a job, and bytes nothing uses swept by housekeeping.
+    let filesDirectory = settings.files.directory ?? settings.dataDirectory + "/files"
+    let store: any FileStore = switch settings.files.store ?? (settings.database.isSQLite ? .disk : .database) {
+    case .disk: DiskFileStore(directory: filesDirectory, clock: clock)
+    case .database: DatabaseFileStore(database: jobDatabase, writes: writes, clock: clock)
+    }
+    let files = FilesDependencies(settings: settings.files, store: store, stagingDirectory: filesDirectory + "/tmp", writes: writes,
+                                  clock: clock, chat: chat)
+    app.storage[FilesDependenciesKey.self] = files
+    let imagingPool = NIOThreadPool(numberOfThreads: 1)
+    imagingPool.start()
+    app.lifecycle.use(ThreadPoolLifecycle(pool: imagingPool))
+    let thumbnails = Thumbnails(dependencies: files, pool: imagingPool)
+    jobs.register(Thumbnails.queue) { job in try await thumbnails.handle(job, on: try jobDatabase()) }
+    FileCleanup.addMaintenance(to: maintenance, dependencies: files)
+    app.storage[FileCleanupFollowerKey.self] = FileCleanup.follower(database: jobDatabase, writes: writes, domainEvents: domainEvents,
+                                                                     logger: app.logger)
+    try app.grouped("v1").register(collection: UploadController(dependencies: files, thumbnails: thumbnails,
+                                                                authentication: accounts.authentication()))
+
+    // Web Push: each new notification goes to the person's subscribed browsers, as jobs.
+    let vapid = VAPIDKey(secret: secret)
+    if let push = settings.webPush {
+        let delivery = PushDelivery(
+            sender: WebPushSender(key: vapid, subject: push.subject, client: OpenAICompatibleModel.sharedClient, clock: clock),
+            writes: writes, logger: app.logger)
+        app.storage[PushDeliveryKey.self] = delivery
+        jobs.register(PushDelivery.queue) { job in try await delivery.handle(job, on: try jobDatabase()) }
+        app.storage[PushFollowerKey.self] = PushDelivery.follower(database: jobDatabase, writes: writes, domainEvents: domainEvents,
+                                                                  clock: clock, logger: app.logger)
+    }
+    try app.grouped("v1").register(collection: PushController(settings: settings.webPush, key: vapid, writes: writes, clock: clock,
+                                                              authentication: accounts.authentication()))
+
     try app.grouped("v1").register(collection: NotificationController(authentication: accounts.authentication(), writes: writes, clock: clock))
     try app.grouped("v1").register(collection: InviteController(
         dependencies: InviteDependencies(writes: writes, clock: clock, chat: chat, registrationNeedsInvite: settings.registrationNeedsInvite),
@@ -189,6 +230,12 @@ public func prepareToServe(_ app: Application) async throws {
     }
     if let notifications = app.storage[NotificationFollowerKey.self] {
         app.lifecycle.use(notifications)
+    }
+    if let files = app.storage[FileCleanupFollowerKey.self] {
+        app.lifecycle.use(files)
+    }
+    if let push = app.storage[PushFollowerKey.self] {
+        app.lifecycle.use(push)
     }
 }
 

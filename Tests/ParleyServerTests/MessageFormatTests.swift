@@ -135,9 +135,9 @@ struct MessageFormatTests {
             let ann = try await app.user("anna")
             let conversation = try await app.conversation(ann)
             let response = try await app.send(.POST, "v1/conversations/\(conversation)/messages",
-                                              json: #"{"body":"with a file","attachments":["f1"]}"#, token: ann.token)
+                                              json: #"{"body":"with a file","files":["f1"]}"#, token: ann.token)
             expectProblem(response, .unprocessableEntity)
-            #expect(response.fieldErrors == ["attachments": "unknown_field"])
+            #expect(response.fieldErrors == ["files": "unknown_field"])
             let page = try await app.send(.GET, "v1/conversations/\(conversation)/messages", token: ann.token)
             #expect(page.items.isEmpty)
         }

@@ -420,6 +420,44 @@ def test_a_message_sent_to_one_node_reaches_clients_of_the_others(cluster):
         assert client.drops == 0, (client.name, client.connections)
 
 
+def test_a_file_uploaded_to_one_node_is_served_by_the_others(cluster):
+    """The database store: a file uploaded through nginx, attached on node 0, downloads whole
+    from nodes 1 and 2, and its thumbnail (made by whichever node ran the job, or on request)
+    from every node."""
+    import struct
+    import zlib
+    nginx, nodes = cluster["nginx"], cluster["nodes"]
+    prefix = fresh_prefix()
+    ann, ben = register(nodes[0], prefix + "a"), register(nodes[1], prefix + "b")
+    cid = create_group(nodes[0], ann, "files", [ben])
+    # A 1.3 MB file (more than one storage chunk) and a picture.
+    blob = b"".join(f"line {n:07d} of a long text file\n".encode() for n in range(40000))
+    rows = b"".join(b"\0" + bytes(v for x in range(500) for v in (x % 256, y % 256, 90)) for y in range(300))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    picture = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 500, 300, 8, 2, 0, 0, 0))
+               + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    ids = []
+    for name, data in (("big.txt", blob), ("picture.png", picture)):
+        response = requests.post(f"{nginx}/v1/uploads", params={"name": name}, data=data, headers=auth(ann), timeout=HTTP_TIMEOUT)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    response = requests.post(f"{nodes[0]}/v1/conversations/{cid}/messages", headers=auth(ann), timeout=HTTP_TIMEOUT,
+                             json={"body": "two files", "attachments": ids})
+    assert response.status_code == 201, response.text
+    for base in nodes[1:]:
+        got = requests.get(f"{base}/v1/uploads/{ids[0]}/content", headers=auth(ben), timeout=HTTP_TIMEOUT)
+        assert got.status_code == 200 and got.content == blob, (base, got.status_code)
+        assert got.headers["Content-Type"].startswith("text/plain")
+        assert requests.get(f"{base}/v1/uploads/{ids[1]}/content", headers=auth(ben), timeout=HTTP_TIMEOUT).content == picture
+    thumbnails = {requests.get(f"{base}/v1/uploads/{ids[1]}/thumbnail", headers=auth(ben), timeout=HTTP_TIMEOUT).content
+                  for base in nodes}
+    assert len(thumbnails) == 1, "every node serves the same thumbnail"
+    thumbnail = thumbnails.pop()
+    assert thumbnail.startswith(b"\x89PNG") and struct.unpack(">II", thumbnail[16:24]) == (360, 216)
+
+
 def test_a_refused_websocket_upgrade_does_not_stall_later_requests(cluster):
     """A WebSocket upgrade refused with 401 (a spent ticket, as after a reconnect that nginx
     retried on another node) must not leave nginx an upstream connection that hangs the next

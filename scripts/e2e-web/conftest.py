@@ -44,7 +44,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {"PATH": os.environ["PATH"], "HOME": self.dir, "PARLEY_PORT": str(self.port),
                     "PARLEY_DATABASE_URL": f"sqlite://{self.dir}/parley.sqlite", "PARLEY_BCRYPT_COST": "8",
-                    "PARLEY_DATA_DIR": os.path.join(self.dir, "data"),
+                    "PARLEY_DATA_DIR": os.path.join(self.dir, "data"), "PARLEY_PUSH_SUBJECT": "mailto:ops@parley.test",
                     "PARLEY_LLM_PROVIDERS": "offline", "PARLEY_LLM_OFFLINE_KIND": "scripted",
                     "PARLEY_LLM_OFFLINE_SCRIPT": REPLY, "PARLEY_LLM_OFFLINE_WORD_DELAY_MS": "100"}
         self.log = open(os.path.join(self.dir, "server.log"), "ab")

@@ -161,6 +161,92 @@ def test_formatting_and_mentions_render_from_the_servers_structure(people, serve
     sol.screenshot("formatting")
 
 
+def png(width, height):
+    """A real PNG picture (a gradient), made with the standard library."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 160)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_files_are_attached_shown_as_thumbnails_and_downloaded(people, server):
+    uma = people("uma").sign_up()
+    vic = people("vic").sign_up()
+    start_direct(uma, "vic")
+    page = uma.page
+    page.locator("main input[type=file]").set_input_files([
+        {"name": "sunset.png", "mimeType": "image/png", "buffer": png(800, 400)},
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"bring snacks"},
+    ])
+    pending = page.locator(".pending-file")
+    expect(pending).to_have_count(2)
+    # Each file uploads as soon as it is picked; its size shows when it is stored.
+    expect(pending.filter(has_text="sunset.png")).to_contain_text("KB")
+    expect(pending.filter(has_text="notes.txt")).to_contain_text("12 B")
+    send(uma, "pictures from the trip")
+    expect(pending).to_have_count(0)
+
+    vic.page.locator(".conversation-list a.conversation").filter(has_text="uma").click()
+    message = messages(vic).locator(".message").filter(has_text="pictures from the trip")
+    picture = message.locator(".attachment.picture img")
+    expect(picture).to_have_attribute("alt", "sunset.png")
+    # The thumbnail loads (the server made it) and is at most 360 pixels wide.
+    vic.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
+    assert picture.evaluate("img => img.naturalWidth") == 360
+    link = message.locator(".attachment.file a")
+    expect(link).to_have_text("notes.txt")
+    with vic.page.expect_download() as download:
+        link.click()
+    with open(download.value.path(), "rb") as handle:
+        assert handle.read() == b"bring snacks"
+
+    # A file with nothing else is a message too; an HTML page is refused whatever it is called.
+    page.locator("main input[type=file]").set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": b"<!DOCTYPE html><script>alert(1)</script>"})
+    expect(page.locator(".pending-file.failed")).to_contain_text("text/html")
+    page.get_by_role("button", name="Remove photo.png").click()
+    page.locator("main input[type=file]").set_input_files({"name": "map.png", "mimeType": "image/png", "buffer": png(20, 20)})
+    expect(page.locator(".pending-file").filter(has_text="map.png")).to_contain_text("B")
+    composer(uma).press("Enter")
+    expect(messages(vic).locator(".attachment.picture img[alt='map.png']")).to_be_visible()
+    vic.screenshot("files")
+
+
+def test_web_push_is_offered_and_the_service_worker_shows_a_push(people, server):
+    wes = people("wes", permissions=["notifications"]).sign_up()
+    page = wes.page
+    page.get_by_role("button", name="Inbox").click()
+    expect(page.get_by_role("button", name="Notify me on this device")).to_be_visible()
+    assert page.evaluate("async () => (await navigator.serviceWorker.ready).scope") == server.url + "/"
+
+    # No push service is reachable here, so the push arrives through the DevTools protocol, as
+    # Chromium would hand it to the service worker; another tab has the focus.
+    registrations = []
+    cdp = wes.context.new_cdp_session(page)
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    for _ in range(100):  # each round trip lets Playwright hand over the events that came
+        if registrations:
+            break
+        page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+    assert registrations, "the service worker is registered"
+    other = wes.context.new_page()
+    other.bring_to_front()
+    message = {"title": "ann mentioned you", "body": "@wes look", "url": "/#/", "notification_id": "n1", "tag": "conversation:x"}
+    cdp.send("ServiceWorker.deliverPushMessage", {"origin": server.url, "registrationId": registrations[0]["registrationId"],
+                                                  "data": json.dumps(message)})
+    page.wait_for_function("""async () => {
+        const shown = await (await navigator.serviceWorker.ready).getNotifications();
+        return shown.length === 1 && shown[0].title === "ann mentioned you" && shown[0].body === "@wes look";
+    }""")
+    other.close()
+
+
 def test_the_inbox_shows_mentions_live_and_respects_mute(people, server):
     tia = people("tia").sign_up()
     uma = people("uma").sign_up()

@@ -7,12 +7,14 @@ struct ChatDependencies: Sendable {
     let maxMessageLength: Int
     let hooks: MessageService.Hooks
     let writes: WriteGate
+    /// Where messages' files are kept (set by the Files feature in `configure`).
+    var attachments: any MessageAttachments = NoAttachments()
 
     func conversations(_ db: any Database) -> ConversationService {
         ConversationService(db: db, clock: clock, writes: writes)
     }
 
     func messages(_ db: any Database) -> MessageService {
-        MessageService(db: db, clock: clock, maxBodyLength: maxMessageLength, hooks: hooks, writes: writes)
+        MessageService(db: db, clock: clock, maxBodyLength: maxMessageLength, hooks: hooks, writes: writes, attachments: attachments)
     }
 }

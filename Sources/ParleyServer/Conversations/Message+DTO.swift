@@ -26,6 +26,9 @@ struct MessageDTO: Content {
     var citations: [MessageCitation]?
     /// The body's structure: what clients render (never the body parsed again).
     var content: [MessageFormat.Node]?
+    /// The files it carries, in the order they were attached (empty once deleted). Optional
+    /// only so that events logged before files existed still decode.
+    var attachments: [MessageAttachment]?
 
     enum CodingKeys: String, CodingKey {
         case id, seq, body, reactions
@@ -37,7 +40,7 @@ struct MessageDTO: Content {
         case editedAt = "edited_at"
         case deletedAt = "deleted_at"
         case replyCount = "reply_count"
-        case citations, content
+        case citations, content, attachments
     }
 
     init(_ message: Message, reactions: [ReactionSummaryDTO] = [], replyCount: Int = 0) throws {
@@ -59,6 +62,8 @@ struct MessageDTO: Content {
         self.content = message.isDeleted ? nil
             : message.contentJSON.flatMap { try? EventLog.decoder.decode([MessageFormat.Node].self, from: Data($0.utf8)) }
                 ?? MessageFormat.parse(message.body)
+        self.attachments = message.isDeleted ? []
+            : message.attachmentsJSON.flatMap { try? EventLog.decoder.decode([MessageAttachment].self, from: Data($0.utf8)) } ?? []
     }
 }
 
@@ -87,9 +92,11 @@ struct MessagePage: Content {
 struct SendMessageRequest: Decodable {
     var body: String??
     var replyTo: String??
+    /// Ids of the sender's uploads (`POST /v1/uploads`) the message carries.
+    var attachments: [String]??
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case body
+        case body, attachments
         case replyTo = "reply_to"
     }
 
@@ -106,6 +113,7 @@ struct SendMessageRequest: Decodable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         body = try container.decodePresence(String.self, forKey: .body)
         replyTo = try container.decodePresence(String.self, forKey: .replyTo)
+        attachments = try container.decodePresence([String].self, forKey: .attachments)
     }
 }
 

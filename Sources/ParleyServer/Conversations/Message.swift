@@ -29,6 +29,10 @@ final class Message: Model, @unchecked Sendable {
     @OptionalField(key: "citations") var citationsJSON: String?
     /// The body's structure (`[MessageFormat.Node]` as JSON), with mentions resolved.
     @OptionalField(key: "content") var contentJSON: String?
+    /// The files it carries (`[MessageAttachment]` as JSON), linked in the send's transaction.
+    @OptionalField(key: "attachments") var attachmentsJSON: String?
+    /// Their names, for full-text search beside the body.
+    @OptionalField(key: "attachment_names") var attachmentNames: String?
 
     // timestamps
     @Field(key: "created_at") var createdAt: Date

@@ -11,6 +11,8 @@ struct MessageService: Sendable {
     let maxBodyLength: Int
     let hooks: Hooks
     let writes: WriteGate?
+    /// Where a message's files are kept (the Files feature), or `NoAttachments`.
+    var attachments: any MessageAttachments = NoAttachments()
 
     /// Points where tests inject failures to prove atomicity; no-ops in production.
     final class Hooks: Sendable {
@@ -123,7 +125,11 @@ struct MessageService: Sendable {
               citations: [MessageCitation] = []) async throws -> Sent {
         _ = try access.requireMember()
         var validator = Validator()
-        let body = validator.text(input.body ?? nil, "body", length: 1...maxBodyLength)
+        let fileIDs = Self.attachmentIDs(input.attachments ?? nil, into: &validator)
+        // A message that carries files may have no text.
+        let rawBody = input.body ?? nil
+        let bodyOptional = !fileIDs.isEmpty && (rawBody ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        let body = bodyOptional ? "" : validator.text(rawBody, "body", length: 1...maxBodyLength)
         if let key = idempotencyKey, !Self.validIdempotencyKey(key) {
             validator.add("Idempotency-Key", "invalid", "must be 1-255 printable ASCII characters")
         }
@@ -135,7 +141,8 @@ struct MessageService: Sendable {
         // A key used before is found by the unique (author, key) index when the insert fails,
         // not by a read before every send: a replay rolls back (its seq with it) and answers as
         // the first send was answered.
-        let digest = Self.digest(conversationID: access.conversationID, body: body, replyTo: replyTarget?.id)
+        let digest = Self.digest(conversationID: access.conversationID, body: body, replyTo: replyTarget?.id, attachments: fileIDs)
+        let attachments = self.attachments
 
         let conversationID = access.conversationID
         let now = clock.now()
@@ -158,15 +165,20 @@ struct MessageService: Sendable {
                                       idempotencyKey: idempotencyKey, requestDigest: idempotencyKey == nil ? nil : digest, at: now)
                 if !citations.isEmpty { message.citationsJSON = String(decoding: try EventLog.encoder.encode(citations), as: UTF8.self) }
                 message.contentJSON = content
+                if !fileIDs.isEmpty {
+                    let files = try await attachments.attach(fileIDs, to: message.id!, in: conversationID, by: authorID, tx: tx)
+                    message.attachmentsJSON = String(decoding: try EventLog.encoder.encode(files), as: UTF8.self)
+                    message.attachmentNames = files.map(\.name).joined(separator: " ")
+                }
                 // Plain SQL rather than `message.create(on:)`: Fluent's model reflection costs
                 // more than the insert on this path (seen in perf; see docs/benchmarks.md).
                 try await sql.raw("""
                     INSERT INTO messages (id, conversation_id, seq, author_id, body, reply_to_id, reply_to_seq, version,
-                                          idempotency_key, request_digest, citations, content, created_at)
+                                          idempotency_key, request_digest, citations, content, attachments, attachment_names, created_at)
                     VALUES (\(bind: message.id), \(bind: conversationID), \(bind: seq), \(bind: authorID), \(bind: body),
                             \(bind: message.replyToID), \(bind: message.replyToSeq), \(bind: message.version),
                             \(bind: message.idempotencyKey), \(bind: message.requestDigest), \(bind: message.citationsJSON),
-                            \(bind: content), \(bind: now))
+                            \(bind: content), \(bind: message.attachmentsJSON), \(bind: message.attachmentNames), \(bind: now))
                     """).run()
                 // Sending a message reads everything before it.
                 try await sql.raw("""
@@ -179,6 +191,13 @@ struct MessageService: Sendable {
             return Sent(message: try MessageDTO(message), replayed: false)
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true && idempotencyKey != nil {
             // The key was used before (or by a concurrent request that won): answer as it was answered.
+            if let earlier = try await replay(key: idempotencyKey!, authorID: authorID, digest: digest, viewer: authorID) {
+                return earlier
+            }
+            throw error
+        } catch let error as ValidationError where idempotencyKey != nil && !fileIDs.isEmpty {
+            // A retry finds its files already on the message its key sent (they are linked
+            // before the insert that would find the key): answer as that send was answered.
             if let earlier = try await replay(key: idempotencyKey!, authorID: authorID, digest: digest, viewer: authorID) {
                 return earlier
             }
@@ -203,9 +222,33 @@ struct MessageService: Sendable {
         (1...255).contains(key.utf8.count) && key.utf8.allSatisfy { (0x21...0x7E).contains($0) }
     }
 
-    static func digest(conversationID: UUID, body: String, replyTo: UUID?) -> String {
-        let text = [conversationID.wire, replyTo?.wire ?? "-", body].joined(separator: "\u{1F}")
-        return SHA256.hash(data: Data(text.utf8)).hexString
+    static func digest(conversationID: UUID, body: String, replyTo: UUID?, attachments: [UUID] = []) -> String {
+        var parts = [conversationID.wire, replyTo?.wire ?? "-", body]
+        // Only messages with files add a part, so earlier keys' digests stay what they were.
+        if !attachments.isEmpty { parts.append(attachments.map(\.wire).joined(separator: ",")) }
+        return SHA256.hash(data: Data(parts.joined(separator: "\u{1F}").utf8)).hexString
+    }
+
+    /// At most this many files on one message.
+    static let maxAttachments = 10
+
+    /// The `attachments` of a send: distinct upload ids, at most `maxAttachments`.
+    private static func attachmentIDs(_ raw: [String]?, into validator: inout Validator) -> [UUID] {
+        guard let raw else { return [] }
+        if raw.count > maxAttachments {
+            validator.add("attachments", "too_many", "at most \(maxAttachments) files on one message")
+            return []
+        }
+        let ids = raw.compactMap(UUID.init(uuidString:))
+        if ids.count != raw.count {
+            validator.add("attachments", "invalid", "must be upload ids")
+            return []
+        }
+        if Set(ids).count != ids.count {
+            validator.add("attachments", "duplicate", "names the same upload twice")
+            return []
+        }
+        return ids
     }
 
     /// Validates a `reply_to` id: a message of the same conversation. Replies to a reply join
@@ -245,6 +288,9 @@ struct MessageService: Sendable {
         guard !message.isDeleted else { throw ConversationError.conflict("A deleted message cannot be edited.") }
         try Self.checkPrecondition(ifMatch, message)
         var validator = Validator()
+        if input.attachments != nil {
+            validator.add("attachments", "read_only", "a message's files cannot be changed; delete it and send it again")
+        }
         var newBody = message.body
         if let body = input.body {
             if let valid = validator.text(body, "body", length: 1...maxBodyLength) { newBody = valid }
@@ -322,6 +368,7 @@ struct MessageService: Sendable {
         guard !message.isDeleted else { return }
         let now = clock.now()
         message.body = ""
+        message.attachmentNames = nil
         message.deletedAt = now
         message.version += 1
         try await db.writeTransaction(writes) { tx, outbox in

@@ -71,3 +71,19 @@ extension ProblemError {
         }
     }
 }
+
+extension ProblemError {
+    init(_ error: FileError) {
+        switch error {
+        case .notFound: self = .notFound("No such upload.")
+        case .tooLarge(let limit):
+            self = ProblemError(.payloadTooLarge, slug: "file-too-large", detail: "A file may be at most \(limit) bytes.")
+        case .typeNotAllowed(let sniffed, let allowed):
+            self = ProblemError(.unsupportedMediaType, slug: "file-type-not-allowed",
+                                detail: "This file is \(sniffed) (judged from its bytes); this server accepts \(allowed.joined(separator: ", ")).")
+        case .empty: self = .validation(field: "body", code: "empty", message: "the file is empty")
+        case .attached: self = .conflict("A message carries this file; delete the message instead.")
+        case .noThumbnail: self = ProblemError(.notFound, slug: "no-thumbnail", detail: "This file has no thumbnail.")
+        }
+    }
+}

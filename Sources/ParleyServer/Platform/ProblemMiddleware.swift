@@ -49,6 +49,8 @@ struct ProblemMiddleware: AsyncMiddleware {
             return ProblemError(error)
         case let error as AssistantError:
             return ProblemError(error)
+        case let error as FileError:
+            return ProblemError(error)
         case let decoding as DecodingError:
             return ProblemError(decoding: decoding)
         case is HTTPParserError:

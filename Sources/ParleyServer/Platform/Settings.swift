@@ -101,6 +101,46 @@ public struct Settings: Sendable {
     public var mcpServers: [MCPServerConfig] = []
     /// Apply pending migrations on `serve` (development default); production refuses instead.
     public var autoMigrate: Bool = true
+    /// Uploaded files: where their bytes are kept, how large one may be, which types (sniffed
+    /// from the bytes) are accepted.
+    public var files = Files()
+    /// Web Push to people's browsers; nil: off (`PARLEY_PUSH_SUBJECT` turns it on).
+    public var webPush: WebPush?
+
+    public struct WebPush: Sendable, Equatable {
+        /// The contact push services see (RFC 8292): `mailto:admin@example.com` or an https URL.
+        public var subject: String
+        /// Accept `http:` push endpoints (a push service on a private network, or tests);
+        /// browsers' own services are all https.
+        public var allowHTTPEndpoints = false
+
+        public init(subject: String, allowHTTPEndpoints: Bool = false) {
+            self.subject = subject
+            self.allowHTTPEndpoints = allowHTTPEndpoints
+        }
+    }
+
+    public struct Files: Sendable, Equatable {
+        public enum Store: String, Sendable, CaseIterable {
+            /// A folder on this machine (`directory`): one node, or nodes sharing that folder.
+            case disk
+            /// The database itself, in chunks: every node of a cluster reads the same bytes.
+            case database
+        }
+
+        /// nil: `disk` on SQLite, `database` on PostgreSQL (whose nodes may share no disk).
+        public var store: Store?
+        /// The disk store's folder, and where uploads are staged while they arrive (nil:
+        /// `files` inside `dataDirectory`).
+        public var directory: String?
+        public var maxBytes: Int = 25 * 1024 * 1024
+        /// Media types accepted, as sniffed; `image/*` accepts every image type Parley knows.
+        public var allowedTypes: [String] = FileType.defaultAllowed.sorted()
+        /// How long an upload no message carries is kept.
+        public var unattachedLifetime: Duration = .seconds(24 * 3600)
+
+        public init() {}
+    }
 
     public init() {}
 
@@ -230,6 +270,32 @@ extension Settings {
                     problems.append("PARLEY_ALLOWED_ORIGINS: \"\(origin)\" is not an origin (scheme://host[:port], such as https://chat.example.com)")
                 }
             }
+        }
+        if let raw = env["PARLEY_FILE_STORE"] {
+            if let store = Files.Store(rawValue: raw.lowercased()) { settings.files.store = store }
+            else { problems.append("PARLEY_FILE_STORE must be one of \(Files.Store.allCases.map(\.rawValue).joined(separator: ", "))") }
+        }
+        if let dir = env["PARLEY_FILES_DIR"] { settings.files.directory = dir }
+        if let raw = env["PARLEY_MAX_UPLOAD_BYTES"] {
+            if let bytes = Int(raw), (1...(1 << 40)).contains(bytes) { settings.files.maxBytes = bytes }
+            else { problems.append("PARLEY_MAX_UPLOAD_BYTES must be a number of bytes, at least 1") }
+        }
+        if let raw = env["PARLEY_UPLOAD_TYPES"] {
+            let types = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            let unknown = types.filter { !FileType.isKnownPattern($0) }
+            if types.isEmpty || !unknown.isEmpty {
+                problems.append("PARLEY_UPLOAD_TYPES must list media types Parley recognises (\(FileType.known.sorted().joined(separator: ", ")), or image/*), not \"\(unknown.joined(separator: ", "))\"")
+            } else {
+                settings.files.allowedTypes = types
+            }
+        }
+        if let subject = env["PARLEY_PUSH_SUBJECT"] {
+            if subject.hasPrefix("mailto:") || subject.hasPrefix("https://") { settings.webPush = WebPush(subject: subject) }
+            else { problems.append("PARLEY_PUSH_SUBJECT must be a mailto: or https: contact for push services, such as mailto:admin@example.com") }
+        }
+        if let raw = env["PARLEY_PUSH_ALLOW_HTTP"] {
+            if let flag = parseBool(raw) { settings.webPush?.allowHTTPEndpoints = flag }
+            else { problems.append("PARLEY_PUSH_ALLOW_HTTP must be true or false") }
         }
         settings.modelProviders = ModelProvider.load(from: env, problems: &problems)
         settings.mcpServers = MCPServerConfig.load(from: env, problems: &problems)

@@ -11,12 +11,21 @@ struct WebClientController: RouteCollection {
     /// WebSocket (`ws:`/`wss:` on the same host) in current browsers.
     static let contentSecurityPolicy = [
         "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'",
-        "connect-src 'self'", "manifest-src 'self'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+        "connect-src 'self'", "manifest-src 'self'", "worker-src 'self'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
     ].joined(separator: "; ")
 
     func boot(routes: any RoutesBuilder) throws {
         routes.get(use: page)
         routes.get("assets", ":version", "**", use: asset)
+        routes.get("sw.js", use: serviceWorker)
+    }
+
+    /// The service worker, at the root so that its scope is the whole client; revalidated (a
+    /// browser checks it for updates anyway).
+    @Sendable
+    func serviceWorker(_ request: Request) async throws -> Response {
+        guard let file = assets.files["sw.js"] else { throw Abort(.notFound) }
+        return serve(file, to: request, cacheControl: "no-cache")
     }
 
     @Sendable

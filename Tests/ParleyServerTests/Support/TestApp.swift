@@ -88,7 +88,11 @@ func withParley(
         settings = .testing(database: .sqlite(path: file))
     }
     settings.logLevel = logLevel
+    // Uploaded files in a folder of the test's own.
+    let filesDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-files-\(UUID().uuidString)").path
+    settings.files.directory = filesDirectory
     adjust(&settings)
+    defer { try? FileManager.default.removeItem(atPath: filesDirectory) }
 
     let clock = TestClock()
     let logs = MemoryLogSink()

@@ -12,6 +12,7 @@ import { approvalCards, loadRuns, runForReply, streamingRows, traceDialog } from
 import { membersDialog } from "./dialogs.js";
 import { notificationSettings } from "./notifications.js";
 import { inviteDialog } from "./invites.js";
+import { attachmentList, attachmentPicker } from "./files.js";
 
 const QUICK_REACTIONS = ["👍", "🎉", "❤️", "😄", "👀"];
 const ESTIMATE = 56;
@@ -91,9 +92,10 @@ class ConversationView {
     this.typing = h("p", { class: "typing", "aria-live": "polite" });
     this.composer = composer({
       label: `Message ${conversationTitle(conversation)}`,
-      onSend: (body) => this.send(body),
+      onSend: (body, attachments) => this.send(body, null, attachments),
       onTyping: () => this.announceTyping(),
       onEditLast: () => this.editLast(),
+      files: true,
     });
     clear(this.main,
       h("header", { class: "conversation-header" },
@@ -295,6 +297,7 @@ class ConversationView {
         : h("div", { class: "body" }, deleted ? h("em", { text: "This message was deleted." })
           // The server's structure when there is one; a message still being sent shows its text.
           : message.content ? renderContent(message.content, { me: state.me.id }) : richText(message.body || "")),
+      deleted ? null : attachmentList(message.attachments),
       message.citations?.length ? h("p", { class: "citations" }, "Sources: ",
         message.citations.map((c) => h("a", { href: `#/c/${this.id}/m/${c.seq}`, text: `#${c.seq}` }))) : null,
       reactionBar(message, this.id),
@@ -312,12 +315,12 @@ class ConversationView {
 
   // MARK: Sending
 
-  async send(body, replyTo = null) {
+  async send(body, replyTo = null, attachments = []) {
     // Writing from the middle of the history: go back to the present first.
     if (this.line.hasNewer) await loadLatest(this.id);
     const line = this.line;
     const idempotencyKey = uuid();
-    const echo = { id: `local-${idempotencyKey}`, conversation_id: this.id, author_id: state.me.id, body, reply_to: replyTo?.id,
+    const echo = { id: `local-${idempotencyKey}`, conversation_id: this.id, author_id: state.me.id, body, reply_to: replyTo?.id, attachments,
       created_at: new Date().toISOString(), reactions: [], reply_count: 0, pending: true, idempotencyKey };
     line.pending.push(echo);
     this.stickToBottom = true;
@@ -328,7 +331,9 @@ class ConversationView {
   async deliver(echo) {
     const line = this.line;
     try {
-      const stored = await post(`/v1/conversations/${this.id}/messages`, { body: echo.body, reply_to: echo.reply_to ?? null },
+      const request = { body: echo.body, reply_to: echo.reply_to ?? null };
+      if (echo.attachments?.length) request.attachments = echo.attachments.map((file) => file.id);
+      const stored = await post(`/v1/conversations/${this.id}/messages`, request,
         { headers: { "Idempotency-Key": echo.idempotencyKey } });
       line.pending = line.pending.filter((m) => m !== echo);
       putMessage(stored);
@@ -485,18 +490,32 @@ async function react(conversationID, message, emoji) {
 }
 
 // The message box: Enter sends, Shift+Enter starts a new line, Up in an empty box edits my
-// last message.
-function composer({ label, onSend, onTyping, onEditLast }) {
+// last message. With `files`, an attach button, and files pasted or dropped on it, go with the
+// next message (Send waits until they have uploaded).
+function composer({ label, onSend, onTyping, onEditLast, files: withFiles = false }) {
   const field = h("textarea", { class: "composer-input", rows: 1, "aria-label": label, placeholder: label, maxlength: 4000 });
   const button = h("button", { type: "submit", class: "primary", text: "Send" });
-  const form = h("form", { class: "composer" }, field, button);
+  const files = withFiles ? attachmentPicker({ onChange: () => { button.disabled = files.busy(); } }) : null;
+  const form = h("form", { class: "composer" }, files?.button, files?.input, field, button);
+  const node = files ? h("div", { class: "composer-box" }, files.list, form) : form;
   const submit = () => {
     const body = field.value.trim();
-    if (!body) return;
+    if (files?.busy() || (!body && !files?.count)) return;
     field.value = "";
     resize();
-    onSend(body);
+    onSend(body, files ? files.take() : []);
   };
+  if (files) {
+    field.addEventListener("paste", (event) => {
+      const pasted = [...(event.clipboardData?.files || [])];
+      if (pasted.length) { event.preventDefault(); pasted.forEach(files.add); }
+    });
+    node.addEventListener("dragover", (event) => { if (event.dataTransfer?.types.includes("Files")) event.preventDefault(); });
+    node.addEventListener("drop", (event) => {
+      const dropped = [...(event.dataTransfer?.files || [])];
+      if (dropped.length) { event.preventDefault(); dropped.forEach(files.add); }
+    });
+  }
   const resize = () => { field.style.height = "auto"; field.style.height = `${Math.min(field.scrollHeight, 200)}px`; };
   form.addEventListener("submit", (event) => { event.preventDefault(); submit(); field.focus(); });
   field.addEventListener("keydown", (event) => {
@@ -505,5 +524,5 @@ function composer({ label, onSend, onTyping, onEditLast }) {
   });
   field.addEventListener("input", () => { resize(); if (field.value) onTyping?.(); });
   const relabel = (text) => { field.setAttribute("aria-label", text); field.placeholder = text; };
-  return { node: form, focus: () => field.focus(), label: relabel };
+  return { node, focus: () => field.focus(), label: relabel };
 }

@@ -1,7 +1,7 @@
 // My inbox: what needs me (mentions, direct messages, replies in my threads, approval
 // requests), live, with the unread count on the bell and in the tab's title.
 
-import { post, put } from "../lib/api.js";
+import { del, get, post, put } from "../lib/api.js";
 import { clear, dialog, h, shortTime } from "../lib/dom.js";
 import { conversationTitle, displayName, state, subscribe } from "../lib/store.js";
 
@@ -43,7 +43,9 @@ export function inboxDialog() {
       n.excerpt ? h("span", { class: "excerpt", text: n.excerpt }) : null));
   }) : h("li", { class: "muted", text: "Nothing needs you." }));
   const markAll = h("button", { type: "button", text: "Mark all read", onclick: () => post("/v1/notifications/read", { all: true }).catch(() => {}) });
-  const node = dialog("Inbox", h("div", { class: "stack" }, markAll, list));
+  const device = h("p", { class: "push-setting" });
+  pushSetting(device);
+  const node = dialog("Inbox", h("div", { class: "stack" }, markAll, list, device));
   render();
   const stop = subscribe((kind) => { if (kind === "notifications" || kind === "users") render(); });
   node.addEventListener("close", stop);
@@ -64,4 +66,44 @@ export function notificationSettings(conversation, onChanged) {
     } catch (error) { alert(error.message); }
   };
   return h("span", { class: "notify-settings" }, level, mute);
+}
+
+// Web Push on this device: offered when the server sends pushes and the browser can take them.
+// The subscription goes to the server, which pushes each new notification to it; the service
+// worker (/sw.js) shows it while no Parley tab has the focus.
+async function pushSetting(node) {
+  if (!("serviceWorker" in navigator) || !("PushManager" in window)) return;
+  let status;
+  try { status = await get("/v1/push"); } catch { return; }
+  if (!status?.enabled || !status.public_key) return;
+  const registration = await navigator.serviceWorker.register("/sw.js");
+  const current = await registration.pushManager.getSubscription();
+  const show = (subscribed, note = "") => clear(node,
+    h("button", { type: "button", "aria-pressed": subscribed ? "true" : "false",
+      text: subscribed ? "Stop notifications on this device" : "Notify me on this device",
+      onclick: () => (subscribed ? turnOff() : turnOn()) }),
+    note ? h("span", { class: "muted", text: ` ${note}` }) : null);
+  const turnOn = async () => {
+    try {
+      if ((await Notification.requestPermission()) !== "granted") return show(false, "Notifications are blocked for this site.");
+      const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: base64URL(status.public_key) });
+      await post("/v1/push/subscriptions", subscription.toJSON());
+      show(true);
+    } catch (error) { show(false, `Could not turn them on: ${error.message}`); }
+  };
+  const turnOff = async () => {
+    const subscription = await registration.pushManager.getSubscription();
+    if (subscription) {
+      const mine = (await get("/v1/push/subscriptions")).items.find((s) => s.endpoint === subscription.endpoint);
+      if (mine) await del(`/v1/push/subscriptions/${mine.id}`).catch(() => {});
+      await subscription.unsubscribe();
+    }
+    show(false);
+  };
+  show(!!current);
+}
+
+function base64URL(text) {
+  const raw = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
 }

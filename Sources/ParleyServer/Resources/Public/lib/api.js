@@ -32,6 +32,24 @@ export async function api(method, path, { body, headers = {}, signal, quiet401 =
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, { title: "The server cannot be reached." });
   }
+  return answer(response, quiet401);
+}
+
+// A file as the raw body: the server streams it to storage and judges its type from its bytes.
+export async function upload(file, { signal } = {}) {
+  const headers = { Accept: "application/json", "Content-Type": "application/octet-stream" };
+  if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  let response;
+  try {
+    response = await fetch(`/v1/uploads?name=${encodeURIComponent(file.name)}`, { method: "POST", headers, body: file, credentials: "same-origin", signal });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, { title: "The server cannot be reached." });
+  }
+  return answer(response, false);
+}
+
+async function answer(response, quiet401) {
   if (response.status === 204) return null;
   const type = response.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await response.json().catch(() => null) : null;
