@@ -34,6 +34,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateFiles())
     app.migrations.add(AddMessageAttachments())
     app.migrations.add(CreatePushSubscriptions())
+    app.migrations.add(CreateEmailDigests())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -200,6 +201,18 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     try app.grouped("v1").register(collection: PushController(settings: settings.webPush, key: vapid, writes: writes, clock: clock,
                                                               authentication: accounts.authentication()))
 
+    // E-mail digests: what stays unread for a while goes out by SMTP, as jobs.
+    if let email = settings.email, let server = SMTPClient.Server.parse(email.smtpURL) {
+        let digests = EmailDigests(transport: SMTPClient(server: server), from: email.from,
+                                   baseURL: settings.publicURL ?? "http://\(settings.host):\(settings.port)", writes: writes, clock: clock)
+        app.storage[EmailDigestsKey.self] = digests
+        jobs.register(EmailDigests.queue) { job in try await digests.handle(job, on: try jobDatabase()) }
+        app.storage[EmailFollowerKey.self] = EmailDigests.follower(delay: email.digestDelay, database: jobDatabase, writes: writes,
+                                                                   domainEvents: domainEvents, logger: app.logger)
+    }
+    try app.grouped("v1").register(collection: EmailDigestController(available: settings.email != nil, writes: writes,
+                                                                     authentication: accounts.authentication()))
+
     try app.grouped("v1").register(collection: NotificationController(authentication: accounts.authentication(), writes: writes, clock: clock))
     try app.grouped("v1").register(collection: InviteController(
         dependencies: InviteDependencies(writes: writes, clock: clock, chat: chat, registrationNeedsInvite: settings.registrationNeedsInvite),
@@ -236,6 +249,9 @@ public func prepareToServe(_ app: Application) async throws {
     }
     if let push = app.storage[PushFollowerKey.self] {
         app.lifecycle.use(push)
+    }
+    if let email = app.storage[EmailFollowerKey.self] {
+        app.lifecycle.use(email)
     }
 }
 

@@ -104,6 +104,27 @@ public struct Settings: Sendable {
     /// Uploaded files: where their bytes are kept, how large one may be, which types (sniffed
     /// from the bytes) are accepted.
     public var files = Files()
+    /// E-mail digests of what stays unread; nil: off (`PARLEY_SMTP_URL` turns them on).
+    public var email: Email?
+    /// The server's address as people reach it (links in e-mail); nil: `http://host:port`.
+    public var publicURL: String?
+
+    public struct Email: Sendable, Equatable {
+        /// `smtp://[user:password@]host[:port][?tls=required|off]` or `smtps://…`. Holds a
+        /// password: never logged.
+        public var smtpURL: String
+        /// The sender address.
+        public var from: String
+        /// How long a notification may stay unread before a digest reports it.
+        public var digestDelay: Duration = .seconds(15 * 60)
+
+        public init(smtpURL: String, from: String, digestDelay: Duration = .seconds(15 * 60)) {
+            self.smtpURL = smtpURL
+            self.from = from
+            self.digestDelay = digestDelay
+        }
+    }
+
     /// Web Push to people's browsers; nil: off (`PARLEY_PUSH_SUBJECT` turns it on).
     public var webPush: WebPush?
 
@@ -296,6 +317,27 @@ extension Settings {
         if let raw = env["PARLEY_PUSH_ALLOW_HTTP"] {
             if let flag = parseBool(raw) { settings.webPush?.allowHTTPEndpoints = flag }
             else { problems.append("PARLEY_PUSH_ALLOW_HTTP must be true or false") }
+        }
+        if let url = env["PARLEY_SMTP_URL"] {
+            if SMTPClient.Server.parse(url) == nil {
+                // The URL may hold a password: name the variable, never echo it.
+                problems.append("PARLEY_SMTP_URL must be smtp://[user:password@]host[:port][?tls=required|off] or smtps://…")
+            } else if let from = env["PARLEY_EMAIL_FROM"], from.contains("@"), !from.contains(where: { $0 == "<" || $0 == ">" || $0.isNewline }) {
+                settings.email = Email(smtpURL: url, from: from)
+            } else {
+                problems.append("PARLEY_EMAIL_FROM must be the sender's address (such as parley@example.com) when PARLEY_SMTP_URL is set")
+            }
+        }
+        if let raw = env["PARLEY_EMAIL_DIGEST_DELAY"] {
+            if let seconds = Int(raw), (1...86_400).contains(seconds) { settings.email?.digestDelay = .seconds(seconds) }
+            else { problems.append("PARLEY_EMAIL_DIGEST_DELAY must be a whole number of seconds in 1...86400") }
+        }
+        if let raw = env["PARLEY_PUBLIC_URL"] {
+            if let url = URL(string: raw), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil {
+                settings.publicURL = raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+            } else {
+                problems.append("PARLEY_PUBLIC_URL must be the http(s) address people reach Parley at, such as https://chat.example.com")
+            }
         }
         settings.modelProviders = ModelProvider.load(from: env, problems: &problems)
         settings.mcpServers = MCPServerConfig.load(from: env, problems: &problems)

@@ -85,17 +85,8 @@ struct PushDelivery: Sendable {
     }
 
     static func message(for notification: NotificationDTO, on db: any Database) async throws -> Message {
-        let actor = try await notification.actorID.flatMap(UUID.init(uuidString:)).asyncFlatMap { try await User.find($0, on: db) }
-        let who = actor.map { $0.displayName.isEmpty ? "@" + $0.handle : $0.displayName } ?? "Parley"
-        let title = switch notification.kind {
-        case .mention: "\(who) mentioned you"
-        case .direct: who
-        case .threadReply: "\(who) replied in a thread"
-        case .message: "\(who) wrote"
-        case .approval: "\(who) asks for your approval"
-        }
-        let path = notification.messageSeq.map { "#/c/\(notification.conversationID)/m/\($0)" } ?? "#/c/\(notification.conversationID)"
-        return Message(title: title, body: notification.excerpt ?? "", url: "/" + path, notificationID: notification.id,
+        let summary = try await NotificationSummary.of(notification, on: db)
+        return Message(title: summary.title, body: summary.excerpt ?? "", url: summary.path, notificationID: notification.id,
                        tag: "conversation:\(notification.conversationID)")
     }
 
@@ -116,13 +107,6 @@ struct PushDelivery: Sendable {
         case .refused(let status):
             logger.warning("a push service refused a push", metadata: ["status": .stringConvertible(status), "subscription": .string(id.wire)])
         }
-    }
-}
-
-extension Optional {
-    fileprivate func asyncFlatMap<U>(_ transform: (Wrapped) async throws -> U?) async rethrows -> U? {
-        guard let value = self else { return nil }
-        return try await transform(value)
     }
 }
 

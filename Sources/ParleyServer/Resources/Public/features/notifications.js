@@ -45,7 +45,9 @@ export function inboxDialog() {
   const markAll = h("button", { type: "button", text: "Mark all read", onclick: () => post("/v1/notifications/read", { all: true }).catch(() => {}) });
   const device = h("p", { class: "push-setting" });
   pushSetting(device);
-  const node = dialog("Inbox", h("div", { class: "stack" }, markAll, list, device));
+  const mail = h("p", { class: "email-setting" });
+  emailSetting(mail);
+  const node = dialog("Inbox", h("div", { class: "stack" }, markAll, list, device, mail));
   render();
   const stop = subscribe((kind) => { if (kind === "notifications" || kind === "users") render(); });
   node.addEventListener("close", stop);
@@ -106,4 +108,16 @@ async function pushSetting(node) {
 function base64URL(text) {
   const raw = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
   return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+// The e-mail digest of what stays unread: offered when the server sends e-mail and my account
+// has an address.
+async function emailSetting(node) {
+  let settings;
+  try { settings = await get("/v1/notifications/email"); } catch { return; }
+  if (!settings?.available || !settings.address) return;
+  const box = h("input", { type: "checkbox", checked: settings.enabled, onchange: async () => {
+    try { await put("/v1/notifications/email", { enabled: box.checked }); } catch { box.checked = !box.checked; }
+  } });
+  clear(node, h("label", {}, box, ` E-mail me a digest of what I miss (${settings.address})`));
 }
