@@ -25,6 +25,17 @@ struct JPEGDecoderTests {
         }
     }
 
+    @Test("the orientation tag is read from the header alone")
+    func orientationFromHeader() throws {
+        for orientation in 1...8 {
+            let fixture = try #require(Fixtures.all.first { $0.file.hasPrefix("exif-orientation\(orientation)-") })
+            #expect(ImageInfo.jpegOrientation(try fixture.bytes) == orientation)
+        }
+        let plain = try #require(Fixtures.all.first { $0.file.hasPrefix("gray-") && $0.file.hasSuffix(".jpg") })
+        #expect(ImageInfo.jpegOrientation(try plain.bytes) == nil)
+        #expect(ImageInfo.jpegOrientation(PNGEncoder.encode(RGBAImage(width: 1, height: 1))) == nil)
+    }
+
     @Test func orientationSixRotatesClockwise() throws {
         let fixture = try #require(Fixtures.all.first { $0.file.hasPrefix("exif-orientation6") })
         let image = try ImageDecoder.decode(try fixture.bytes)

@@ -144,6 +144,23 @@ struct FileTests {
         }
     }
 
+    @Test("a photo turned by its EXIF orientation has the size it shows at, and so has its thumbnail")
+    func orientedPhoto() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann")
+            // A 40×24 frame tagged "turn clockwise" (orientation 6): it shows 24×40.
+            let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("ImagingTests/Fixtures/exif-orientation6-40x24.jpg")
+            let photo = Array(try Data(contentsOf: fixture))
+            let uploaded = try await Self.upload(app, photo, name: "phone.jpg", by: ann)
+            #expect(uploaded.string("media_type") == "image/jpeg")
+            #expect(uploaded["width"] as? Int == 24 && uploaded["height"] as? Int == 40)
+            let id = try #require(uploaded.string("id"))
+            let thumbnail = try ImageDecoder.decode(try await Self.download(app, "v1/uploads/\(id)/thumbnail", by: ann).2)
+            #expect(thumbnail.width == 24 && thumbnail.height == 40)
+        }
+    }
+
     @Test("a picture that does not decode has no thumbnail and says so, and is still served")
     func brokenPicture() async throws {
         try await withParley { app, _ in

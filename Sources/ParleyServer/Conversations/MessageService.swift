@@ -168,7 +168,7 @@ struct MessageService: Sendable {
                 if !fileIDs.isEmpty {
                     let files = try await attachments.attach(fileIDs, to: message.id!, in: conversationID, by: authorID, tx: tx)
                     message.attachmentsJSON = String(decoding: try EventLog.encoder.encode(files), as: UTF8.self)
-                    message.attachmentNames = files.map(\.name).joined(separator: " ")
+                    message.attachmentNames = Self.searchableNames(files.map(\.name))
                 }
                 // Plain SQL rather than `message.create(on:)`: Fluent's model reflection costs
                 // more than the insert on this path (seen in perf; see docs/benchmarks.md).
@@ -227,6 +227,15 @@ struct MessageService: Sendable {
         // Only messages with files add a part, so earlier keys' digests stay what they were.
         if !attachments.isEmpty { parts.append(attachments.map(\.wire).joined(separator: ",")) }
         return SHA256.hash(data: Data(parts.joined(separator: "\u{1F}").utf8)).hexString
+    }
+
+    /// Files' names as search indexes them: each name, then its words (PostgreSQL's parser
+    /// keeps `q3-forecast.pdf` as one token, SQLite's splits it; both then find `forecast`).
+    static func searchableNames(_ names: [String]) -> String {
+        names.map { name in
+            let words = name.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).joined(separator: " ")
+            return words == name ? name : name + " " + words
+        }.joined(separator: " ")
     }
 
     /// At most this many files on one message.

@@ -1,4 +1,5 @@
 import Fluent
+import Imaging
 import Foundation
 import NIOCore
 
@@ -27,9 +28,14 @@ struct UploadService: Sendable {
             await staged.discard()
             throw FileError.typeNotAllowed(sniffed: type.mediaType, allowed: settings.allowedTypes)
         }
-        if type.mediaType == "image/jpeg", type.width == nil {
-            // The frame header can sit after large metadata (EXIF, an embedded preview).
-            if let size = FileType.jpegSize(try await staged.prefix(256 * 1024)) { (type.width, type.height) = (size.width, size.height) }
+        if type.mediaType == "image/jpeg" {
+            // The frame header can sit after large metadata (EXIF, an embedded preview), and a
+            // camera's orientation tag may turn the picture a quarter: the size is as it shows.
+            let head = try await staged.prefix(256 * 1024)
+            if type.width == nil, let size = FileType.jpegSize(head) { (type.width, type.height) = (size.width, size.height) }
+            if let orientation = ImageInfo.jpegOrientation(head), (5...8).contains(orientation) {
+                (type.width, type.height) = (type.height, type.width)
+            }
         }
         try await dependencies.store.keep(staged)
         let file = StoredFile(id: UUID(), uploaderID: uploaderID, digest: staged.digest, size: staged.size, mediaType: type.mediaType,

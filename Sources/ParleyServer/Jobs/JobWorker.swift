@@ -44,8 +44,13 @@ final class JobWorker: LifecycleHandler, Sendable {
             }
         }
 
-        deinit {
+        /// Frees the slot unless a job took it (a rolled-back transaction's slot).
+        func giveBack() {
             if take() { worker.release(1) }
+        }
+
+        deinit {
+            giveBack()
         }
     }
 

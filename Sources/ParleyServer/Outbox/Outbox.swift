@@ -56,6 +56,16 @@ final class Outbox: Sendable {
         state.withLockedValue { $0.settledJobs.append(id) }
     }
 
+    /// The transaction rolled back: slots reserved for jobs it would have handed to this
+    /// node's worker are given back now (not whenever the last reference to them goes).
+    func rolledBack() {
+        let handOffs = state.withLockedValue { state in
+            defer { state.claimedJobs = [] }
+            return state.claimedJobs
+        }
+        for handOff in handOffs { handOff.slot.giveBack() }
+    }
+
     var commit: Commit {
         state.withLockedValue {
             Commit(events: $0.events, enqueuedJobs: $0.jobsEnqueued, claimedJobs: $0.claimedJobs, settledJobs: $0.settledJobs)

@@ -39,12 +39,19 @@ extension Database {
     func writeTransaction<T: Sendable>(_ gate: WriteGate?,
                                        _ closure: @escaping @Sendable (any Database, Outbox) async throws -> T) async throws -> T {
         guard let sql = self as? any SQLDatabase, sql.dialect.name == "sqlite" else {
-            let (result, outbox) = try await transaction { tx in
-                let outbox = Outbox(db: tx)
-                return (try await closure(tx, outbox), outbox)
+            let opened = NIOLockedValueBox<Outbox?>(nil)
+            do {
+                let (result, outbox) = try await transaction { tx in
+                    let outbox = Outbox(db: tx)
+                    opened.withLockedValue { $0 = outbox }
+                    return (try await closure(tx, outbox), outbox)
+                }
+                gate?.committed(outbox.commit)
+                return result
+            } catch {
+                opened.withLockedValue { $0 }?.rolledBack()
+                throw error
             }
-            gate?.committed(outbox.commit)
-            return result
         }
         let lock = gate?.lock
         await lock?.acquire()
@@ -59,6 +66,7 @@ extension Database {
                     return (result, outbox)
                 } catch {
                     try? await sql.raw("ROLLBACK").run()
+                    outbox.rolledBack()
                     throw error
                 }
             }
