@@ -175,10 +175,10 @@ def png(width, height):
 
 
 def test_files_are_attached_shown_as_thumbnails_and_downloaded(people, server):
-    uma = people("uma").sign_up()
-    vic = people("vic").sign_up()
-    start_direct(uma, "vic")
-    page = uma.page
+    ora = people("ora").sign_up()
+    pia = people("pia").sign_up()
+    start_direct(ora, "pia")
+    page = ora.page
     page.locator("main input[type=file]").set_input_files([
         {"name": "sunset.png", "mimeType": "image/png", "buffer": png(800, 400)},
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"bring snacks"},
@@ -188,19 +188,19 @@ def test_files_are_attached_shown_as_thumbnails_and_downloaded(people, server):
     # Each file uploads as soon as it is picked; its size shows when it is stored.
     expect(pending.filter(has_text="sunset.png")).to_contain_text("KB")
     expect(pending.filter(has_text="notes.txt")).to_contain_text("12 B")
-    send(uma, "pictures from the trip")
+    send(ora, "pictures from the trip")
     expect(pending).to_have_count(0)
 
-    vic.page.locator(".conversation-list a.conversation").filter(has_text="uma").click()
-    message = messages(vic).locator(".message").filter(has_text="pictures from the trip")
+    pia.page.locator(".conversation-list a.conversation").filter(has_text="ora").click()
+    message = messages(pia).locator(".message").filter(has_text="pictures from the trip")
     picture = message.locator(".attachment.picture img")
     expect(picture).to_have_attribute("alt", "sunset.png")
     # The thumbnail loads (the server made it) and is at most 360 pixels wide.
-    vic.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
+    pia.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
     assert picture.evaluate("img => img.naturalWidth") == 360
     link = message.locator(".attachment.file a")
     expect(link).to_have_text("notes.txt")
-    with vic.page.expect_download() as download:
+    with pia.page.expect_download() as download:
         link.click()
     with open(download.value.path(), "rb") as handle:
         assert handle.read() == b"bring snacks"
@@ -212,14 +212,14 @@ def test_files_are_attached_shown_as_thumbnails_and_downloaded(people, server):
     page.get_by_role("button", name="Remove photo.png").click()
     page.locator("main input[type=file]").set_input_files({"name": "map.png", "mimeType": "image/png", "buffer": png(20, 20)})
     expect(page.locator(".pending-file").filter(has_text="map.png")).to_contain_text("B")
-    composer(uma).press("Enter")
-    expect(messages(vic).locator(".attachment.picture img[alt='map.png']")).to_be_visible()
-    vic.screenshot("files")
+    composer(ora).press("Enter")
+    expect(messages(pia).locator(".attachment.picture img[alt='map.png']")).to_be_visible()
+    pia.screenshot("files")
 
 
 def test_web_push_is_offered_and_the_service_worker_shows_a_push(people, server):
-    wes = people("wes", permissions=["notifications"]).sign_up()
-    page = wes.page
+    xia = people("xia", permissions=["notifications"]).sign_up()
+    page = xia.page
     page.get_by_role("button", name="Inbox").click()
     expect(page.get_by_role("button", name="Notify me on this device")).to_be_visible()
     assert page.evaluate("async () => (await navigator.serviceWorker.ready).scope") == server.url + "/"
@@ -227,7 +227,7 @@ def test_web_push_is_offered_and_the_service_worker_shows_a_push(people, server)
     # No push service is reachable here, so the push arrives through the DevTools protocol, as
     # Chromium would hand it to the service worker; another tab has the focus.
     registrations = []
-    cdp = wes.context.new_cdp_session(page)
+    cdp = xia.context.new_cdp_session(page)
     cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
     cdp.send("ServiceWorker.enable")
     for _ in range(100):  # each round trip lets Playwright hand over the events that came
@@ -235,14 +235,14 @@ def test_web_push_is_offered_and_the_service_worker_shows_a_push(people, server)
             break
         page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
     assert registrations, "the service worker is registered"
-    other = wes.context.new_page()
+    other = xia.context.new_page()
     other.bring_to_front()
-    message = {"title": "ann mentioned you", "body": "@wes look", "url": "/#/", "notification_id": "n1", "tag": "conversation:x"}
+    message = {"title": "ann mentioned you", "body": "@xia look", "url": "/#/", "notification_id": "n1", "tag": "conversation:x"}
     cdp.send("ServiceWorker.deliverPushMessage", {"origin": server.url, "registrationId": registrations[0]["registrationId"],
                                                   "data": json.dumps(message)})
     page.wait_for_function("""async () => {
         const shown = await (await navigator.serviceWorker.ready).getNotifications();
-        return shown.length === 1 && shown[0].title === "ann mentioned you" && shown[0].body === "@wes look";
+        return shown.length === 1 && shown[0].title === "ann mentioned you" && shown[0].body === "@xia look";
     }""")
     other.close()
 
