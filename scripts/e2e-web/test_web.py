@@ -350,8 +350,9 @@ def test_keyboard_alone_signs_in_opens_a_conversation_and_sends(people, server, 
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     page.get_by_role("navigation", name="Conversations").wait_for()
-    # Tab to the conversation and open it.
+    # Tab to the conversation and open it (once the list has loaded: the sidebar comes first).
     target = page.locator(".conversation-list a.conversation").first
+    expect(target).to_be_visible()
     for _ in range(20):
         if page.evaluate("document.activeElement?.classList.contains('conversation')"):
             break

@@ -35,7 +35,8 @@ export function attachmentList(attachments) {
 // composer enables Send once every upload has finished).
 export function attachmentPicker({ onChange }) {
   const items = [];
-  const input = h("input", { type: "file", multiple: true, class: "visually-hidden", "aria-label": "Attach files" });
+  // Reached through the button (the input itself is hidden and out of the tab order).
+  const input = h("input", { type: "file", multiple: true, class: "visually-hidden", tabindex: -1, "aria-hidden": "true" });
   const button = h("button", { type: "button", class: "icon attach", "aria-label": "Attach files", title: "Attach files", text: "📎",
     onclick: () => input.click() });
   const list = h("ul", { class: "pending-files", "aria-live": "polite" });
