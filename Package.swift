@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "AgentGraphSQL", targets: ["AgentGraphSQL"]),
         .library(name: "LLM", targets: ["LLM"]),
         .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "Learning", targets: ["Learning"]),
         .executable(name: "agentgraph-bench", targets: ["agentgraph-bench"]),
         .executable(name: "imaging-bench", targets: ["imaging-bench"]),
     ],
@@ -86,6 +87,17 @@ let package = Package(
         .target(
             name: "AgentGraph",
             swiftSettings: swiftSettings + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+        ),
+        // Machine learning for the models Parley trains itself (text features, classifiers,
+        // evaluation, drift, clustering, a model file format): Foundation only.
+        .target(
+            name: "Learning",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LearningTests",
+            dependencies: ["Learning"],
+            swiftSettings: swiftSettings
         ),
         // Pictures decoded and thumbnails encoded by hand (PNG, JPEG, GIF): no listed package
         // decodes images. Foundation and zlib (through CompressNIO) only.
