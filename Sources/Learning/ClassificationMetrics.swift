@@ -28,14 +28,28 @@ public enum ClassificationMetrics {
     /// distinct score thresholds taken from highest to lowest (no interpolation).
     /// - Throws: ``LearningError`` for mismatched lengths or when there are no positives.
     public static func averagePrecision(scores: [Double], labels: [Bool]) throws -> Double {
-        try validate(scores: scores, labels: labels)
-        let positives = labels.reduce(0) { $0 + ($1 ? 1 : 0) }
-        guard positives > 0 else { throw LearningError.singleClass }
-        let order = scores.indices.sorted { scores[$0] > scores[$1] }
-        var truePositives = 0
-        var predicted = 0
+        let curve = try precisionRecallCurve(scores: scores, labels: labels)
+        guard labels.contains(true) else { throw LearningError.singleClass }
         var previousRecall = 0.0
         var sum = 0.0
+        for point in curve {
+            sum += (point.recall - previousRecall) * point.precision
+            previousRecall = point.recall
+        }
+        return sum
+    }
+
+    /// Precision and recall at each distinct score, from the highest to the lowest, predicting
+    /// positive when `score >= threshold` (scikit-learn's `precision_recall_curve`, in the
+    /// other order). Recall is 0 when there are no positives.
+    /// - Throws: ``LearningError`` for empty or mismatched input.
+    public static func precisionRecallCurve(scores: [Double], labels: [Bool]) throws -> [ThresholdSelector.Choice] {
+        try validate(scores: scores, labels: labels)
+        let positives = labels.reduce(0) { $0 + ($1 ? 1 : 0) }
+        let order = scores.indices.sorted { scores[$0] > scores[$1] }
+        var curve: [ThresholdSelector.Choice] = []
+        var truePositives = 0
+        var predicted = 0
         var start = 0
         while start < order.count {
             var end = start
@@ -44,13 +58,12 @@ public enum ClassificationMetrics {
                 predicted += 1
                 if labels[order[k]] { truePositives += 1 }
             }
-            let recall = Double(truePositives) / Double(positives)
-            let precision = Double(truePositives) / Double(predicted)
-            sum += (recall - previousRecall) * precision
-            previousRecall = recall
+            curve.append(ThresholdSelector.Choice(
+                threshold: scores[order[start]], precision: Double(truePositives) / Double(predicted),
+                recall: positives == 0 ? 0 : Double(truePositives) / Double(positives)))
             start = end + 1
         }
-        return sum
+        return curve
     }
 
     /// The mean squared difference between predicted probability and outcome (0 or 1).

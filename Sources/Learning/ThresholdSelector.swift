@@ -22,32 +22,13 @@ public enum ThresholdSelector {
     /// threshold, wins. Returns `nil` if no threshold reaches the target.
     /// - Throws: ``LearningError`` for empty or mismatched input.
     public static func threshold(forPrecision targetPrecision: Double, scores: [Double], labels: [Bool]) throws -> Choice? {
-        try ClassificationMetrics.validate(scores: scores, labels: labels)
-        let positives = labels.reduce(0) { $0 + ($1 ? 1 : 0) }
-        let order = scores.indices.sorted { scores[$0] > scores[$1] }
         var best: Choice?
-        var truePositives = 0
-        var predicted = 0
-        var start = 0
-        while start < order.count {
-            var end = start
-            while end + 1 < order.count, scores[order[end + 1]] == scores[order[start]] { end += 1 }
-            for k in start...end {
-                predicted += 1
-                if labels[order[k]] { truePositives += 1 }
+        // Thresholds fall along the curve, so only a strictly better pair replaces the current best.
+        for point in try ClassificationMetrics.precisionRecallCurve(scores: scores, labels: labels) where point.precision >= targetPrecision {
+            if let current = best, !(point.recall > current.recall || (point.recall == current.recall && point.precision > current.precision)) {
+                continue
             }
-            let precision = Double(truePositives) / Double(predicted)
-            let recall = positives == 0 ? 0 : Double(truePositives) / Double(positives)
-            if precision >= targetPrecision {
-                let candidate = Choice(threshold: scores[order[start]], precision: precision, recall: recall)
-                // Thresholds fall as we go, so only a strictly better pair replaces the current best.
-                if let current = best {
-                    if recall > current.recall || (recall == current.recall && precision > current.precision) { best = candidate }
-                } else {
-                    best = candidate
-                }
-            }
-            start = end + 1
+            best = point
         }
         return best
     }
