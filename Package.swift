@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Learning", targets: ["Learning"]),
         .executable(name: "agentgraph-bench", targets: ["agentgraph-bench"]),
         .executable(name: "imaging-bench", targets: ["imaging-bench"]),
+        .executable(name: "learning-bench", targets: ["learning-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/vapor.git", from: "4.115.0"),
@@ -92,6 +93,11 @@ let package = Package(
         // evaluation, drift, clustering, a model file format): Foundation only.
         .target(
             name: "Learning",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "learning-bench",
+            dependencies: ["Learning"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
