@@ -116,7 +116,7 @@ export function upsertConversation(conversation) {
 // MARK: Messages
 
 export function timeline(conversationID) {
-  if (!state.messages.has(conversationID)) state.messages.set(conversationID, { items: [], hasOlder: true, loaded: false, pending: [] });
+  if (!state.messages.has(conversationID)) state.messages.set(conversationID, { items: [], hasOlder: true, loaded: false, pending: [], live: [] });
   return state.messages.get(conversationID);
 }
 
@@ -137,6 +137,9 @@ export function putMessage(message) {
   // Past the end of a window into the middle of the history: it comes with the newer pages.
   else if (line.hasNewer && at === line.items.length) return at;
   else if (line.loaded || line.items.length) line.items.splice(at, 0, message);
+  // Before the first page: kept aside, so a page the server read before this message
+  // committed does not lose it (keepLive puts it back).
+  else if (line.live.push(message) > 50) line.live.shift();
   // The echo of our own send is replaced by the stored message, whichever arrives first.
   line.pending = line.pending.filter((echo) => echo.id !== message.id);
   return at;
@@ -148,13 +151,28 @@ export function findMessage(conversationID, seq) {
   return found?.seq === seq ? found : null;
 }
 
+// Messages that arrived live while a page was loading and are newer than the page: the page
+// may have been read before they committed, so they are put back after it.
+function liveSince(line) {
+  const arrived = [...line.items, ...line.live];
+  line.live = [];
+  return arrived;
+}
+
+function keepLive(line, arrived) {
+  const last = line.items.at(-1)?.seq ?? 0;
+  for (const message of arrived) if (message.seq > last) putMessage(message);
+}
+
 export async function loadLatest(conversationID) {
   const page = await get(`/v1/conversations/${conversationID}/messages?limit=50`);
   const line = timeline(conversationID);
+  const arrived = liveSince(line);
   line.items = [];
   line.loaded = true;
   line.hasNewer = false;
   for (const message of page.items) putMessage(message);
+  keepLive(line, arrived);
   line.hasOlder = page.has_more;
   emit("messages", { conversationID, reset: true });
 }
@@ -164,6 +182,8 @@ export async function loadLatest(conversationID) {
 export async function loadAround(conversationID, seq) {
   const page = await get(`/v1/conversations/${conversationID}/messages?limit=60&before=${seq + 30}`);
   const line = timeline(conversationID);
+  // Newer messages come with the newer pages as the list scrolls down.
+  line.live = [];
   line.items = [];
   line.loaded = true;
   line.hasNewer = false;
