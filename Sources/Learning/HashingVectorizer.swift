@@ -89,6 +89,16 @@ public struct HashingVectorizer: Codable, Sendable, Equatable {
         return (index, sign)
     }
 
+    @inline(__always)
+    private func characterGram(_ bytes: [UInt8], from start: Int, to end: Int) -> Int {
+        var hasher = StableHash()
+        hasher.combine(0x63)  // "c"
+        hasher.combine(0x3A)  // ":"
+        for k in start..<end { hasher.combine(bytes[k]) }
+        let placed = place(hasher.value)
+        return placed.index << 1 | (placed.sign < 0 ? 1 : 0)
+    }
+
     /// The raw feature strings `text` produces (word n-grams, then character n-grams).
     public func features(_ text: String) -> (words: [String], characters: [String]) {
         let tokens = tokenizer.tokens(text)
@@ -101,31 +111,96 @@ public struct HashingVectorizer: Codable, Sendable, Equatable {
     /// The hashed count vector of `text`.
     public func transform(_ text: String) -> SparseVector {
         let tokens = tokenizer.tokens(text)
-        var pairs: [(index: Int, value: Double)] = []
+        // Each occurrence as its bucket times two, plus one when its sign is negative: sorting
+        // these integers groups the counts with no pair array and no comparison closure.
+        var keys: [Int] = []
+        keys.reserveCapacity(text.utf8.count * 4)
         if let range = wordNGrams {
             // Word n-grams are hashed by streaming the tokens, avoiding a joined string per gram.
-            let tokenBytes: [[UInt8]] = tokens.map { Array($0.utf8) }
-            for n in range where n <= tokenBytes.count {
-                for start in 0...(tokenBytes.count - n) {
+            // All tokens' bytes in one array, token k at starts[k]..<starts[k + 1].
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(text.utf8.count + 8)
+            var starts = [0]
+            for token in tokens {
+                bytes.append(contentsOf: token.utf8)
+                starts.append(bytes.count)
+            }
+            for n in range where n <= tokens.count {
+                for start in 0...(tokens.count - n) {
                     var hasher = StableHash()
                     hasher.combine(0x77)
                     hasher.combine(0x3A)
                     for offset in 0..<n {
                         if offset > 0 { hasher.combine(0x20) }
-                        for byte in tokenBytes[start + offset] { hasher.combine(byte) }
+                        for k in starts[start + offset]..<starts[start + offset + 1] { hasher.combine(bytes[k]) }
                     }
                     let placed = place(hasher.value)
-                    pairs.append((placed.index, placed.sign))
+                    keys.append(placed.index << 1 | (placed.sign < 0 ? 1 : 0))
                 }
             }
         }
-        if let range = characterNGrams, let grams = try? NGrams.characters(tokens, range: range) {
-            for gram in grams {
-                let placed = bucket(for: gram, kind: .character)
-                pairs.append((placed.index, placed.sign))
+        if let range = characterNGrams {
+            // The grams `NGrams.characters` spells out, hashed straight from the padded token's
+            // UTF-8 bytes between character boundaries, with no string per gram.
+            var bytes: [UInt8] = []
+            var boundaries: [Int] = []
+            for token in tokens {
+                bytes.removeAll(keepingCapacity: true)
+                boundaries.removeAll(keepingCapacity: true)
+                boundaries.append(0)
+                bytes.append(0x20)
+                boundaries.append(1)
+                if token.utf8.allSatisfy({ $0 < 0x80 }) {
+                    // ASCII: every byte is a character (a token holds no "\r\n"), so no grapheme breaking.
+                    for byte in token.utf8 {
+                        bytes.append(byte)
+                        boundaries.append(bytes.count)
+                    }
+                } else {
+                    for character in token {
+                        bytes.append(contentsOf: character.utf8)
+                        boundaries.append(bytes.count)
+                    }
+                }
+                bytes.append(0x20)
+                boundaries.append(bytes.count)
+                let length = boundaries.count - 1  // characters in the padded token
+                for n in range {
+                    if length <= n {
+                        keys.append(characterGram(bytes, from: 0, to: bytes.count))
+                        break
+                    }
+                    for start in 0...(length - n) {
+                        keys.append(characterGram(bytes, from: boundaries[start], to: boundaries[start + n]))
+                    }
+                }
             }
         }
-        let counts = SparseVector(unchecked: dimension, pairs: pairs)
+        keys.sort()
+        var indices: [Int] = []
+        var values: [Double] = []
+        indices.reserveCapacity(keys.count)
+        values.reserveCapacity(keys.count)
+        for key in keys {
+            let index = key >> 1
+            let value: Double = key & 1 == 1 ? -1 : 1
+            if let last = indices.last, last == index {
+                values[values.count - 1] += value
+            } else {
+                indices.append(index)
+                values.append(value)
+            }
+        }
+        // A bucket whose signed occurrences cancel holds no entry.
+        var kept = 0
+        for k in indices.indices where values[k] != 0 {
+            indices[kept] = indices[k]
+            values[kept] = values[k]
+            kept += 1
+        }
+        indices.removeLast(indices.count - kept)
+        values.removeLast(values.count - kept)
+        let counts = SparseVector(uncheckedDimension: dimension, indices: indices, values: values)
         return binary ? counts.mapValues { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) } : counts
     }
 }

@@ -39,6 +39,12 @@ public struct LogisticRegression: Codable, Sendable, Equatable {
         /// Proximal gradient on shuffled mini-batches with a step that decays as
         /// `1/√epoch`; deterministic for a seed. ``Configuration/maxIterations`` is ignored.
         case miniBatch(batchSize: Int, epochs: Int, seed: UInt64)
+        /// Limited-memory BFGS (the last `memory` steps approximate the curvature) with a
+        /// backtracking line search; seedless and deterministic. It needs a smooth objective,
+        /// so an L1 penalty is refused. It stops when no component of the gradient exceeds
+        /// ``Configuration/tolerance``, usually in a tenth of the full-batch solver's steps
+        /// on weakly regularised text models.
+        case lbfgs(memory: Int)
     }
 
     /// Fitting settings.
@@ -161,6 +167,17 @@ public struct LogisticRegression: Codable, Sendable, Equatable {
         let lipschitz = 0.25 * trace + l2
         let step = 1 / lipschitz
 
+        if case .lbfgs(let memory) = configuration.solver {
+            guard memory >= 1 else { throw LearningError.invalidArgument("memory must be at least 1") }
+            guard l1 == 0 else { throw LearningError.invalidArgument("the L-BFGS solver needs a smooth penalty: use l2 or none") }
+            let data = CompressedRows(offsets: offsets, columns: columns, values: values, rowScale: rowScale, targets: targets)
+            let (w, b, steps) = lbfgs(data, columnCount: m, l2: l2, memory: memory, maxIterations: configuration.maxIterations,
+                                      tolerance: configuration.tolerance)
+            var weights = [Double](repeating: 0, count: dimension)
+            for (j, index) in activeColumns.enumerated() { weights[index] = w[j] }
+            return LogisticRegression(weights: weights, intercept: b, configuration: configuration, iterations: steps)
+        }
+
         if case .miniBatch(let batchSize, let epochs, let seed) = configuration.solver {
             guard batchSize >= 1, epochs >= 1 else { throw LearningError.invalidArgument("batchSize and epochs must be at least 1") }
             let data = CompressedRows(offsets: offsets, columns: columns, values: values, rowScale: rowScale, targets: targets)
@@ -233,6 +250,119 @@ public struct LogisticRegression: Codable, Sendable, Equatable {
         /// Each row's share of the weighted mean loss.
         let rowScale: [Double]
         let targets: [Double]
+    }
+
+    /// The weighted mean log-loss plus `l2 / 2 · ‖w‖²` at `(w, b)` (packed as `x`, the
+    /// intercept last), with its gradient written into `gradient`.
+    private static func objective(_ data: CompressedRows, _ x: [Double], l2: Double, gradient: inout [Double]) -> Double {
+        let m = x.count - 1
+        let b = x[m]
+        var loss = 0.0
+        var gradientB = 0.0
+        x.withUnsafeBufferPointer { x in
+            gradient.withUnsafeMutableBufferPointer { g in
+                data.columns.withUnsafeBufferPointer { columns in
+                    data.values.withUnsafeBufferPointer { values in
+                        for j in 0..<m { g[j] = l2 * x[j] }
+                        for i in 0..<data.targets.count {
+                            let range = data.offsets[i]..<data.offsets[i + 1]
+                            var z = b
+                            for k in range { z += x[Int(columns[k])] * values[k] }
+                            // log(1 + e^z) − y·z, computed without overflow.
+                            let softplus = z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))
+                            loss += data.rowScale[i] * (softplus - data.targets[i] * z)
+                            let residual = data.rowScale[i] * (sigmoid(z) - data.targets[i])
+                            gradientB += residual
+                            for k in range { g[Int(columns[k])] += residual * values[k] }
+                        }
+                        var penalty = 0.0
+                        for j in 0..<m { penalty += x[j] * x[j] }
+                        loss += l2 / 2 * penalty
+                    }
+                }
+            }
+        }
+        gradient[m] = gradientB
+        return loss
+    }
+
+    private static func lbfgs(
+        _ data: CompressedRows, columnCount m: Int, l2: Double, memory: Int, maxIterations: Int, tolerance: Double
+    ) -> ([Double], Double, Int) {
+        let size = m + 1
+        var x = [Double](repeating: 0, count: size)
+        var gradient = [Double](repeating: 0, count: size)
+        var loss = objective(data, x, l2: l2, gradient: &gradient)
+        // The last `memory` steps s = Δx and gradient changes y = Δg, oldest first.
+        var steps: [[Double]] = []
+        var changes: [[Double]] = []
+        var curvatures: [Double] = []  // 1 / (yᵀs)
+        var direction = [Double](repeating: 0, count: size)
+        var alpha = [Double](repeating: 0, count: memory)
+        var candidate = x
+        var candidateGradient = gradient
+        var iteration = 0
+        func largest(_ v: [Double]) -> Double { v.reduce(0) { max($0, abs($1)) } }
+        func dot(_ a: [Double], _ b: [Double]) -> Double {
+            var sum = 0.0
+            for j in 0..<a.count { sum += a[j] * b[j] }
+            return sum
+        }
+        while iteration < maxIterations, largest(gradient) > tolerance {
+            iteration += 1
+            // Two-loop recursion: direction = −H·g.
+            for j in 0..<size { direction[j] = -gradient[j] }
+            for k in stride(from: steps.count - 1, through: 0, by: -1) {
+                alpha[k] = curvatures[k] * dot(steps[k], direction)
+                for j in 0..<size { direction[j] -= alpha[k] * changes[k][j] }
+            }
+            if let s = steps.last, let y = changes.last {
+                let scale = dot(s, y) / dot(y, y)
+                for j in 0..<size { direction[j] *= scale }
+            } else {
+                // First step: a unit move along the steepest descent.
+                let norm = dot(gradient, gradient).squareRoot()
+                for j in 0..<size { direction[j] /= max(norm, 1) }
+            }
+            for k in 0..<steps.count {
+                let beta = curvatures[k] * dot(changes[k], direction)
+                for j in 0..<size { direction[j] += (alpha[k] - beta) * steps[k][j] }
+            }
+            var slope = dot(gradient, direction)
+            if slope >= 0 {
+                // Not a descent direction (rounding): forget the history and go downhill.
+                steps.removeAll(); changes.removeAll(); curvatures.removeAll()
+                for j in 0..<size { direction[j] = -gradient[j] }
+                slope = -dot(gradient, gradient)
+            }
+            // Backtracking until the Armijo condition holds.
+            var t = 1.0
+            var nextLoss = 0.0
+            var accepted = false
+            for _ in 0..<40 {
+                for j in 0..<size { candidate[j] = x[j] + t * direction[j] }
+                nextLoss = objective(data, candidate, l2: l2, gradient: &candidateGradient)
+                if nextLoss <= loss + 1e-4 * t * slope { accepted = true; break }
+                t /= 2
+            }
+            guard accepted else { break }  // no progress is possible at this precision
+            var s = [Double](repeating: 0, count: size)
+            var y = [Double](repeating: 0, count: size)
+            for j in 0..<size {
+                s[j] = candidate[j] - x[j]
+                y[j] = candidateGradient[j] - gradient[j]
+            }
+            let sy = dot(s, y)
+            if sy > 1e-12 {
+                if steps.count == memory { steps.removeFirst(); changes.removeFirst(); curvatures.removeFirst() }
+                steps.append(s); changes.append(y); curvatures.append(1 / sy)
+            }
+            swap(&x, &candidate)
+            swap(&gradient, &candidateGradient)
+            loss = nextLoss
+        }
+        let b = x.removeLast()
+        return (x, b, iteration)
     }
 
     private static func miniBatch(

@@ -63,12 +63,23 @@ public struct SparseVector: Codable, Sendable, Equatable {
     }
 
     init(unchecked dimension: Int, pairs: [(index: Int, value: Double)]) {
-        let sorted = pairs.sorted { $0.index < $1.index }
+        // Sorting plain integers (the index above the pair's position) is several times faster
+        // than sorting the pairs with a closure, and keeps equal indices in their given order.
+        let keys: [Int]
+        if dimension <= 1 << 31, pairs.count <= 1 << 32 {
+            var packed = [Int](repeating: 0, count: pairs.count)
+            for position in pairs.indices { packed[position] = pairs[position].index << 32 | position }
+            packed.sort()
+            keys = packed
+        } else {
+            keys = pairs.indices.sorted { pairs[$0].index < pairs[$1].index }
+        }
         var indices: [Int] = []
         var values: [Double] = []
-        indices.reserveCapacity(sorted.count)
-        values.reserveCapacity(sorted.count)
-        for pair in sorted {
+        indices.reserveCapacity(keys.count)
+        values.reserveCapacity(keys.count)
+        for key in keys {
+            let pair = pairs[dimension <= 1 << 31 ? key & 0xFFFF_FFFF : key]
             if let last = indices.last, last == pair.index {
                 values[values.count - 1] += pair.value
             } else {

@@ -42,9 +42,24 @@ public struct StratifiedKFold: Sendable, Equatable {
                 next = (next + 1) % k
             }
         }
+        folds = Self.folds(assignment, k: k)
+    }
+
+    /// Uses a split made elsewhere (another library's, so both score the same folds): the
+    /// fold number of each example, 0-based.
+    /// - Throws: ``LearningError/invalidArgument(_:)`` for fewer than two folds, a negative
+    ///   fold number, or a fold number with no example.
+    public init(assignments: [Int]) throws {
+        guard let largest = assignments.max(), largest >= 1 else { throw LearningError.invalidArgument("at least two folds are needed") }
+        guard assignments.allSatisfy({ $0 >= 0 }) else { throw LearningError.invalidArgument("fold numbers start at 0") }
+        guard Set(assignments).count == largest + 1 else { throw LearningError.invalidArgument("every fold needs an example") }
+        folds = Self.folds(assignments, k: largest + 1)
+    }
+
+    private static func folds(_ assignment: [Int], k: Int) -> [Fold] {
         var validation = [[Int]](repeating: [], count: k)
         for (index, fold) in assignment.enumerated() { validation[fold].append(index) }
-        folds = (0..<k).map { f in
+        return (0..<k).map { f in
             Fold(training: assignment.indices.filter { assignment[$0] != f }, validation: validation[f])
         }
     }

@@ -91,6 +91,32 @@ public struct TFIDFTransformer: Codable, Sendable, Equatable {
     /// The feature dimension this transformer was fitted on.
     public var dimension: Int { idf.count }
 
+    /// `transform(counts).dot(dense)` without building the transformed vector (counts of
+    /// another dimension give 0).
+    func weightedDot(_ counts: SparseVector, _ dense: [Double]) -> Double {
+        guard counts.dimension == dimension, dense.count == dimension else { return 0 }
+        var dot = 0.0
+        var squares = 0.0
+        idf.withUnsafeBufferPointer { idf in
+            dense.withUnsafeBufferPointer { dense in
+                for k in counts.indices.indices {
+                    let index = counts.indices[k]
+                    let weighted = termFrequency(counts.values[k]) * idf[index]
+                    dot += weighted * dense[index]
+                    squares += weighted * weighted
+                }
+            }
+        }
+        return normalize && squares > 0 ? dot / squares.squareRoot() : dot
+    }
+
+    @inline(__always)
+    private func termFrequency(_ count: Double) -> Double {
+        // Sign-preserving so alternate-sign hashing still works.
+        guard sublinearTF, count != 0 else { return count }
+        return count > 0 ? 1 + log(count) : -(1 + log(-count))
+    }
+
     /// Weights a count vector.
     /// - Throws: ``LearningError/dimensionMismatch(expected:actual:)``.
     public func transform(_ counts: SparseVector) throws -> SparseVector {
@@ -98,14 +124,7 @@ public struct TFIDFTransformer: Codable, Sendable, Equatable {
             throw LearningError.dimensionMismatch(expected: dimension, actual: counts.dimension)
         }
         var values = counts.values
-        for k in values.indices {
-            var tf = values[k]
-            if sublinearTF, tf != 0 {
-                // Sign-preserving so alternate-sign hashing still works.
-                tf = tf > 0 ? 1 + log(tf) : -(1 + log(-tf))
-            }
-            values[k] = tf * idf[counts.indices[k]]
-        }
+        for k in values.indices { values[k] = termFrequency(values[k]) * idf[counts.indices[k]] }
         let weighted = SparseVector(uncheckedDimension: dimension, indices: counts.indices, values: values)
         return normalize ? weighted.l2Normalized() : weighted
     }

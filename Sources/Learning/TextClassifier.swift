@@ -51,11 +51,67 @@ public struct TextClassifier: Codable, Sendable, Equatable {
         threshold: Double = 0.5
     ) throws -> TextClassifier {
         guard texts.count == labels.count else { throw LearningError.lengthMismatch(expected: texts.count, actual: labels.count) }
-        let counts = texts.map(vectorizer.transform)
+        return try train(counts: hashedCounts(texts, vectorizer: vectorizer), labels: labels, vectorizer: vectorizer,
+                         sublinearTF: sublinearTF, configuration: configuration, threshold: threshold)
+    }
+
+    /// The hashed counts of many texts, computed on all cores. The vectoriser learns nothing,
+    /// so cross-validation and the final fit can share one pass over the texts.
+    public static func hashedCounts(_ texts: [String], vectorizer: HashingVectorizer) -> [SparseVector] {
+        Parallel.map(texts, vectorizer.transform)
+    }
+
+    /// Fits TF-IDF and logistic regression on counts from ``hashedCounts(_:vectorizer:)``.
+    /// - Throws: ``LearningError`` for empty or mismatched input, counts of another
+    ///   dimension, or a single class.
+    public static func train(
+        counts: [SparseVector],
+        labels: [Bool],
+        vectorizer: HashingVectorizer,
+        sublinearTF: Bool = false,
+        configuration: LogisticRegression.Configuration = .init(),
+        threshold: Double = 0.5
+    ) throws -> TextClassifier {
+        guard counts.count == labels.count else { throw LearningError.lengthMismatch(expected: counts.count, actual: labels.count) }
         let tfidf = try TFIDFTransformer.fit(counts, dimension: vectorizer.dimension, sublinearTF: sublinearTF)
         let features = try counts.map(tfidf.transform)
         let model = try LogisticRegression.fit(features, labels: labels, configuration: configuration)
         return try TextClassifier(vectorizer: vectorizer, tfidf: tfidf, model: model, threshold: threshold)
+    }
+
+    /// Out-of-fold probabilities: each example scored by the model fitted on the other folds
+    /// (folds are fitted side by side on all cores). What an evaluation report, a threshold
+    /// choice or a comparison of settings is computed from, with no example scored by a
+    /// model that saw it.
+    /// - Throws: ``LearningError`` as ``train(counts:labels:vectorizer:sublinearTF:configuration:threshold:)``.
+    public static func crossValidatedProbabilities(
+        counts: [SparseVector],
+        labels: [Bool],
+        folds: StratifiedKFold,
+        vectorizer: HashingVectorizer,
+        sublinearTF: Bool = false,
+        configuration: LogisticRegression.Configuration = .init()
+    ) throws -> [Double] {
+        guard counts.count == labels.count else { throw LearningError.lengthMismatch(expected: counts.count, actual: labels.count) }
+        let fitted = Parallel.map(folds.folds) { fold in
+            Result {
+                try train(counts: fold.training.map { counts[$0] }, labels: fold.training.map { labels[$0] }, vectorizer: vectorizer,
+                          sublinearTF: sublinearTF, configuration: configuration)
+            }
+        }
+        var probabilities = [Double](repeating: .nan, count: counts.count)
+        for (fold, model) in zip(folds.folds, fitted) {
+            let model = try model.get()
+            for index in fold.validation { probabilities[index] = model.probability(counts: counts[index]) }
+        }
+        return probabilities
+    }
+
+    /// The probability of the positive class for counts from the vectoriser.
+    public func probability(counts: SparseVector) -> Double {
+        // The model's dot product with the weighted (and normalised) vector, worked out in one
+        // pass without building it: this is on the path of every message sent.
+        sigmoid(tfidf.weightedDot(counts, model.weights) + model.intercept)
     }
 
     /// The TF-IDF vector the model sees for `text`.
@@ -66,7 +122,7 @@ public struct TextClassifier: Codable, Sendable, Equatable {
 
     /// The probability that `text` belongs to the positive class.
     public func predictProbability(_ text: String) -> Double {
-        model.predictProbability(features(text))
+        probability(counts: vectorizer.transform(text))
     }
 
     /// Whether `text` scores at or above ``threshold``.

@@ -50,6 +50,67 @@ public struct Tokenizer: Codable, Sendable, Equatable {
 
     /// Splits normalised `text` into tokens.
     public func tokens(_ text: String) -> [String] {
+        var text = text
+        if let tokens = text.withUTF8(asciiTokens) { return tokens }
+        return unicodeTokens(text)
+    }
+
+    /// ``tokens(_:)`` for text that is all ASCII (most chat), or nil for any other text. NFKC
+    /// leaves ASCII as it is and every class test is one byte, so this gives the very tokens
+    /// the general path does (a test compares them) without its normalisation and scalar
+    /// property look-ups, which were most of the time it took to score a message.
+    func asciiTokens(_ bytes: UnsafeBufferPointer<UInt8>) -> [String]? {
+        for byte in bytes where byte >= 0x80 { return nil }
+        var tokens: [String] = []
+        var chunkStart = -1
+        for index in 0...bytes.count {
+            // Unicode's White_Space within ASCII: tab, line feed, vertical tab, form feed, return, space.
+            let space = index == bytes.count || bytes[index] == 0x20 || (0x09...0x0D).contains(bytes[index])
+            if space {
+                if chunkStart >= 0 { asciiChunk(UnsafeBufferPointer(rebasing: bytes[chunkStart..<index]), into: &tokens) }
+                chunkStart = -1
+            } else if chunkStart < 0 {
+                chunkStart = index
+            }
+        }
+        return tokens
+    }
+
+    private func asciiChunk(_ chunk: UnsafeBufferPointer<UInt8>, into tokens: inout [String]) {
+        @inline(__always) func lower(_ byte: UInt8) -> UInt8 { (0x41...0x5A).contains(byte) ? byte | 0x20 : byte }
+        if replaceURLs {
+            for prefix in ["http://", "https://", "www."] where chunk.count >= prefix.utf8.count
+                && zip(chunk, prefix.utf8).allSatisfy({ lower($0) == $1 }) {
+                tokens.append(Self.urlToken)
+                return
+            }
+        }
+        var start = -1
+        var allDigits = true
+        for index in 0...chunk.count {
+            let byte = index < chunk.count ? chunk[index] : 0
+            let digit = (0x30...0x39).contains(byte)
+            let letter = (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+            if index < chunk.count, digit || letter {
+                if start < 0 { start = index }
+                if letter { allDigits = false }
+                continue
+            }
+            if start >= 0 {
+                if replaceNumbers, allDigits {
+                    tokens.append(Self.numberToken)
+                } else if index - start >= minimumTokenLength {
+                    let word = UnsafeBufferPointer(rebasing: chunk[start..<index])
+                    tokens.append(lowercase ? String(decoding: word.lazy.map(lower), as: UTF8.self) : String(decoding: word, as: UTF8.self))
+                }
+            }
+            start = -1
+            allDigits = true
+        }
+    }
+
+    /// ``tokens(_:)`` for any text.
+    func unicodeTokens(_ text: String) -> [String] {
         let normalized = normalize(text)
         var tokens: [String] = []
         var chunk = String.UnicodeScalarView()

@@ -71,4 +71,35 @@ struct CrossValidationTests {
             try LearningCurve.compute(fractions: [0], labels: labels, folds: folds, seed: 1) { _ in { _ in true } }
         }
     }
+
+    @Test func foldsFromAnotherToolsAssignments() throws {
+        let split = try StratifiedKFold(assignments: [0, 1, 2, 0, 1, 2, 0])
+        #expect(split.folds.map(\.validation) == [[0, 3, 6], [1, 4], [2, 5]])
+        #expect(split.folds[1].training == [0, 2, 3, 5, 6])
+        #expect(throws: LearningError.self) { try StratifiedKFold(assignments: [0, 0]) }
+        #expect(throws: LearningError.self) { try StratifiedKFold(assignments: [0, 2]) }
+        #expect(throws: LearningError.self) { try StratifiedKFold(assignments: [-1, 0, 1]) }
+    }
+
+    @Test func crossValidatedProbabilitiesComeFromModelsThatDidNotSeeTheExample() throws {
+        let texts = (0..<40).map { $0 % 4 == 0 ? "win a free prize now \($0)" : "see you at lunch \($0) ok" }
+        let labels = (0..<40).map { $0 % 4 == 0 }
+        let vectorizer = try HashingVectorizer(wordNGrams: 1...2, characterNGrams: 2...3, bucketBits: 12)
+        let counts = TextClassifier.hashedCounts(texts, vectorizer: vectorizer)
+        #expect(counts == texts.map(vectorizer.transform))
+        let split = try StratifiedKFold(labels: labels, k: 4, seed: 3)
+        let configuration = LogisticRegression.Configuration(penalty: .l2(1e-3), solver: .lbfgs(memory: 5), tolerance: 1e-8)
+        let probabilities = try TextClassifier.crossValidatedProbabilities(
+            counts: counts, labels: labels, folds: split, vectorizer: vectorizer, configuration: configuration)
+        for fold in split.folds {
+            let model = try TextClassifier.train(texts: fold.training.map { texts[$0] }, labels: fold.training.map { labels[$0] },
+                                                 vectorizer: vectorizer, configuration: configuration)
+            for index in fold.validation {
+                #expect(probabilities[index] == model.predictProbability(texts[index]))
+                // The one-pass score is the score of the weighted vector the model sees.
+                #expect(close(model.predictProbability(texts[index]), model.model.predictProbability(model.features(texts[index])), 1e-12))
+            }
+        }
+        #expect(zip(probabilities, labels).allSatisfy { ($0 >= 0.5) == $1 })
+    }
 }

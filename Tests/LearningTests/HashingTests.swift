@@ -37,6 +37,17 @@ struct HashingTests {
         #expect(vector.values.allSatisfy { $0 == 1 })
     }
 
+    @Test func hashedCharacterGramsAreTheSpelledOutOnes() throws {
+        // Accents, a combining mark, an emoji with a modifier, CJK and a one-letter word: the
+        // vector hashes exactly the grams `NGrams.characters` spells out.
+        let text = "Café nai\u{0308}ve 👍🏽 東京 a ok"
+        let vectorizer = try HashingVectorizer(wordNGrams: nil, characterNGrams: 2...4, bucketBits: 20)
+        let grams = try NGrams.characters(vectorizer.tokenizer.tokens(text), range: 2...4)
+        let expected = try SparseVector(dimension: 1 << 20, pairs: grams.map { (vectorizer.bucket(for: $0, kind: .character).index, 1.0) })
+        #expect(vectorizer.transform(text) == expected)
+        #expect(vectorizer.transform(text).values.reduce(0, +) == Double(grams.count))
+    }
+
     @Test func rejectsInvalidSettings() {
         #expect(throws: LearningError.self) { try HashingVectorizer(bucketBits: 0) }
         #expect(throws: LearningError.self) { try HashingVectorizer(bucketBits: 31) }

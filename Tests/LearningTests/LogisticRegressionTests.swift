@@ -40,6 +40,25 @@ struct LogisticRegressionTests {
         return (x, y)
     }
 
+    @Test func lbfgsReachesTheFullBatchOptimumInFewerSteps() throws {
+        // A smooth, strictly convex problem has one minimum: both solvers must find it.
+        let (x, y) = oneRelevantFeature()
+        let fista = try LogisticRegression.fit(x, labels: y, configuration: .init(penalty: .l2(0.01), maxIterations: 20_000, tolerance: 1e-12))
+        let lbfgs = try LogisticRegression.fit(x, labels: y, configuration: .init(penalty: .l2(0.01), solver: .lbfgs(memory: 10), tolerance: 1e-10))
+        #expect(close(lbfgs.weights, fista.weights, 1e-6))
+        #expect(close(lbfgs.intercept, fista.intercept, 1e-6))
+        #expect(lbfgs.iterations < fista.iterations / 5, "\(lbfgs.iterations) against \(fista.iterations)")
+        // Seedless, so the same data always gives the same weights, bit for bit.
+        let again = try LogisticRegression.fit(x, labels: y, configuration: .init(penalty: .l2(0.01), solver: .lbfgs(memory: 10), tolerance: 1e-10))
+        #expect(again == lbfgs)
+    }
+
+    @Test func lbfgsRefusesL1AndAnEmptyMemory() {
+        let (x, y) = oneRelevantFeature()
+        #expect(throws: LearningError.self) { try LogisticRegression.fit(x, labels: y, configuration: .init(penalty: .l1(0.1), solver: .lbfgs(memory: 5))) }
+        #expect(throws: LearningError.self) { try LogisticRegression.fit(x, labels: y, configuration: .init(solver: .lbfgs(memory: 0))) }
+    }
+
     @Test func l1ZeroesIrrelevantWeightsWhereL2DoesNot() throws {
         let (x, y) = oneRelevantFeature()
         let lasso = try LogisticRegression.fit(x, labels: y, configuration: .init(penalty: .l1(0.1)))

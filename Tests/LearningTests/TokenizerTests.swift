@@ -1,5 +1,5 @@
 import Testing
-import Learning
+@testable import Learning
 
 @Suite("Tokenizer and n-grams")
 struct TokenizerTests {
@@ -18,6 +18,24 @@ struct TokenizerTests {
     @Test func replacesURLsAndNumbers() {
         #expect(Tokenizer().tokens("see https://x.example/a?b=1 now 42 times, 3rd") == ["see", "<url>", "now", "<num>", "times", "3rd"])
         #expect(Tokenizer(replaceURLs: false, replaceNumbers: false).tokens("www.a.com 42") == ["www", "a", "com", "42"])
+    }
+
+    @Test func theASCIIPathGivesTheGeneralPathsTokens() {
+        // Every ASCII byte in random strings of words, URLs, digits, punctuation and controls.
+        var generator = SeededGenerator(seed: 7)
+        let pieces = ["Hello", "WORLD", "don't", "42", "3rd", "http://X.example/a?b=1", "HTTPS://y", "www.Z.com", "wwwx",
+                      "e-mail", "a_b", "\t", "\n", "\r\n", " ", "\u{0B}", "\u{0C}", "\u{1C}", "\u{7F}", "\u{00}", "!?", "ab12cd", "I"]
+        let tokenizers = [Tokenizer(), Tokenizer(lowercase: false), Tokenizer(replaceURLs: false, replaceNumbers: false),
+                          Tokenizer(minimumTokenLength: 2)]
+        for round in 0..<400 {
+            var text = ""
+            for _ in 0..<Int.random(in: 1...12, using: &generator) { text += pieces.randomElement(using: &generator)! }
+            if round % 4 == 0 { text += String(UnicodeScalar(UInt8.random(in: 0...127, using: &generator))) }
+            for tokenizer in tokenizers {
+                #expect(tokenizer.tokens(text) == tokenizer.unicodeTokens(text), "\(text.debugDescription)")
+            }
+        }
+        #expect(Tokenizer().tokens("Café") == ["café"])  // not ASCII: the general path
     }
 
     @Test func keepsNonLatinScripts() {
