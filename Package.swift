@@ -69,6 +69,7 @@ let package = Package(
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 "Imaging",
+                "Learning",
             ],
             resources: [.copy("Resources/openapi.yaml"), .copy("Resources/Public")],
             swiftSettings: swiftSettings

@@ -35,6 +35,10 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(AddMessageAttachments())
     app.migrations.add(CreatePushSubscriptions())
     app.migrations.add(CreateEmailDigests())
+    app.migrations.add(AddMessageModeration())
+    app.migrations.add(CreateAuditEntries())
+    app.migrations.add(CreateModelRegistry())
+    app.migrations.add(CreateModeration())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -94,8 +98,16 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.storage[AccountsKey.self] = accounts
     var chat = ChatDependencies(clock: clock, maxMessageLength: settings.maxMessageLength, hooks: MessageService.Hooks(),
                                 writes: writes)
-    // Messages carry files through the Files feature's seam.
+    // Messages carry files through the Files feature's seam, and pass moderation's screen
+    // (the deployed `moderation` model and the policies) before they are stored.
     chat.attachments = FileAttachments()
+    let modelMetrics = ModelMetrics(registry: metrics.registry)
+    let modelDatabases = app.databases, modelEventLoops = app.eventLoopGroup, modelLogger = app.logger
+    let serving = ModelServing(database: {
+        guard let db = modelDatabases.database(logger: modelLogger, on: modelEventLoops.any()) else { throw StorageError.notSQL }
+        return db
+    }, canaryPercent: settings.modelCanaryPercent, metrics: modelMetrics, logger: app.logger)
+    chat.screening = ModerationScreening(serving: serving, metrics: modelMetrics)
     app.storage[ChatKey.self] = chat
 
     // Real-time delivery: the hub reads committed events and fans them out.
@@ -128,13 +140,16 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.storage[PresenceKey.self] = presence
     app.lifecycle.use(EventHubLifecycle(hub: hub, presence: presence, heartbeat: settings.heartbeatInterval, clock: clock))
     let ephemeral = EphemeralBus(hub: hub, node: jobs.queue.node, logger: app.logger)
+    let signals = SignalBus(logger: app.logger)
+    app.storage[SignalBusKey.self] = signals
     if case .postgres(let url, _) = settings.database {
         // Other nodes' commits, presence and ephemeral frames reach this node through LISTEN/NOTIFY.
         let configuration = try DatabaseSetup.postgresConfiguration(url).coreConfiguration
         await presence.connectBus(PostgresEventListener.presenceSender(databases: databases, eventLoops: eventLoops, logger: hubLogger))
         ephemeral.connect(EphemeralBus.postgresSender(databases: databases, eventLoops: eventLoops, logger: hubLogger))
+        signals.connect(SignalBus.postgresSender(databases: databases, eventLoops: eventLoops, logger: hubLogger))
         let listener = PostgresEventListener(configuration: configuration, hub: hub, presence: presence, ephemeral: ephemeral,
-                                             logger: app.logger)
+                                             signals: signals, logger: app.logger)
         app.storage[PostgresEventListenerKey.self] = listener
         app.lifecycle.use(listener)
     }
@@ -218,12 +233,27 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         dependencies: InviteDependencies(writes: writes, clock: clock, chat: chat, registrationNeedsInvite: settings.registrationNeedsInvite),
         authentication: accounts.authentication()))
 
+    // Models Parley trains itself (a registry of versions, served on every node) and the
+    // moderation of every message, which meets sending at the screening seam.
+    signals.on(ModelServing.signal) { await serving.refresh() }
+    let registry = ModelRegistryDependencies(writes: writes, clock: clock, signals: signals, serving: serving)
+    app.storage[ModelRegistryKey.self] = registry
+    let trainingPool = NIOThreadPool(numberOfThreads: 1)
+    trainingPool.start()
+    app.lifecycle.use(ThreadPoolLifecycle(pool: trainingPool))
+    let training = ModelTrainingJobs(writes: writes, clock: clock, signals: signals, pool: trainingPool, logger: app.logger)
+    jobs.register(ModelRegistryService.trainQueue) { job in try await training.handle(job, on: try jobDatabase()) }
+    try app.grouped("v1").register(collection: ModelRegistryController(registry: registry, authentication: accounts.authentication()))
+    try app.grouped("v1").register(collection: ModerationController(chat: chat, writes: writes, clock: clock, serving: serving,
+                                                                    authentication: accounts.authentication()))
+
     try routes(app, accounts: accounts, chat: chat, hub: hub, ephemeral: ephemeral, presence: presence, metrics: metrics)
     try app.grouped("v1").register(collection: AssistantController(dependencies: assistants, authentication: accounts.authentication()))
 
     app.asyncCommands.use(CreateAdminCommand(), as: "create-admin")
     app.asyncCommands.use(SeedCommand(), as: "seed")
     app.asyncCommands.use(AssistantCommand(), as: "assistant")
+    app.asyncCommands.use(ModelCommand(), as: "model")
 }
 
 /// Prepares the database before serving: SQLite connection settings, then migrations
@@ -252,6 +282,10 @@ public func prepareToServe(_ app: Application) async throws {
     }
     if let email = app.storage[EmailFollowerKey.self] {
         app.lifecycle.use(email)
+    }
+    if let models = app.storage[ModelRegistryKey.self] {
+        // Loads the deployed model versions before the first request.
+        app.lifecycle.use(models.serving)
     }
 }
 

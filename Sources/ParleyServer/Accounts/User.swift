@@ -5,7 +5,13 @@ import Vapor
 final class User: Model, @unchecked Sendable {
     static let schema = "users"
 
-    enum Role: String, Codable, Sendable, CaseIterable { case user, admin }
+    /// `moderator`s decide about held, flagged and reported messages; administrators may do
+    /// everything a moderator may.
+    enum Role: String, Codable, Sendable, CaseIterable {
+        case user, moderator, admin
+
+        var moderates: Bool { self != .user }
+    }
     enum Kind: String, Codable, Sendable, CaseIterable { case human, assistant }
 
     // identity

@@ -75,9 +75,10 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
         // Membership changes in this window make the cached assistant members stale.
         let changed = Set(events.filter { [.memberJoined, .memberLeft, .conversationDeleted].contains($0.type) }.map(\.conversationID))
         progress.withLockedValue { state in for id in changed { state.assistantMembers[id] = nil } }
+        // A held message starts nothing (its event carries no text).
         let messages = events.filter { $0.type == .messageCreated }.compactMap { event -> MessageDTO? in
             try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8))
-        }
+        }.filter { $0.moderation?.state != .held }
         let triggers = try await Self.triggers(for: messages, members: assistantMembers(of: messages, on: db))
         guard !triggers.isEmpty else {
             // Nothing to start: move on in memory only. The durable cursor moves with the next

@@ -13,6 +13,8 @@ extension EventType {
     static let messageCreated = EventType("message.created")
     static let messageEdited = EventType("message.edited")
     static let messageDeleted = EventType("message.deleted")
+    static let messageHeld = EventType("message.held")
+    static let messageApproved = EventType("message.approved")
     static let reactionAdded = EventType("reaction.added")
     static let reactionRemoved = EventType("reaction.removed")
     static let readUpdated = EventType("read.updated")
@@ -106,6 +108,23 @@ struct MessageEdited: WrappingEvent {
 
 struct MessageDeleted: WrappingEvent {
     static let type = EventType.messageDeleted
+    var message: MessageDTO
+    init(_ message: MessageDTO) { self.message = message }
+    var value: MessageDTO { message }
+}
+
+/// A message moderation held, whole, for its author only (the other members' event shows its
+/// place without its text).
+struct MessageHeld: WrappingEvent {
+    static let type = EventType.messageHeld
+    var message: MessageDTO
+    init(_ message: MessageDTO) { self.message = message }
+    var value: MessageDTO { message }
+}
+
+/// A held or flagged message a moderator let stand: everyone now sees it whole.
+struct MessageApproved: WrappingEvent {
+    static let type = EventType.messageApproved
     var message: MessageDTO
     init(_ message: MessageDTO) { self.message = message }
     var value: MessageDTO { message }

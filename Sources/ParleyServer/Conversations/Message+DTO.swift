@@ -29,6 +29,9 @@ struct MessageDTO: Content {
     /// The files it carries, in the order they were attached (empty once deleted). Optional
     /// only so that events logged before files existed still decode.
     var attachments: [MessageAttachment]?
+    /// What moderation decided, shown to the author (and moderators); absent for a message it
+    /// let through. Other members see a held message's place (`state: held`) but not its text.
+    var moderation: MessageModeration?
 
     enum CodingKeys: String, CodingKey {
         case id, seq, body, reactions
@@ -40,7 +43,7 @@ struct MessageDTO: Content {
         case editedAt = "edited_at"
         case deletedAt = "deleted_at"
         case replyCount = "reply_count"
-        case citations, content, attachments
+        case citations, content, attachments, moderation
     }
 
     init(_ message: Message, reactions: [ReactionSummaryDTO] = [], replyCount: Int = 0) throws {
@@ -64,7 +67,51 @@ struct MessageDTO: Content {
                 ?? MessageFormat.parse(message.body)
         self.attachments = message.isDeleted ? []
             : message.attachmentsJSON.flatMap { try? EventLog.decoder.decode([MessageAttachment].self, from: Data($0.utf8)) } ?? []
+        self.moderation = message.moderationState.flatMap(MessageModeration.State.init(rawValue:)).map {
+            MessageModeration(state: $0, score: message.moderationScore, model: message.moderationModel)
+        }
     }
+
+    /// The message as `viewer` sees it (nil: any member, as in events). Its author sees it
+    /// whole. Anyone else sees a held message's place (seq, author, time) with no text, files
+    /// or score, so seqs stay gap-free for every client, and no mark on the others.
+    func seen(by viewer: UUID?) -> MessageDTO {
+        guard let moderation, viewer?.wire != authorID else { return self }
+        var seen = self
+        switch moderation.state {
+        case .held:
+            seen.body = nil
+            seen.content = nil
+            seen.attachments = []
+            seen.citations = nil
+            seen.moderation = MessageModeration(state: .held, score: nil, model: nil)
+        case .removed:
+            seen.moderation = MessageModeration(state: .removed, score: nil, model: nil)
+        case .flagged, .approved:
+            seen.moderation = nil
+        }
+        return seen
+    }
+}
+
+/// Moderation's mark on a message.
+struct MessageModeration: Codable, Sendable, Equatable {
+    enum State: String, Codable, Sendable {
+        /// Visible to everyone, waiting for a moderator's look.
+        case flagged
+        /// Visible only to its author (and moderators) until a moderator decides.
+        case held
+        /// A moderator let it stand.
+        case approved
+        /// A moderator removed it (a tombstone, as a deletion).
+        case removed
+    }
+
+    var state: State
+    /// The model's probability that the message breaks the rules, when a model scored it.
+    var score: Double?
+    /// The model version that scored it (`moderation@3`).
+    var model: String?
 }
 
 /// A message a reply cites.

@@ -34,6 +34,12 @@ final class Message: Model, @unchecked Sendable {
     /// Their names, for full-text search beside the body.
     @OptionalField(key: "attachment_names") var attachmentNames: String?
 
+    /// What moderation decided (`MessageModeration.State`); nil for a message it let through
+    /// (or never scored), with the score and the model version that gave it.
+    @OptionalField(key: "moderation_state") var moderationState: String?
+    @OptionalField(key: "moderation_score") var moderationScore: Double?
+    @OptionalField(key: "moderation_model") var moderationModel: String?
+
     // timestamps
     @Field(key: "created_at") var createdAt: Date
     @OptionalField(key: "edited_at") var editedAt: Date?
@@ -112,7 +118,8 @@ extension Message {
         }
     }
 
-    /// The latest `limit` messages with seq up to `seq`, oldest first, tombstones left out, as
+    /// The latest `limit` messages with seq up to `seq`, oldest first, tombstones and held
+    /// messages left out, as
     /// plain lines with their authors' handles (one query): for readers that need no
     /// reactions or reply counts (an assistant's prompt and tools).
     static func window(in conversationID: UUID, through seq: Int? = nil, limit: Int, on db: any Database) async throws -> [Line] {
@@ -123,8 +130,22 @@ extension Message {
                    m.reply_to_id AS reply_to_id, m.created_at AS created_at
             FROM messages m JOIN users u ON u.id = m.author_id
             WHERE m.conversation_id = \(bind: conversationID) AND m.deleted_at IS NULL
+              AND (m.moderation_state IS NULL OR m.moderation_state <> 'held')
             """
         let tail: SQLQueryString = " ORDER BY m.seq DESC LIMIT \(unsafeRaw: String(max(0, limit)))"
         return try await sql.raw(head + " " + upTo + tail).all(decoding: Line.self).reversed()
+    }
+}
+
+extension Message {
+    /// Messages waiting for a moderator, oldest first: held and flagged ones, and any of
+    /// `reported` (ids) not deleted and not yet decided.
+    static func awaitingModeration(reported: [UUID], limit: Int, on db: any Database) async throws -> [Message] {
+        var query = Message.query(on: db).filter(\.$deletedAt == nil)
+        query = query.group(.or) { group in
+            group.filter(\.$moderationState ~~ [MessageModeration.State.held.rawValue, MessageModeration.State.flagged.rawValue])
+            if !reported.isEmpty { group.filter(\.$id ~~ reported) }
+        }
+        return try await query.sort(\.$createdAt).limit(limit).all()
     }
 }

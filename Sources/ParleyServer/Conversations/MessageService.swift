@@ -13,6 +13,8 @@ struct MessageService: Sendable {
     let writes: WriteGate?
     /// Where a message's files are kept (the Files feature), or `NoAttachments`.
     var attachments: any MessageAttachments = NoAttachments()
+    /// Moderation's look at each message before it is stored, or `NoScreening`.
+    var screening: any MessageScreening = NoScreening()
 
     /// Points where tests inject failures to prove atomicity; no-ops in production.
     final class Hooks: Sendable {
@@ -110,6 +112,7 @@ struct MessageService: Sendable {
             let summary = (reactions[message.id!] ?? []).sorted { $0.count != $1.count ? $0.count > $1.count : $0.emoji < $1.emoji }
             return try MessageDTO(message, reactions: summary,
                                   replyCount: replyCounts[ThreadKey(conversation: message.$conversation.id, seq: message.seq)] ?? 0)
+                .seen(by: viewer)
         }
     }
 
@@ -138,6 +141,7 @@ struct MessageService: Sendable {
         guard let body else { throw Self.notFound }
 
         let content = try await structure(of: body, in: access)
+        let verdict = try await screen(body, in: access.conversationID, by: authorID)
         // A key used before is found by the unique (author, key) index when the insert fails,
         // not by a read before every send: a replay rolls back (its seq with it) and answers as
         // the first send was answered.
@@ -165,6 +169,7 @@ struct MessageService: Sendable {
                                       idempotencyKey: idempotencyKey, requestDigest: idempotencyKey == nil ? nil : digest, at: now)
                 if !citations.isEmpty { message.citationsJSON = String(decoding: try EventLog.encoder.encode(citations), as: UTF8.self) }
                 message.contentJSON = content
+                Self.mark(message, with: verdict)
                 if !fileIDs.isEmpty {
                     let files = try await attachments.attach(fileIDs, to: message.id!, in: conversationID, by: authorID, tx: tx)
                     message.attachmentsJSON = String(decoding: try EventLog.encoder.encode(files), as: UTF8.self)
@@ -174,18 +179,20 @@ struct MessageService: Sendable {
                 // more than the insert on this path (seen in perf; see docs/benchmarks.md).
                 try await sql.raw("""
                     INSERT INTO messages (id, conversation_id, seq, author_id, body, reply_to_id, reply_to_seq, version,
-                                          idempotency_key, request_digest, citations, content, attachments, attachment_names, created_at)
+                                          idempotency_key, request_digest, citations, content, attachments, attachment_names,
+                                          moderation_state, moderation_score, moderation_model, created_at)
                     VALUES (\(bind: message.id), \(bind: conversationID), \(bind: seq), \(bind: authorID), \(bind: body),
                             \(bind: message.replyToID), \(bind: message.replyToSeq), \(bind: message.version),
                             \(bind: message.idempotencyKey), \(bind: message.requestDigest), \(bind: message.citationsJSON),
-                            \(bind: content), \(bind: message.attachmentsJSON), \(bind: message.attachmentNames), \(bind: now))
+                            \(bind: content), \(bind: message.attachmentsJSON), \(bind: message.attachmentNames),
+                            \(bind: message.moderationState), \(bind: message.moderationScore), \(bind: message.moderationModel), \(bind: now))
                     """).run()
                 // Sending a message reads everything before it.
                 try await sql.raw("""
                     UPDATE memberships SET last_read_seq = \(bind: seq)
                     WHERE conversation_id = \(bind: conversationID) AND user_id = \(bind: authorID) AND last_read_seq < \(bind: seq)
                     """).run()
-                try await outbox.record(MessageSent(try MessageDTO(message)), in: conversationID, at: now)
+                try await Self.record(message, as: MessageSent.self, in: outbox, at: now)
                 return message
             }
             return Sent(message: try MessageDTO(message), replayed: false)
@@ -324,6 +331,13 @@ struct MessageService: Sendable {
         guard newBody != message.body || newReply?.id != message.replyToID else { return message }
 
         let content = newBody == message.body ? message.contentJSON : try await structure(of: newBody, in: access)
+        // An edit is looked at again; it never clears a mark a moderator has yet to look at.
+        if newBody != message.body {
+            let verdict = try await screen(newBody, in: access.conversationID, by: editorID)
+            let pending = MessageModeration.State(rawValue: message.moderationState ?? "")
+            let stricter = verdict.action == .hold || (verdict.action == .flag && pending != .held)
+            if stricter || pending == nil || pending == .approved { Self.mark(message, with: verdict, keeping: pending) }
+        }
         let now = clock.now()
         let previous = message.body
         message.body = newBody
@@ -335,9 +349,76 @@ struct MessageService: Sendable {
         try await db.writeTransaction(writes) { tx, outbox in
             try await MessageRevision(messageID: message.id!, body: previous, at: now).create(on: tx)
             try await message.save(on: tx)
-            try await outbox.record(MessageEdited(try MessageDTO(message)), in: access.conversationID, at: now)
+            try await Self.record(message, as: MessageEdited.self, in: outbox, at: now)
         }
         return message
+    }
+
+    /// Asks the screen about a body; a blocked one is refused here, before any write.
+    private func screen(_ body: String, in conversationID: UUID, by authorID: UUID) async throws -> ScreeningVerdict {
+        // A message of files alone has no text to score.
+        guard !body.isEmpty else { return .unscreened }
+        let verdict = try await screening.screen(body: body, conversationID: conversationID, authorID: authorID, on: db)
+        if verdict.action == .block {
+            throw ValidationError(field: "body", code: "blocked",
+                                  message: verdict.reason ?? "this message breaks the rules of this server")
+        }
+        return verdict
+    }
+
+    /// Writes a verdict onto a message about to be saved (an allowed edit of an approved
+    /// message stays approved).
+    private static func mark(_ message: Message, with verdict: ScreeningVerdict, keeping pending: MessageModeration.State? = nil) {
+        message.moderationScore = verdict.score
+        message.moderationModel = verdict.model
+        switch verdict.action {
+        case .flag: message.moderationState = MessageModeration.State.flagged.rawValue
+        case .hold: message.moderationState = MessageModeration.State.held.rawValue
+        case .allow, .block: message.moderationState = pending == .approved ? pending?.rawValue : nil
+        }
+    }
+
+    /// Records a message's event as the members see it; a held message is also recorded
+    /// whole for its author's other devices.
+    private static func record<E: WrappingEvent>(_ message: Message, as _: E.Type, in outbox: Outbox, at now: Date) async throws
+        where E.Value == MessageDTO {
+        let whole = try MessageDTO(message)
+        try await outbox.record(E(whole.seen(by: nil)), in: message.$conversation.id, at: now)
+        if whole.moderation?.state == .held {
+            try await outbox.record(MessageHeld(whole), in: message.$conversation.id, visibleTo: message.$author.id, at: now)
+        }
+    }
+
+    // MARK: Moderation
+
+    /// A moderator's decision on a message, applied in the caller's transaction: approving
+    /// shows a held message to everyone (`message.approved`); removing makes it a tombstone,
+    /// as a deletion does (`message.deleted`). Returns the message as it now is.
+    enum ModerationDecision: Sendable { case approve, remove }
+
+    static func moderate(_ messageID: UUID, _ decision: ModerationDecision, at now: Date, tx: any Database,
+                         outbox: Outbox) async throws -> MessageDTO {
+        guard let message = try await Message.find(messageID, on: tx) else { throw Self.notFound }
+        switch decision {
+        case .approve:
+            guard !message.isDeleted else { throw ConversationError.conflict("A deleted message cannot be approved.") }
+            message.moderationState = MessageModeration.State.approved.rawValue
+            message.version += 1
+            try await message.save(on: tx)
+            try await outbox.record(MessageApproved(try MessageDTO(message)), in: message.$conversation.id, at: now)
+        case .remove:
+            guard !message.isDeleted else { throw ConversationError.conflict("The message is already deleted.") }
+            message.body = ""
+            message.attachmentNames = nil
+            message.deletedAt = now
+            message.moderationState = MessageModeration.State.removed.rawValue
+            message.version += 1
+            try await MessageRevision.query(on: tx).filter(\.$message.$id == messageID).delete()
+            try await Reaction.query(on: tx).filter(\.$message.$id == messageID).delete()
+            try await message.save(on: tx)
+            try await outbox.record(MessageDeleted(try MessageDTO(message)), in: message.$conversation.id, at: now)
+        }
+        return try MessageDTO(message)
     }
 
     /// `@channel` and `@here` reach everyone: in a conversation of more members than this,

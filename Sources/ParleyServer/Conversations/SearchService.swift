@@ -34,7 +34,11 @@ struct SearchService: Sendable {
             JOIN conversations c ON c.id = m.conversation_id AND c.deleted_at IS NULL
             LEFT JOIN memberships mb ON mb.conversation_id = m.conversation_id AND mb.user_id = \(bind: userID)
             """
-        let visible: SQLQueryString = "(mb.id IS NOT NULL OR (c.kind = 'channel' AND c.visibility = 'public'))"
+        // A held message is found only by its author.
+        let visible: SQLQueryString = """
+            (mb.id IS NOT NULL OR (c.kind = 'channel' AND c.visibility = 'public'))
+              AND (m.moderation_state IS NULL OR m.moderation_state <> 'held' OR m.author_id = \(bind: userID))
+            """
         let rows: [Row]
         if sql.dialect.name == "sqlite" {
             // Each term quoted (so user text is never FTS syntax), the last one as a prefix.

@@ -7,7 +7,7 @@ import Vapor
 /// handled exactly once, on whichever node gets there first, in the transaction that moves its
 /// cursor.
 enum Notifier {
-    static let types: Set<EventType> = [.messageCreated, .runApprovalRequested, .readUpdated]
+    static let types: Set<EventType> = [.messageCreated, .messageApproved, .runApprovalRequested, .readUpdated]
     static let excerptLength = 160
 
     /// The follower of the event log that keeps every inbox.
@@ -26,8 +26,13 @@ enum Notifier {
         var reads: [(userID: UUID, conversationID: UUID, seq: Int)] = []
         for event in events {
             switch event.type {
-            case .messageCreated:
-                guard let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)) else { continue }
+            case .messageCreated, .messageApproved:
+                // A held message notifies nobody until a moderator approves it. Notifications are
+                // kept once per person and message, so approving one that was never held (and
+                // notified already) adds none.
+                guard let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)),
+                      message.moderation?.state != .held
+                else { continue }
                 notifications += try await Self.notifications(about: message, in: event.conversationID, on: db)
             case .runApprovalRequested:
                 guard let run = try? EventLog.decoder.decode(RunDTO.self, from: Data(event.payload.utf8)) else { continue }

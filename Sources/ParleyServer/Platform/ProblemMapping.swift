@@ -86,4 +86,26 @@ extension ProblemError {
         case .noThumbnail: self = ProblemError(.notFound, slug: "no-thumbnail", detail: "This file has no thumbnail.")
         }
     }
+
+    init(_ error: ModerationError) {
+        switch error {
+        case .notAModerator: self = .forbidden("Only moderators may do this.", slug: "not-a-moderator")
+        case .messageNotFound: self = .notFound("No such message.")
+        case .alreadyDecided: self = .conflict("The message is already removed or deleted.")
+        }
+    }
+
+    init(_ error: ModelRegistryError) {
+        switch error {
+        case .unknownModel(let name): self = .notFound("No model named \(name).")
+        case .versionNotFound: self = .notFound("No such model version.")
+        case .damagedArtifact(let detail):
+            self = ProblemError(.unprocessableEntity, slug: "damaged-artifact", title: "The model's artifact is damaged",
+                                detail: "This version cannot serve: \(detail). The version serving now keeps serving.")
+        case .nothingToRollBack(let detail): self = .conflict("Nothing to roll back to: \(detail).")
+        case .notAnAdministrator: self = .forbidden("Only site administrators may manage models.", slug: "not-an-administrator")
+        case .tooFewExamples(let detail):
+            self = ProblemError(.unprocessableEntity, slug: "too-few-examples", title: "Not enough labelled examples", detail: detail)
+        }
+    }
 }

@@ -51,6 +51,10 @@ struct ProblemMiddleware: AsyncMiddleware {
             return ProblemError(error)
         case let error as FileError:
             return ProblemError(error)
+        case let error as ModerationError:
+            return ProblemError(error)
+        case let error as ModelRegistryError:
+            return ProblemError(error)
         case let decoding as DecodingError:
             return ProblemError(decoding: decoding)
         case is HTTPParserError:

@@ -70,6 +70,8 @@ public struct Settings: Sendable {
     public var idleTimeout: Duration = .seconds(75)
     /// Frames a real-time connection may fall behind before it is closed with its resume point.
     public var eventBufferSize: Int = 1024
+    /// The share of conversations, in percent, a model's canary version scores.
+    public var modelCanaryPercent: Int = 10
     /// Open event connections (WebSocket or SSE) one user may hold on one node; more get 429.
     public var maxConnectionsPerUser: Int = 16
     /// Whether `presence` frames (online/away/offline) are sent at all.
@@ -253,6 +255,10 @@ extension Settings {
         if let raw = env["PARLEY_EVENT_BUFFER"] {
             if let size = Int(raw), (16...1_000_000).contains(size) { settings.eventBufferSize = size }
             else { problems.append("PARLEY_EVENT_BUFFER must be a number of frames in 16...1000000") }
+        }
+        if let raw = env["PARLEY_MODEL_CANARY_PERCENT"] {
+            if let percent = Int(raw), (0...100).contains(percent) { settings.modelCanaryPercent = percent }
+            else { problems.append("PARLEY_MODEL_CANARY_PERCENT must be a percentage in 0...100") }
         }
         if let raw = env["PARLEY_MAX_CONNECTIONS_PER_USER"] {
             if let size = Int(raw), (1...10_000).contains(size) { settings.maxConnectionsPerUser = size }

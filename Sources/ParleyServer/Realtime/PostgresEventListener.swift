@@ -24,6 +24,7 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
     private let hub: EventHub
     private let presence: Presence
     private let ephemeral: EphemeralBus
+    private let signals: SignalBus
     private let logger: Logger
     private let state = NIOLockedValueBox<(task: Task<Void, Never>?, connection: PostgresConnection?)>((nil, nil))
     private let listening = NIOLockedValueBox(false)
@@ -31,7 +32,9 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
     /// Whether both channels are being listened to right now.
     var isListening: Bool { listening.withLockedValue { $0 } }
 
-    init(configuration: PostgresConnection.Configuration, hub: EventHub, presence: Presence, ephemeral: EphemeralBus, logger: Logger) {
+    init(configuration: PostgresConnection.Configuration, hub: EventHub, presence: Presence, ephemeral: EphemeralBus,
+         signals: SignalBus, logger: Logger) {
+        self.signals = signals
         self.configuration = configuration
         self.hub = hub
         self.presence = presence
@@ -48,7 +51,8 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                     let connection = try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: 0, logger: logger).get()
                     state.withLockedValue { $0.connection = connection }
                     attempt = 0
-                    let hub = self.hub, presence = self.presence, ephemeral = self.ephemeral, listening = self.listening
+                    let hub = self.hub, presence = self.presence, ephemeral = self.ephemeral, signals = self.signals
+                    let listening = self.listening
                     // Every way out closes the connection, even when cancelled before it
                     // listens (postgres-nio asserts on a connection freed while open).
                     let closeConnection = { [state, listening] in
@@ -60,7 +64,13 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                     try await connection.listen(on: Self.channel) { notifications in
                         try await connection.listen(on: Self.presenceChannel) { presenceNotes in
                           try await connection.listen(on: EphemeralBus.channel) { ephemeralNotes in
+                           try await connection.listen(on: SignalBus.channel) { signalNotes in
                             try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    // Signals sent while we were not listening are lost: look again at everything.
+                                    signals.fireAll()
+                                    for try await note in signalNotes { signals.receive(note.payload) }
+                                }
                                 group.addTask {
                                     for try await note in ephemeralNotes { await ephemeral.receive(note.payload) }
                                 }
@@ -82,6 +92,7 @@ final class PostgresEventListener: LifecycleHandler, Sendable {
                                 try await group.next()
                                 group.cancelAll()
                             }
+                           }
                           }
                         }
                     }

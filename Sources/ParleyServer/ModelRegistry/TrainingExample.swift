@@ -1,0 +1,71 @@
+import Crypto
+import Fluent
+import Foundation
+import SQLKit
+
+/// A labelled text a model trains on: seed data an operator imported, or a moderator's
+/// decision on a message (which replaces an earlier label of the same message). The owner of
+/// the `training_examples` table's SQL.
+final class TrainingExample: Model, @unchecked Sendable {
+    static let schema = "training_examples"
+
+    enum Source: String, Codable, Sendable {
+        /// Imported (`parley model train --data`, or the API).
+        case seed
+        /// A moderator approved (negative) or removed (positive) a message.
+        case decision
+    }
+
+    @ID(key: .id) var id: UUID?
+    @Field(key: "model_name") var modelName: String
+    @Field(key: "text") var text: String
+    /// True for the positive class (a message to stop).
+    @Field(key: "label") var label: Bool
+    @Enum(key: "source") var source: Source
+    /// Unique per model: `message:<id>` for a decision, a digest of the text for seed data.
+    @Field(key: "source_key") var sourceKey: String
+    @Field(key: "created_at") var createdAt: Date
+
+    init() {}
+
+    /// Adds examples; one whose key exists already replaces that one's text and label (a
+    /// moderator changing their mind, or seed data imported twice). Returns how many it wrote.
+    @discardableResult
+    static func upsert(_ examples: [(text: String, label: Bool, source: Source, key: String)], model: String, at now: Date,
+                       on db: any Database) async throws -> Int {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        for example in examples {
+            try await sql.raw("""
+                INSERT INTO training_examples (id, model_name, text, label, source, source_key, created_at)
+                VALUES (\(bind: UUID()), \(bind: model), \(bind: example.text), \(bind: example.label), \(bind: example.source.rawValue),
+                        \(bind: example.key), \(bind: now))
+                ON CONFLICT (model_name, source_key) DO UPDATE SET text = excluded.text, label = excluded.label, source = excluded.source
+                """).run()
+        }
+        return examples.count
+    }
+
+    /// The key of a seed example: its label and text, so importing a file twice adds nothing.
+    static func seedKey(text: String, label: Bool) -> String {
+        "seed:" + SHA256.hash(data: Data(((label ? "1" : "0") + text).utf8)).hexString.prefix(32)
+    }
+
+    /// Every example of a model, in key order (so the data hash and the folds are reproducible).
+    static func all(of model: String, on db: any Database) async throws -> [(text: String, label: Bool)] {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let text: String; let label: Bool }
+        return try await sql.raw("""
+            SELECT text, label FROM training_examples WHERE model_name = \(bind: model) ORDER BY source_key
+            """).all(decoding: Row.self).map { ($0.text, $0.label) }
+    }
+
+    /// How many examples of each class a model has.
+    static func counts(of model: String, on db: any Database) async throws -> (positive: Int, negative: Int) {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let label: Bool; let n: Int }
+        let rows = try await sql.raw("""
+            SELECT label, COUNT(*) AS n FROM training_examples WHERE model_name = \(bind: model) GROUP BY label
+            """).all(decoding: Row.self)
+        return (rows.first { $0.label }?.n ?? 0, rows.first { !$0.label }?.n ?? 0)
+    }
+}
