@@ -236,11 +236,11 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     // Models Parley trains itself (a registry of versions, served on every node) and the
     // moderation of every message, which meets sending at the screening seam.
     signals.on(ModelServing.signal) { await serving.refresh() }
-    let registry = ModelRegistryDependencies(writes: writes, clock: clock, signals: signals, serving: serving)
-    app.storage[ModelRegistryKey.self] = registry
     let trainingPool = NIOThreadPool(numberOfThreads: 1)
     trainingPool.start()
     app.lifecycle.use(ThreadPoolLifecycle(pool: trainingPool))
+    let registry = ModelRegistryDependencies(writes: writes, clock: clock, signals: signals, serving: serving, trainingPool: trainingPool)
+    app.storage[ModelRegistryKey.self] = registry
     let training = ModelTrainingJobs(writes: writes, clock: clock, signals: signals, pool: trainingPool, logger: app.logger)
     jobs.register(ModelRegistryService.trainQueue) { job in try await training.handle(job, on: try jobDatabase()) }
     try app.grouped("v1").register(collection: ModelRegistryController(registry: registry, authentication: accounts.authentication()))

@@ -35,7 +35,7 @@ struct ModerationTests {
         let added = try await app.send(.POST, "v1/admin/models/moderation/examples", json: json(examples), token: admin.token)
         #expect(added.status == .created, "\(added.body)")
         let registry = try #require(app.storage[ModelRegistryKey.self])
-        return try await registry.service(app.db).train("moderation", requestedBy: nil, pool: app.threadPool).version
+        return try await registry.train("moderation", requestedBy: nil, on: app.db).version
     }
 
     static func stage(_ app: Application, _ admin: TestUser, version: Int, _ stage: String) async throws -> JSONResponse {

@@ -44,7 +44,7 @@ struct ModelCommand: AsyncCommand {
                     let line: String = "Added \(added) examples from \(path)."
                     context.console.print(line)
                 }
-                let model = try await service.train(signature.name, requestedBy: nil, pool: app.threadPool)
+                let model = try await registry.train(signature.name, requestedBy: nil, on: app.db)
                 let report = try ModelVersionDTO.reportDecoder.decode(EvaluationReport.self, from: Data(model.report.utf8))
                 let trained: String = "Trained \(model.label) (a candidate) on \(model.exampleCount) examples."
                 context.console.print(trained)
