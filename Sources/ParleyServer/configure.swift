@@ -58,6 +58,16 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         descriptor: .init(metricName: "parley_db_pool_connections_max", unitName: "", helpText: "Most database connections the pool may open."),
         labels: [("driver", pool.driver)]
     ).set(Double(pool.connections))
+    // Blocking work gets threads of its own. SQLite's calls run on the application's thread
+    // pool, which by default is the process's shared pool of one thread per core: password
+    // hashing (a quarter second each at cost 12) and other apps in the same process (tests)
+    // queued beside them, so a burst of logins stalled every query. Hashing now has its own
+    // pool, and the application's pool is this application's alone.
+    let cores = System.coreCount
+    app.threadPool = NIOThreadPool(numberOfThreads: max(4, cores * 2))
+    let passwordPool = NIOThreadPool(numberOfThreads: max(1, cores / 2))
+    passwordPool.start()
+    app.lifecycle.use(ThreadPoolLifecycle(pool: passwordPool))
     app.middleware = Middlewares()
     app.middleware.use(RequestIDMiddleware())
     app.middleware.use(AccessLogMiddleware(metrics: metrics, logger: app.logger))
@@ -90,7 +100,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         accessTokenLifetime: settings.accessTokenLifetime, clock: clock)
     var accounts = AccountDependencies(
         tokens: tokens,
-        passwords: PasswordHasher(cost: settings.bcryptCost, threadPool: app.threadPool),
+        passwords: PasswordHasher(cost: settings.bcryptCost, threadPool: passwordPool),
         throttle: LoginThrottle(policy: settings.loginThrottle, clock: clock),
         clock: clock, settings: settings, writes: writes)
     // Registration meets invites here: an invite given at sign-up is used with the account.
