@@ -506,6 +506,75 @@ def test_live_delivery_and_replay_agree_on_a_new_conversation(cluster):
         assert live == replayed, f"{client.name}: live {live}, replay {replayed}"
 
 
+def test_a_model_promoted_or_rolled_back_on_one_node_is_served_by_the_others(cluster):
+    """The model registry across nodes: a moderation model trained by a job (on whichever node
+    claims it), promoted through node 0, scores messages sent to node 2 within a second; a
+    second version promoted through node 1 replaces it everywhere, and a rollback through node 2
+    puts the first back on every node. Prints how long the other nodes took to follow (the
+    target is within a second; the deadline here is wider, so a loaded machine does not fail it)."""
+    import subprocess
+    nginx, nodes = cluster["nginx"], cluster["nodes"]
+    prefix = fresh_prefix()
+    admin, ann, ben = (register(nginx, prefix + name) for name in ("admin", "a", "b"))
+    database_url = _env("PARLEY_MN_DATABASE_URL")
+    subprocess.run(["psql", database_url, "-q", "-c", f"UPDATE users SET role = 'admin' WHERE handle = '{prefix}admin'"],
+                   check=True, capture_output=True)
+    spam = ["WIN a FREE prize now, call 0800", "URGENT you have won cash, txt CLAIM to", "Free entry!! reply WIN for 1000"]
+    ham = ["are we still on for lunch at", "I'll be home late tonight, see you at", "can you send me the notes from"]
+    examples = [{"text": f"{(spam if n % 2 == 0 else ham)[n // 2 % 3]} {n}", "label": n % 2 == 0} for n in range(40)]
+    response = requests.post(f"{nodes[0]}/v1/admin/models/moderation/examples", json={"examples": examples}, headers=auth(admin),
+                             timeout=HTTP_TIMEOUT)
+    assert response.status_code == 201, response.text
+
+    def versions(base):
+        response = requests.get(f"{base}/v1/admin/models/moderation", headers=auth(admin), timeout=HTTP_TIMEOUT)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def train():
+        before = len(versions(nginx)["versions"])
+        response = requests.post(f"{nginx}/v1/admin/models/moderation/train", headers=auth(admin), timeout=HTTP_TIMEOUT)
+        assert response.status_code == 202, response.text
+        wait_until(lambda: len(versions(nginx)["versions"]) > before, 60, "the training job to make a version")
+        return versions(nginx)["versions"][0]["version"]
+
+    def serves(base, label):
+        return versions(base)["serving"].get("production") == label
+
+    delays = []
+
+    def followed(bases, label):
+        started = time.monotonic()
+        for base in bases:
+            wait_until(lambda: serves(base, label), 10, f"{base} to serve {label}")
+        delays.append(time.monotonic() - started)
+
+    first = train()
+    response = requests.put(f"{nodes[0]}/v1/admin/models/moderation/versions/{first}/stage", json={"stage": "production"},
+                            headers=auth(admin), timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    assert serves(nodes[0], f"moderation@{first}"), "the node that promoted serves it when it answers"
+    followed(nodes[1:], f"moderation@{first}")
+    cid = create_group(nginx, ann, "moderated", [ben])
+    sent = requests.post(f"{nodes[2]}/v1/conversations/{cid}/messages", json={"body": "URGENT you have won cash, txt CLAIM to 99"},
+                         headers=auth(ann), timeout=HTTP_TIMEOUT)
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["moderation"]["model"] == f"moderation@{first}", sent.text
+
+    second = train()
+    response = requests.put(f"{nodes[1]}/v1/admin/models/moderation/versions/{second}/stage", json={"stage": "production"},
+                            headers=auth(admin), timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    followed((nodes[0], nodes[2]), f"moderation@{second}")
+    response = requests.post(f"{nodes[2]}/v1/admin/models/moderation/rollback", json={"reason": "multi-node check"},
+                             headers=auth(admin), timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+    assert response.json()["rolled_back"]["note"] == "rolled back: multi-node check"
+    followed(nodes[:2], f"moderation@{first}")
+    print(f"\nmodel registry: the other nodes served each change within {max(delays) * 1000:.0f} ms "
+          f"(promotion, promotion, rollback: {', '.join(f'{d * 1000:.0f}' for d in delays)} ms)")
+
+
 def test_no_message_lost_or_repeated_when_a_node_is_killed(cluster):
     """Six users in four overlapping conversations, fifteen clients spread over the three nodes
     and nginx (three of them hanging up and reconnecting all the time), eight senders through
