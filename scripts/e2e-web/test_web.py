@@ -353,10 +353,17 @@ def test_keyboard_alone_signs_in_opens_a_conversation_and_sends(people, server, 
     # Tab to the conversation and open it (once the list has loaded: the sidebar comes first).
     target = page.locator(".conversation-list a.conversation").first
     expect(target).to_be_visible()
-    for _ in range(20):
+    # Focus may start before the list (the page) or after it (the composer, when the app reopens
+    # the last conversation): Tab forward or Shift+Tab back towards it.
+    after_list = """() => {
+        const list = document.querySelector('.conversation-list'), active = document.activeElement;
+        return !!(list && active && active !== document.body && !list.contains(active)
+                  && (list.compareDocumentPosition(active) & Node.DOCUMENT_POSITION_FOLLOWING));
+    }"""
+    for _ in range(60):
         if page.evaluate("document.activeElement?.classList.contains('conversation')"):
             break
-        page.keyboard.press("Tab")
+        page.keyboard.press("Shift+Tab" if page.evaluate(after_list) else "Tab")
     assert page.evaluate("document.activeElement?.classList.contains('conversation')"), "a conversation link takes focus"
     page.keyboard.press("Enter")
     # The composer has focus when a conversation opens; Enter sends.
