@@ -1,29 +1,55 @@
+import NIOConcurrencyHelpers
 import Prometheus
 
 /// The models' Prometheus metrics: scoring latency and the score distribution per version,
 /// predictions by outcome, and artifacts refused.
-struct ModelMetrics: Sendable {
+final class ModelMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
 
+    private struct Version: Hashable { let model: String; let version: String }
+    private struct Outcome: Hashable { let model: String; let version: String; let outcome: String }
+    /// Series made once per version (and outcome): scoring is on every message's path, and
+    /// this lookup is all it pays once they exist (as `HTTPMetrics` does for requests).
+    private let scoring = NIOLockedValueBox<[Version: (DurationHistogram, ValueHistogram)]>([:])
+    private let predictions = NIOLockedValueBox<[Outcome: Counter]>([:])
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+    }
+
     func observeScoring(model: String, version: String, seconds: Double, score: Double) {
-        registry.makeDurationHistogram(
-            descriptor: .init(metricName: "parley_model_scoring_seconds", unitName: "", helpText: "Time to score one text."),
-            labels: [("model", model), ("version", version)],
-            buckets: [.microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
-                      .milliseconds(1), .milliseconds(5)]
-        ).record(.nanoseconds(Int64(seconds * 1e9)))
-        registry.makeValueHistogram(
-            descriptor: .init(metricName: "parley_model_score", unitName: "", helpText: "The scores a model gives."),
-            labels: [("model", model), ("version", version)],
-            buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-        ).record(score)
+        let key = Version(model: model, version: version)
+        let (latency, scores) = scoring.withLockedValue { series in
+            if let known = series[key] { return known }
+            let labels = [("model", model), ("version", version)]
+            let made = (
+                registry.makeDurationHistogram(
+                    descriptor: .init(metricName: "parley_model_scoring_seconds", unitName: "", helpText: "Time to score one text."),
+                    labels: labels,
+                    buckets: [.microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+                              .milliseconds(1), .milliseconds(5)]),
+                registry.makeValueHistogram(
+                    descriptor: .init(metricName: "parley_model_score", unitName: "", helpText: "The scores a model gives."),
+                    labels: labels, buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+            )
+            series[key] = made
+            return made
+        }
+        latency.record(.nanoseconds(Int64(seconds * 1e9)))
+        scores.record(score)
     }
 
     func countPrediction(model: String, version: String, outcome: String) {
-        registry.makeCounter(
-            descriptor: .init(metricName: "parley_model_predictions_total", unitName: "", helpText: "Predictions by model, version and outcome."),
-            labels: [("model", model), ("version", version), ("outcome", outcome)]
-        ).increment()
+        let key = Outcome(model: model, version: version, outcome: outcome)
+        let counter = predictions.withLockedValue { series in
+            if let known = series[key] { return known }
+            let made = registry.makeCounter(
+                descriptor: .init(metricName: "parley_model_predictions_total", unitName: "", helpText: "Predictions by model, version and outcome."),
+                labels: [("model", model), ("version", version), ("outcome", outcome)])
+            series[key] = made
+            return made
+        }
+        counter.increment()
     }
 
     func countLoadFailure(model: String) {

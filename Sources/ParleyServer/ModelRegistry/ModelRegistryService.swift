@@ -129,15 +129,17 @@ struct ModelRegistryService: Sendable {
     func rollback(_ name: String, reason: String, caller: Caller) async throws -> (rolledBack: ModelVersion, production: ModelVersion) {
         try Self.requireAdministrator(caller)
         try Self.requireModel(name)
+        // The predecessor's artifact is checked before the write transaction, not inside it
+        // (decoding a model takes far longer than the writes).
+        let (checkedCurrent, checkedPrevious) = try await Self.rollbackPair(of: name, on: db)
+        _ = try ModelServing.open(checkedPrevious.artifact, checksum: checkedPrevious.checksum)
+        let currentID = checkedCurrent.id, previousID = checkedPrevious.id, checkedChecksum = checkedPrevious.checksum
         let now = clock.now()
         let result: (ModelVersion, ModelVersion) = try await db.writeTransaction(writes) { tx, _ in
-            guard let current = try await ModelVersion.query(on: tx).filter(\.$name == name).filter(\.$stage == .production).first() else {
-                throw ModelRegistryError.nothingToRollBack("\(name) has no version in production")
+            let (current, previous) = try await Self.rollbackPair(of: name, on: tx)
+            guard current.id == currentID, previous.id == previousID, previous.checksum == checkedChecksum else {
+                throw ModelRegistryError.nothingToRollBack("the registry changed meanwhile; try again")
             }
-            guard let previousID = current.previousID, let previous = try await ModelVersion.find(previousID, on: tx) else {
-                throw ModelRegistryError.nothingToRollBack("\(current.label) replaced no earlier version")
-            }
-            _ = try ModelServing.open(previous.artifact, checksum: previous.checksum)
             current.stage = .archived
             current.stageChangedAt = now
             current.note = "rolled back: \(reason)"
@@ -153,6 +155,17 @@ struct ModelRegistryService: Sendable {
         }
         await signals.signal(ModelServing.signal)
         return result
+    }
+
+    /// The version in production and the one it replaced.
+    private static func rollbackPair(of name: String, on db: any Database) async throws -> (current: ModelVersion, previous: ModelVersion) {
+        guard let current = try await ModelVersion.query(on: db).filter(\.$name == name).filter(\.$stage == .production).first() else {
+            throw ModelRegistryError.nothingToRollBack("\(name) has no version in production")
+        }
+        guard let previousID = current.previousID, let previous = try await ModelVersion.find(previousID, on: db) else {
+            throw ModelRegistryError.nothingToRollBack("\(current.label) replaced no earlier version")
+        }
+        return (current, previous)
     }
 }
 

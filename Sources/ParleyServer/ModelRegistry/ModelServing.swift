@@ -54,6 +54,11 @@ final class ModelServing: LifecycleHandler, Sendable {
         return stages[.production]
     }
 
+    /// The production version of a model, if one is deployed.
+    func production(for name: String) -> Served? {
+        served.withLockedValue { $0[name]?[.production] }
+    }
+
     /// The shadow version of a model, if one is deployed.
     func shadow(for name: String) -> Served? {
         served.withLockedValue { $0[name]?[.shadow] }

@@ -61,7 +61,7 @@ struct ModerationService: Sendable {
 
     static func group(_ items: [ModerationItemDTO], _ texts: [String], serving: ModelServing) throws -> [ModerationGroupDTO] {
         guard items.count > 2 else { return items.isEmpty ? [] : [ModerationGroupDTO(items: items)] }
-        let model = serving.scorer(for: ModerationScreening.model, conversationID: UUID())?.classifier
+        let model = serving.production(for: ModerationScreening.model)?.classifier
         let vectorizer = try HashingVectorizer(wordNGrams: 1...2, characterNGrams: 3...4, bucketBits: 16)
         let points = texts.map { text in model?.features(text) ?? vectorizer.transform(text).l2Normalized() }
         // About one group per three messages, at most eight.
