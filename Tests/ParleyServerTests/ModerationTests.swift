@@ -53,6 +53,9 @@ struct ModerationTests {
             #expect(promoted.status == .ok, "\(promoted.body)")
             #expect(promoted.string("role") == "moderator")
             expectProblem(try await app.send(.PUT, "v1/admin/users/\(ben.id)/role", json: #"{"role":"admin"}"#, token: ann.token), .forbidden)
+            let badRole = try await app.send(.PUT, "v1/admin/users/\(ben.id)/role", json: #"{"role":"overlord"}"#, token: root.token)
+            expectProblem(badRole, .unprocessableEntity)
+            #expect(badRole.fieldErrors == ["role": "invalid"])
 
             let group = try await app.conversation(ann, members: [ben])
             // No model deployed: nothing is scored.
@@ -178,6 +181,12 @@ struct ModerationTests {
             let second = try await Self.train(app, root, examples: Self.examples(20, offset: 40))
             #expect(second == first + 1)
 
+            let badStage = try await Self.stage(app, root, version: first, "live")
+            expectProblem(badStage, .unprocessableEntity)
+            #expect(badStage.fieldErrors == ["stage": "invalid"])
+            expectProblem(try await Self.stage(app, root, version: 99, "production"), .notFound)
+            expectProblem(try await app.send(.POST, "v1/admin/models/moderation/rollback", json: #"{"reason":" "}"#, token: root.token),
+                          .unprocessableEntity)
             #expect(try await Self.stage(app, root, version: first, "production").status == .ok)
             let promoted = try await Self.stage(app, root, version: second, "production")
             #expect(promoted.status == .ok)
