@@ -18,6 +18,8 @@ public struct TFIDFTransformer: Codable, Sendable, Equatable {
     public let documentFrequencies: SparseVector
     /// The idf of every feature position.
     public private(set) var idf: [Double]
+    /// The positions some fitted document used (derived, not encoded).
+    public let vocabulary: FeatureVocabulary
 
     /// Learns document frequencies from count vectors of dimension `dimension`.
     /// - Throws: ``LearningError`` for an empty corpus or a vector of another dimension.
@@ -58,6 +60,7 @@ public struct TFIDFTransformer: Codable, Sendable, Equatable {
             idf[index] = log((n + smoothing) / (documentFrequencies.values[k] + smoothing)) + 1
         }
         self.idf = idf
+        vocabulary = FeatureVocabulary(frequencies: documentFrequencies)
     }
 
     private enum CodingKeys: String, CodingKey {

@@ -114,6 +114,11 @@ public struct TextClassifier: Codable, Sendable, Equatable {
         sigmoid(tfidf.weightedDot(counts, model.weights) + model.intercept)
     }
 
+    /// The share of `counts`' features that no training text had (see ``FeatureVocabulary``).
+    public func unseenShare(counts: SparseVector) -> Double {
+        tfidf.vocabulary.unseenShare(counts)
+    }
+
     /// The TF-IDF vector the model sees for `text`.
     public func features(_ text: String) -> SparseVector {
         // The vectoriser and transformer were checked to share a dimension, so this cannot fail.

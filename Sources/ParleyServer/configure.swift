@@ -39,6 +39,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateAuditEntries())
     app.migrations.add(CreateModelRegistry())
     app.migrations.add(CreateModeration())
+    app.migrations.add(AddModelMonitoring())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -116,7 +117,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     let serving = ModelServing(database: {
         guard let db = modelDatabases.database(logger: modelLogger, on: modelEventLoops.any()) else { throw StorageError.notSQL }
         return db
-    }, canaryPercent: settings.modelCanaryPercent, metrics: modelMetrics, logger: app.logger)
+    }, canaryPercent: settings.modelCanaryPercent, driftWindow: settings.modelDriftWindow, metrics: modelMetrics, logger: app.logger)
     chat.screening = ModerationScreening(serving: serving, metrics: modelMetrics)
     app.storage[ChatKey.self] = chat
 
@@ -253,6 +254,14 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.storage[ModelRegistryKey.self] = registry
     let training = ModelTrainingJobs(writes: writes, clock: clock, signals: signals, pool: trainingPool, logger: app.logger)
     jobs.register(ModelRegistryService.trainQueue) { job in try await training.handle(job, on: try jobDatabase()) }
+    // A shadow version scores what production scores, off the send path: a follower of the
+    // event log keeps both scores for the comparison report, for 30 days.
+    app.storage[ShadowFollowerKey.self] = ShadowScoring.follower(serving: serving, database: jobDatabase, writes: writes,
+                                                                 domainEvents: domainEvents, clock: clock, logger: app.logger)
+    maintenance.add("model shadow scores") { db in
+        let before = clock.now().addingTimeInterval(-ShadowScoring.retention)
+        return try await db.writeTransaction(writes) { tx in try await ShadowScore.deleteOlder(than: before, on: tx) }
+    }
     try app.grouped("v1").register(collection: ModelRegistryController(registry: registry, authentication: accounts.authentication()))
     try app.grouped("v1").register(collection: ModerationController(chat: chat, writes: writes, clock: clock, serving: serving,
                                                                     authentication: accounts.authentication()))
@@ -292,6 +301,9 @@ public func prepareToServe(_ app: Application) async throws {
     }
     if let email = app.storage[EmailFollowerKey.self] {
         app.lifecycle.use(email)
+    }
+    if let shadow = app.storage[ShadowFollowerKey.self] {
+        app.lifecycle.use(shadow)
     }
     if let models = app.storage[ModelRegistryKey.self] {
         // Loads the deployed model versions before the first request.

@@ -12,6 +12,8 @@ final class ModelMetrics: Sendable {
     /// this lookup is all it pays once they exist (as `HTTPMetrics` does for requests).
     private let scoring = NIOLockedValueBox<[Version: (DurationHistogram, ValueHistogram)]>([:])
     private let predictions = NIOLockedValueBox<[Outcome: Counter]>([:])
+    private struct Drift: Hashable { let model: String; let version: String; let feature: String }
+    private let drift = NIOLockedValueBox<[Drift: Gauge]>([:])
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -57,5 +59,20 @@ final class ModelMetrics: Sendable {
             descriptor: .init(metricName: "parley_model_load_failures_total", unitName: "", helpText: "Model versions refused for a damaged artifact."),
             labels: [("model", model)]
         ).increment()
+    }
+
+    /// The PSI of a feature of a served version over its window (see `ModelDrift`).
+    func setDrift(model: String, version: String, feature: String, psi: Double) {
+        let key = Drift(model: model, version: version, feature: feature)
+        let gauge = drift.withLockedValue { series in
+            if let known = series[key] { return known }
+            let made = registry.makeGauge(
+                descriptor: .init(metricName: "parley_model_drift_psi", unitName: "",
+                                  helpText: "Population stability index of a feature over the last scored messages, against training."),
+                labels: [("model", model), ("version", version), ("feature", feature)])
+            series[key] = made
+            return made
+        }
+        gauge.set(psi)
     }
 }

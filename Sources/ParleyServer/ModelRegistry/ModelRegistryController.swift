@@ -18,6 +18,8 @@ struct ModelRegistryController: RouteCollection {
             model.post("rollback", use: rollback)
             model.get("versions", ":version", use: version)
             model.put("versions", ":version", "stage", use: stage)
+            model.get("versions", ":version", "charts", ":chart", use: versionChart)
+            model.get("charts", "drift.svg", use: driftChart)
         }
     }
 
@@ -45,9 +47,26 @@ struct ModelRegistryController: RouteCollection {
     }
 
     private func model(_ name: String, on db: any Database) async throws -> ModelDTO {
-        let versions = try await ModelVersion.versions(of: name, on: db).map { try ModelVersionDTO($0, withReport: false) }
-        let serving = (registry.serving.snapshot()[name] ?? [:]).reduce(into: [String: String]()) { $0[$1.key.rawValue] = $1.value }
-        return ModelDTO(name: name, versions: versions, serving: serving)
+        let summaries = try await ModelVersion.versions(of: name, on: db)
+        let live = try await TrainingExample.liveOutcomes(of: name, threshold: ModelTrainer.threshold, on: db)
+        let versions = try summaries.map { try ModelVersionDTO($0, withReport: false, live: live["\(name)@\($0.version)"]) }
+        let serving = registry.serving.snapshot()[name] ?? [:]
+        let drift = serving[.production].flatMap { registry.serving.drift.report(for: $0) }
+        let shadowVersion = summaries.first { $0.stage == ModelVersion.Stage.shadow.rawValue }
+        var shadow: ShadowComparison?
+        if let shadowVersion {
+            shadow = try await ShadowScore.comparison(of: "\(name)@\(shadowVersion.version)", threshold: ModelTrainer.threshold,
+                                                      disagreements: 20, on: db)
+        }
+        let advice = ModelAdvice.advise(
+            summaries.compactMap { summary in
+                ModelVersion.Stage(rawValue: summary.stage).map {
+                    ModelAdvice.Version(id: summary.id, label: "\(name)@\(summary.version)", stage: $0, previousID: summary.previous_id)
+                }
+            },
+            live: live, drift: drift)
+        return ModelDTO(name: name, versions: versions, serving: serving.reduce(into: [:]) { $0[$1.key.rawValue] = $1.value },
+                        drift: drift, shadow: shadow, advice: advice)
     }
 
     @Sendable
@@ -61,10 +80,52 @@ struct ModelRegistryController: RouteCollection {
     func version(_ request: Request) async throws -> ModelVersionDTO {
         let (_, _, name) = try context(request)
         try ModelRegistryService.requireModel(name)
+        let summary = try await summary(of: name, request)
+        let label = "\(name)@\(summary.version)"
+        let live = try await TrainingExample.liveOutcomes(of: name, threshold: ModelTrainer.threshold, on: request.db)[label]
+        var dto = try ModelVersionDTO(summary, withReport: true, live: live)
+        dto.shadow = try await ShadowScore.comparison(of: label, threshold: ModelTrainer.threshold, disagreements: 20, on: request.db)
+        dto.drift = registry.serving.drift.report(for: label)
+        return dto
+    }
+
+    private func summary(of name: String, _ request: Request) async throws -> ModelVersion.Summary {
         guard let summary = try await ModelVersion.summary(name: name, version: try versionNumber(request), on: request.db) else {
             throw ModelRegistryError.versionNotFound
         }
-        return try ModelVersionDTO(summary, withReport: true)
+        return summary
+    }
+
+    /// `GET …/versions/{v}/charts/{chart}.svg`: a picture of the version's evaluation report.
+    @Sendable
+    func versionChart(_ request: Request) async throws -> Response {
+        let (_, _, name) = try context(request)
+        try ModelRegistryService.requireModel(name)
+        let raw = request.parameters.get("chart") ?? ""
+        guard raw.hasSuffix(".svg"), let chart = ModelCharts.Chart(rawValue: String(raw.dropLast(4))) else {
+            throw Abort(.notFound, reason: "charts are " + ModelCharts.Chart.allCases.map { "\($0.rawValue).svg" }.joined(separator: ", "))
+        }
+        let summary = try await summary(of: name, request)
+        let report = try ModelVersionDTO.reportDecoder.decode(EvaluationReport.self, from: Data(summary.report.utf8))
+        return svg(ModelCharts.draw(chart, of: report, version: "\(name)@\(summary.version)"))
+    }
+
+    /// `GET …/charts/drift.svg`: production's drift on this node (404 before it has scored).
+    @Sendable
+    func driftChart(_ request: Request) async throws -> Response {
+        let (_, _, name) = try context(request)
+        try ModelRegistryService.requireModel(name)
+        guard let label = registry.serving.snapshot()[name]?[.production], let report = registry.serving.drift.report(for: label) else {
+            throw Abort(.notFound, reason: "\(name) has no production version that has scored a message on this node")
+        }
+        return svg(ModelCharts.drift(report))
+    }
+
+    private func svg(_ text: String) -> Response {
+        var headers = HTTPHeaders()
+        headers.contentType = HTTPMediaType(type: "image", subType: "svg+xml", parameters: ["charset": "utf-8"])
+        headers.cacheControl = .init(noStore: true)
+        return Response(status: .ok, headers: headers, body: .init(string: text))
     }
 
     @Sendable

@@ -20,7 +20,43 @@ struct ModelVersionDTO: Content {
     var artifactBytes: Int
     var createdAt: Date
     var stageChangedAt: Date
+    /// How it did on the messages moderators reviewed (absent until one was).
+    var live: Live?
     var report: JSONValue?
+    /// On the version's own page: its comparison with production while (or since) it was a shadow.
+    var shadow: ShadowComparison?
+    /// On the version's own page, while this node serves it: its drift.
+    var drift: ModelDrift.Report?
+
+    struct Live: Content {
+        var reviewed: Int
+        var truePositives: Int
+        var falsePositives: Int
+        var falseNegatives: Int
+        var trueNegatives: Int
+        var precision: Double?
+        var recall: Double?
+        var f1: Double?
+
+        init(_ outcomes: LiveOutcomes) {
+            reviewed = outcomes.reviewed
+            truePositives = outcomes.truePositives
+            falsePositives = outcomes.falsePositives
+            falseNegatives = outcomes.falseNegatives
+            trueNegatives = outcomes.trueNegatives
+            precision = outcomes.precision
+            recall = outcomes.recall
+            f1 = outcomes.f1
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case reviewed, precision, recall, f1
+            case truePositives = "true_positives"
+            case falsePositives = "false_positives"
+            case falseNegatives = "false_negatives"
+            case trueNegatives = "true_negatives"
+        }
+    }
 
     struct Metrics: Content {
         var precision: Double
@@ -37,7 +73,7 @@ struct ModelVersionDTO: Content {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, version, algorithm, hyperparameters, metrics, stage, note, checksum, report
+        case id, name, version, algorithm, hyperparameters, metrics, stage, note, checksum, report, live, shadow, drift
         case dataHash = "data_hash"
         case exampleCount = "example_count"
         case trainedBy = "trained_by"
@@ -63,7 +99,7 @@ struct ModelVersionDTO: Content {
         return encoder
     }()
 
-    init(_ summary: ModelVersion.Summary, withReport: Bool) throws {
+    init(_ summary: ModelVersion.Summary, withReport: Bool, live: LiveOutcomes? = nil) throws {
         let report = try Self.reportDecoder.decode(EvaluationReport.self, from: Data(summary.report.utf8))
         id = summary.id.wire
         name = summary.name
@@ -82,16 +118,21 @@ struct ModelVersionDTO: Content {
         artifactBytes = summary.artifact_bytes
         createdAt = summary.created_at
         stageChangedAt = summary.stage_changed_at
+        self.live = live.map(Live.init)
         self.report = withReport ? try JSONDecoder().decode(JSONValue.self, from: Self.wireEncoder.encode(report)) : nil
     }
 }
 
-/// A model: its versions, newest first, and what this node serves.
+/// A model: its versions, newest first, what this node serves, production's drift on this
+/// node, the shadow's comparison with production, and what the registry advises.
 struct ModelDTO: Content {
     var name: String
     var versions: [ModelVersionDTO]
     /// Stage → version label this node scores with now.
     var serving: [String: String]
+    var drift: ModelDrift.Report?
+    var shadow: ShadowComparison?
+    var advice: [ModelAdvice]
 }
 
 struct StageRequest: Content {

@@ -35,8 +35,9 @@ struct ModelRegistryService: Sendable {
         try Self.requireAdministrator(caller)
         try Self.requireModel(name)
         let now = clock.now()
-        let rows = examples.map { (text: $0.text, label: $0.label, source: TrainingExample.Source.seed,
-                                   key: TrainingExample.seedKey(text: $0.text, label: $0.label)) }
+        let rows = examples.map {
+            TrainingExample.New(text: $0.text, label: $0.label, source: .seed, key: TrainingExample.seedKey(text: $0.text, label: $0.label))
+        }
         return try await db.writeTransaction(writes) { tx, _ in
             try await TrainingExample.upsert(rows, model: name, at: now, on: tx)
         }

@@ -22,6 +22,8 @@ final class ModelServing: LifecycleHandler, Sendable {
         let stage: ModelVersion.Stage
         let checksum: String
         let classifier: TextClassifier
+        /// What drift is measured against (from the version's evaluation report).
+        let reference: DriftReference?
     }
 
     /// A score and who gave it.
@@ -36,13 +38,17 @@ final class ModelServing: LifecycleHandler, Sendable {
     let canaryPercent: Int
     private let logger: Logger
     private let metrics: ModelMetrics?
+    /// The drift of what this node scores.
+    let drift: ModelDrift
     private let served = NIOLockedValueBox<[String: [ModelVersion.Stage: Served]]>([:])
     private let refreshing = NIOLockedValueBox<(running: Bool, again: Bool)>((false, false))
 
-    init(database: @escaping @Sendable () throws -> any Database, canaryPercent: Int, metrics: ModelMetrics?, logger: Logger) {
+    init(database: @escaping @Sendable () throws -> any Database, canaryPercent: Int, driftWindow: Int = 1000, metrics: ModelMetrics?,
+         logger: Logger) {
         self.database = database
         self.canaryPercent = canaryPercent
         self.metrics = metrics
+        drift = ModelDrift(capacity: driftWindow, minimum: min(100, driftWindow), metrics: metrics)
         self.logger = logger
     }
 
@@ -74,12 +80,15 @@ final class ModelServing: LifecycleHandler, Sendable {
         Int(StableHash.fnv1a64(conversationID.wire) % 100)
     }
 
-    /// Scores `text` with `version`, counting it in the metrics.
+    /// Scores `text` with `version`, counting it in the metrics and in the version's drift window.
     func score(_ text: String, with version: Served, model name: String) -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
-        let probability = version.classifier.predictProbability(text)
+        let counts = version.classifier.vectorizer.transform(text)
+        let probability = version.classifier.probability(counts: counts)
         metrics?.observeScoring(model: name, version: version.label,
                                 seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, score: probability)
+        drift.observe(model: name, version: version.label, reference: version.reference,
+                      .init(score: probability, length: text.count, unknownShare: version.classifier.unseenShare(counts: counts)))
         return probability
     }
 
@@ -123,14 +132,15 @@ final class ModelServing: LifecycleHandler, Sendable {
             guard let stage = ModelVersion.Stage(rawValue: row.stage) else { continue }
             if let loaded = current.values.lazy.flatMap(\.values).first(where: { $0.id == row.id && $0.checksum == row.checksum }) {
                 next[row.name, default: [:]][stage] = Served(id: loaded.id, label: loaded.label, stage: stage, checksum: loaded.checksum,
-                                                            classifier: loaded.classifier)
+                                                            classifier: loaded.classifier, reference: loaded.reference)
                 continue
             }
             do {
-                guard let artifact = try await ModelVersion.artifact(of: row.id, on: db) else { continue }
-                let classifier = try Self.open(artifact, checksum: row.checksum)
+                guard let stored = try await ModelVersion.find(row.id, on: db) else { continue }
+                let classifier = try Self.open(stored.artifact, checksum: row.checksum)
+                let report = try? ModelVersionDTO.reportDecoder.decode(EvaluationReport.self, from: Data(stored.report.utf8))
                 next[row.name, default: [:]][stage] = Served(id: row.id, label: "\(row.name)@\(row.version)", stage: stage,
-                                                            checksum: row.checksum, classifier: classifier)
+                                                            checksum: row.checksum, classifier: classifier, reference: report?.reference)
                 logger.info("model loaded", metadata: ["model": .string("\(row.name)@\(row.version)"), "stage": .string(row.stage)])
             } catch {
                 // Keep serving what served this stage before.
@@ -141,6 +151,7 @@ final class ModelServing: LifecycleHandler, Sendable {
             }
         }
         served.withLockedValue { $0 = next }
+        drift.retain(Set(next.values.flatMap(\.values).map(\.label)))
     }
 
     /// Checks an artifact against its checksum and decodes it.

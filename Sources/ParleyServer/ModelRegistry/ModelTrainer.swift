@@ -21,6 +21,9 @@ enum ModelTrainer {
     static let folds = 5
     static let seed: UInt64 = 20_261_206
     static let minimumPerClass = 5
+    /// The score at or above which a version calls a message positive (its own decision; the
+    /// moderation policies set their own thresholds on the same score).
+    static let threshold = 0.5
     static let algorithm = "logistic-regression (L-BFGS) on TF-IDF of hashed word 1-2-grams and character 2-4-grams"
     /// The penalties the grid search tries; the best mean F1 wins.
     static let penalties: [Double] = [1e-5, 1e-4, 1e-3]
@@ -70,7 +73,7 @@ enum ModelTrainer {
             let probabilities = try TextClassifier.crossValidatedProbabilities(
                 counts: counts, labels: labels, folds: split, vectorizer: vectorizer, sublinearTF: true,
                 configuration: configuration(penalty: penalty))
-            let f1 = try ClassificationMetrics.confusionMatrix(scores: probabilities, labels: labels, threshold: 0.5).f1
+            let f1 = try ClassificationMetrics.confusionMatrix(scores: probabilities, labels: labels, threshold: threshold).f1
             grid.append(.init(penalty: penalty, f1: f1))
             if best == nil || f1 > best!.f1 { best = (penalty, probabilities, f1) }
         }
@@ -81,16 +84,22 @@ enum ModelTrainer {
         let curve = try LearningCurve.compute(fractions: [0.1, 0.25, 0.5, 1.0], labels: labels, folds: split, seed: seed) { subset in
             let model = try TextClassifier.train(counts: subset.map { counts[$0] }, labels: subset.map { labels[$0] }, vectorizer: vectorizer,
                                                  sublinearTF: true, configuration: configuration(penalty: best.penalty))
-            return { model.probability(counts: counts[$0]) >= 0.5 }
+            return { model.probability(counts: counts[$0]) >= threshold }
         }
 
         let classifier = try TextClassifier.train(counts: counts, labels: labels, vectorizer: vectorizer, sublinearTF: true,
                                                   configuration: configuration(penalty: best.penalty))
-        // What the model says about its own training data: the reference drift is measured against.
-        let trainingScores = counts.map { classifier.probability(counts: $0) }
+        // The reference drift is measured against is what the model does on text it has not
+        // seen, as live messages are: its out-of-fold scores, and for each text the share of
+        // its features that the other folds never had.
+        var unseen = [Double](repeating: 0, count: counts.count)
+        for fold in split.folds {
+            let vocabulary = try FeatureVocabulary(documents: fold.training.lazy.map { counts[$0] }, dimension: vectorizer.dimension)
+            for index in fold.validation { unseen[index] = vocabulary.unseenShare(counts[index]) }
+        }
         let report = try EvaluationReport(outOfFold: best.probabilities, labels: labels, grid: grid, curve: curve,
-                                          trainingScores: trainingScores, texts: texts)
-        return Trained(classifier: classifier, report: report, hyperparameters: ["l2": best.penalty, "threshold": 0.5],
+                                          reference: DriftReference(scores: best.probabilities, texts: texts, unseenShares: unseen))
+        return Trained(classifier: classifier, report: report, hyperparameters: ["l2": best.penalty, "threshold": threshold],
                        dataHash: dataHash(examples))
     }
 }
@@ -128,12 +137,11 @@ struct EvaluationReport: Codable, Sendable {
     /// a message's features never seen in training.
     var reference: DriftReference
 
-    init(outOfFold scores: [Double], labels: [Bool], grid: [GridPoint], curve: [LearningCurve.Point], trainingScores: [Double],
-         texts: [String]) throws {
+    init(outOfFold scores: [Double], labels: [Bool], grid: [GridPoint], curve: [LearningCurve.Point], reference: DriftReference) throws {
         examples = labels.count
         positives = labels.filter { $0 }.count
         folds = ModelTrainer.folds
-        threshold = 0.5
+        threshold = ModelTrainer.threshold
         let matrix = try ClassificationMetrics.confusionMatrix(scores: scores, labels: labels, threshold: threshold)
         confusion = Confusion(truePositives: matrix.truePositives, falsePositives: matrix.falsePositives,
                               trueNegatives: matrix.trueNegatives, falseNegatives: matrix.falseNegatives)
@@ -153,35 +161,37 @@ struct EvaluationReport: Codable, Sendable {
         learningCurve = curve.map { LearningPoint(trainingSize: $0.trainingSize, trainingF1: $0.trainingF1, validationF1: $0.validationF1) }
         calibration = try CalibrationCurve(probabilities: scores, labels: labels).bins.filter { $0.count > 0 }
             .map { CalibrationBin(meanPredicted: $0.meanPredicted, observed: $0.observedFrequency, count: $0.count) }
-        reference = DriftReference(scores: trainingScores, texts: texts)
+        self.reference = reference
     }
 }
 
-/// Reference distributions for drift, as histograms over fixed bins.
+/// Reference distributions for drift, as histograms over fixed bins (each bin's share).
 struct DriftReference: Codable, Sendable {
     /// Score bins: ten of width 0.1.
     var scores: [Double]
     /// Length bins (characters): edges below.
     var lengths: [Double]
-    /// Unknown-feature-share bins, ten of width 0.1: all in the first for training texts, whose
-    /// features are known by definition (a feature is unknown when no training text had it).
+    /// Unseen-feature-share bins, ten of width 0.1: for each text, the share of its features
+    /// (words, word pairs, character n-grams) that no training text had.
     var unknownShares: [Double]
 
     static let lengthEdges: [Double] = [10, 20, 40, 80, 160, 320, 640]
 
-    init(scores: [Double], texts: [String]) {
-        self.scores = Self.histogram(scores.map { Self.unitBin($0) }, bins: 10)
-        lengths = Self.histogram(texts.map { Self.lengthBin($0.count) }, bins: Self.lengthEdges.count + 1)
-        unknownShares = Self.histogram(texts.map { _ in 0 }, bins: 10)
+    init(scores: [Double], texts: [String], unseenShares: [Double]) {
+        self.scores = Self.shares(scores.map(Self.unitBin), bins: 10)
+        lengths = Self.shares(texts.map { Self.lengthBin($0.count) }, bins: Self.lengthEdges.count + 1)
+        unknownShares = Self.shares(unseenShares.map(Self.unitBin), bins: 10)
     }
 
+    /// The bin of a value in [0, 1]: ten of width 0.1, 1.0 in the last.
     static func unitBin(_ value: Double) -> Int { min(9, max(0, Int(value * 10))) }
 
+    /// The bin of a length in characters.
     static func lengthBin(_ length: Int) -> Int {
         lengthEdges.firstIndex { Double(length) < $0 } ?? lengthEdges.count
     }
 
-    static func histogram(_ bins: [Int], bins count: Int) -> [Double] {
+    static func shares(_ bins: [Int], bins count: Int) -> [Double] {
         var counts = [Double](repeating: 0, count: count)
         for bin in bins { counts[bin] += 1 }
         let total = max(1, Double(bins.count))

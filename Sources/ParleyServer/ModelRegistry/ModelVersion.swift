@@ -141,11 +141,6 @@ final class ModelVersion: Model, @unchecked Sendable {
             """).all(decoding: Serving.self)
     }
 
-    /// One version's artifact bytes.
-    static func artifact(of id: UUID, on db: any Database) async throws -> Data? {
-        try await ModelVersion.find(id, on: db)?.artifact
-    }
-
     /// Moves the version in `stage` of `name` (if any) to `archived`, in the caller's transaction.
     static func vacate(_ stage: Stage, of name: String, at now: Date, on tx: any Database) async throws -> ModelVersion? {
         guard let holder = try await ModelVersion.query(on: tx).filter(\.$name == name).filter(\.$stage == stage).first() else {

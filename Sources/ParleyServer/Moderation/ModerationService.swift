@@ -88,6 +88,7 @@ struct ModerationService: Sendable {
         guard let message = try await Message.find(messageID, on: db) else { throw ModerationError.messageNotFound }
         guard !message.isDeleted else { throw ModerationError.alreadyDecided }
         let text = message.body
+        let scoredBy = message.moderationModel, score = message.moderationScore
         let now = clock.now()
         return try await db.writeTransaction(writes) { tx, outbox in
             let decided = try await MessageService.moderate(messageID, action == .approve ? .approve : .remove, at: now, tx: tx, outbox: outbox)
@@ -95,7 +96,8 @@ struct ModerationService: Sendable {
             try await AuditLog.record(actor: caller.userID, action: "moderation.\(action.rawValue)", subject: "message:\(messageID.wire)",
                                       reason: reason, at: now, on: tx)
             if !text.isEmpty {
-                try await TrainingExample.upsert([(text: text, label: action == .remove, source: .decision, key: "message:\(messageID.wire)")],
+                try await TrainingExample.upsert([.init(text: text, label: action == .remove, source: .decision, key: "message:\(messageID.wire)",
+                                                        scoredBy: scoredBy, score: score)],
                                                  model: ModerationScreening.model, at: now, on: tx)
             }
             return decided

@@ -72,6 +72,8 @@ public struct Settings: Sendable {
     public var eventBufferSize: Int = 1024
     /// The share of conversations, in percent, a model's canary version scores.
     public var modelCanaryPercent: Int = 10
+    /// How many of the latest messages a served model version's drift is measured over.
+    public var modelDriftWindow: Int = 1000
     /// Open event connections (WebSocket or SSE) one user may hold on one node; more get 429.
     public var maxConnectionsPerUser: Int = 16
     /// Whether `presence` frames (online/away/offline) are sent at all.
@@ -259,6 +261,10 @@ extension Settings {
         if let raw = env["PARLEY_MODEL_CANARY_PERCENT"] {
             if let percent = Int(raw), (0...100).contains(percent) { settings.modelCanaryPercent = percent }
             else { problems.append("PARLEY_MODEL_CANARY_PERCENT must be a percentage in 0...100") }
+        }
+        if let raw = env["PARLEY_MODEL_DRIFT_WINDOW"] {
+            if let size = Int(raw), (100...1_000_000).contains(size) { settings.modelDriftWindow = size }
+            else { problems.append("PARLEY_MODEL_DRIFT_WINDOW must be a number of messages in 100...1000000") }
         }
         if let raw = env["PARLEY_MAX_CONNECTIONS_PER_USER"] {
             if let size = Int(raw), (1...10_000).contains(size) { settings.maxConnectionsPerUser = size }
