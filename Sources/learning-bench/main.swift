@@ -122,4 +122,16 @@ if let (candidate, _) = best {
     let scoring = seconds { for _ in 0..<rounds { for text in texts { sink += model.predictProbability(text) } } }
     print(String(format: "parley  best: %@; 5-fold CV + final fit %.2f s (final fit: %d iterations); scoring %.1f µs per message (checksum %.3f)",
                  candidate.name as NSString, time, model.model.iterations, scoring / Double(rounds * texts.count) * 1e6, sink))
+    // What the server does per message: the score and, for drift, the share of unseen features,
+    // from one hashing of the text.
+    let serving = seconds {
+        for _ in 0..<rounds {
+            for text in texts {
+                let counts = model.vectorizer.transform(text)
+                sink += model.probability(counts: counts) + model.unseenShare(counts: counts)
+            }
+        }
+    }
+    print(String(format: "parley  serving path (score + unseen-feature share): %.1f µs per message (checksum %.3f)",
+                 serving / Double(rounds * texts.count) * 1e6, sink))
 }
