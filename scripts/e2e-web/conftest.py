@@ -50,8 +50,9 @@ class Server:
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.process = None
 
-    def command(self, *args):
-        result = subprocess.run([BINARY, *args], env=self.env, cwd=self.dir, capture_output=True, text=True, timeout=120)
+    def command(self, *args, input=None):
+        """Runs `parley ARGS…` with the server's environment; `input` is its standard input."""
+        result = subprocess.run([BINARY, *args], env=self.env, cwd=self.dir, capture_output=True, text=True, timeout=120, input=input)
         assert result.returncode == 0, result.stderr
         return result.stdout
 

@@ -106,16 +106,48 @@ function buildShell() {
   subscribe((kind) => { if (kind === "connection") showConnection(); });
 }
 
+// The moderators' and administrators' screens are loaded when first opened (few people use
+// them, so they are not part of everyone's first load). A screen's late answers are dropped
+// once another screen is shown (`current`).
+let screen = 0;
+const staffScreens = {
+  moderation: () => import("./features/moderation.js"),
+  models: () => import("./features/models.js"),
+};
+
+async function staffScreen(name, render) {
+  const ticket = screen;
+  const current = () => ticket === screen;
+  clear(shell.main, h("p", { class: "boot", role: "status", text: "Loading…" }));
+  try {
+    const module = await staffScreens[name]();
+    if (current()) await render(module, current);
+  } catch (error) {
+    if (current()) clear(shell.main, h("p", { class: "boot", role: "alert", text: `This screen could not load: ${error.message}` }));
+  }
+}
+
 function route() {
   if (!state.me || !shell) return showAuth();
   const hash = location.hash || "#/";
   const conversation = hash.match(/^#\/c\/([0-9a-f-]{36})(?:\/m\/(\d+))?/i);
-  document.body.dataset.view = conversation ? "conversation" : "home";
+  const staff = /^#\/(moderation|admin\/)/.test(hash);
+  screen += 1;
+  document.body.dataset.view = conversation ? "conversation" : staff ? "page" : "home";
   if (conversation) {
     openConversation(conversation[1], { main: shell.main, thread: shell.thread, focusSeq: conversation[2] ? Number(conversation[2]) : null });
   } else if (inviteToken()) {
     closeConversation();
     renderJoin(shell.main, inviteToken());
+  } else if (hash === "#/moderation") {
+    closeConversation();
+    staffScreen("moderation", (module, current) => module.renderModeration(shell.main, { current }));
+  } else if (hash.startsWith("#/admin/models")) {
+    closeConversation();
+    const version = hash.match(/^#\/admin\/models\/([a-z0-9_.-]+)\/versions\/(\d+)$/i);
+    staffScreen("models", (module, current) => version
+      ? module.renderModelVersion(shell.main, decodeURIComponent(version[1]), Number(version[2]), { current })
+      : module.renderModels(shell.main, { current }));
   } else if (hash.startsWith("#/search")) {
     closeConversation();
     const q = new URLSearchParams(hash.split("?")[1] || "").get("q") || "";

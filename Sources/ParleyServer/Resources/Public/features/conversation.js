@@ -9,7 +9,7 @@ import {
   timeline, typingNames, user,
 } from "../lib/store.js";
 import { approvalCards, loadRuns, runForReply, streamingRows, traceDialog } from "./assistants.js";
-import { membersDialog } from "./dialogs.js";
+import { membersDialog, reportDialog } from "./dialogs.js";
 import { notificationSettings } from "./notifications.js";
 import { inviteDialog } from "./invites.js";
 import { attachmentList, attachmentPicker } from "./files.js";
@@ -280,10 +280,12 @@ class ConversationView {
     const mine = message.author_id === state.me.id;
     const author = state.users.get(message.author_id) || (user(message.author_id), null);
     const deleted = !!message.deleted_at;
+    // Held by moderation: the other members see its place without its text.
+    const withheld = !deleted && message.moderation?.state === "held" && message.body == null && !message.pending;
     const canDelete = mine || ["owner", "admin"].includes(conversation?.membership?.role);
     const run = author?.kind === "assistant" ? runForReply(this.id, message.seq) : null;
     const node = h("li", {
-      class: `message${message.pending ? " pending" : ""}${message.failed ? " failed" : ""}${deleted ? " deleted" : ""}${message.seq === this.firstUnread ? " first-unread" : ""}${message.seq === this.highlighted ? " highlight" : ""}`,
+      class: `message${message.pending ? " pending" : ""}${message.failed ? " failed" : ""}${deleted ? " deleted" : ""}${withheld ? " withheld" : ""}${message.seq === this.firstUnread ? " first-unread" : ""}${message.seq === this.highlighted ? " highlight" : ""}`,
       dataset: { key: key(message), seq: message.seq ?? "" }, tabindex: -1,
     },
       message.seq === this.firstUnread && !mine ? h("div", { class: "unread-divider", text: "New messages" }) : null,
@@ -292,23 +294,27 @@ class ConversationView {
         author?.kind === "assistant" ? h("span", { class: "tag", text: "assistant" }) : null,
         h("time", { datetime: message.created_at, title: fullTime(message.created_at), text: shortTime(message.created_at) }),
         message.edited_at && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
-        message.pending ? h("span", { class: "status", text: message.failed ? "not sent" : "sending…" }) : null),
+        message.pending ? h("span", { class: "status", text: message.failed ? "not sent" : "sending…" }) : null,
+        withheld || deleted ? null : moderationMark(message, mine)),
       this.editing?.seq === message.seq && !message.pending && !deleted ? this.editor(message)
-        : h("div", { class: "body" }, deleted ? h("em", { text: "This message was deleted." })
+        : h("div", { class: "body" }, deleted
+          ? h("em", { text: message.moderation?.state === "removed" ? "This message was removed by a moderator." : "This message was deleted." })
+          : withheld ? h("em", { text: "A message is waiting for review." })
           // The server's structure when there is one; a message still being sent shows its text.
           : message.content ? renderContent(message.content, { me: state.me.id }) : richText(message.body || "")),
-      deleted ? null : attachmentList(message.attachments),
+      deleted || withheld ? null : attachmentList(message.attachments),
       message.citations?.length ? h("p", { class: "citations" }, "Sources: ",
         message.citations.map((c) => h("a", { href: `#/c/${this.id}/m/${c.seq}`, text: `#${c.seq}` }))) : null,
-      reactionBar(message, this.id),
+      withheld ? null : reactionBar(message, this.id),
       message.reply_count ? h("button", { type: "button", class: "link replies", text: `${message.reply_count} ${message.reply_count === 1 ? "reply" : "replies"}`,
         onclick: () => this.openThread(message) }) : null,
       message.failed ? h("button", { type: "button", class: "link", text: "Retry", onclick: () => this.retry(message) }) : null,
-      !message.pending && !deleted ? h("div", { class: "actions", role: "toolbar", "aria-label": "Message actions" },
+      !message.pending && !deleted && !withheld ? h("div", { class: "actions", role: "toolbar", "aria-label": "Message actions" },
         h("button", { type: "button", "aria-label": "React with 👍", onclick: () => react(this.id, message, "👍") }, "👍"),
         h("button", { type: "button", text: "Reply", onclick: () => this.openThread(message) }),
         mine ? h("button", { type: "button", text: "Edit", onclick: () => this.edit(message) }) : null,
         canDelete ? h("button", { type: "button", text: "Delete", onclick: () => this.remove(message) }) : null,
+        mine ? null : h("button", { type: "button", text: "Report", onclick: () => reportDialog(this.id, message, displayName(message.author_id)) }),
         run ? h("button", { type: "button", text: "Run", onclick: () => traceDialog(run.id) }) : null) : null);
     return node;
   }
@@ -461,6 +467,21 @@ class ConversationView {
     if (this.threadPane) { this.threadPane.hidden = true; clear(this.threadPane); }
     delete document.body.dataset.thread;
   }
+}
+
+// Moderation's mark, on a message whose text I can see: its author (and moderators, whom
+// the server shows it) learn that it is held back or flagged, and the model's score.
+function moderationMark(message, mine) {
+  const moderation = message.moderation;
+  if (!moderation || !["held", "flagged"].includes(moderation.state)) return null;
+  const held = moderation.state === "held";
+  const score = typeof moderation.score === "number" ? ` · score ${moderation.score.toFixed(2)}` : "";
+  return h("span", {
+    class: `moderation-mark ${moderation.state}`,
+    title: held ? (mine ? "Only you and the moderators see it until a moderator approves it." : "The other members do not see it until a moderator approves it.")
+      : "Everyone sees it; a moderator will look at it.",
+    text: `${held ? "Held for review" : "Flagged"}${score}`,
+  });
 }
 
 function key(message) {

@@ -177,3 +177,37 @@ export function profileDialog() {
   });
   dialog("Profile", h("div", { class: "stack" }, h("p", { class: "muted", text: `Signed in as @${me.handle}` }), profile, h("h3", { text: "Password" }), password));
 }
+
+// Reporting someone else's message to the moderators: why (a kind, and optionally more), then
+// a confirmation in the dialog. Reporting a message twice changes nothing, and says so.
+const REPORT_KINDS = ["Spam", "Harassment or abuse", "Something else"];
+
+export function reportDialog(conversationID, message, authorName) {
+  const kind = h("select", { id: "report-kind", name: "kind" }, REPORT_KINDS.map((text) => h("option", { value: text, text })));
+  const details = h("textarea", { id: "report-details", name: "reason", rows: 3, maxlength: 450 });
+  const form = h("form", { class: "stack" },
+    h("p", { class: "muted", text: `The moderators will see this message from ${authorName}, and your reason.` }),
+    h("label", { for: "report-kind", text: "Why" }), kind,
+    h("label", { for: "report-details", text: "More about it (optional)" }), details,
+    h("p", { class: "form-error", role: "alert" }),
+    h("button", { type: "submit", class: "primary", text: "Report" }));
+  const node = dialog("Report message", form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const more = details.value.trim();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const { status } = await post(`/v1/conversations/${conversationID}/messages/${message.seq}/reports`,
+        { reason: more ? `${kind.value}: ${more}` : kind.value }, { withStatus: true });
+      const done = h("button", { type: "button", class: "primary", text: "Done", onclick: () => node.close() });
+      form.replaceWith(h("div", { class: "stack" },
+        h("p", { role: "status", text: status === 201 ? "Reported. Thank you: a moderator will look at it." : "You reported this message already; a moderator will look at it." }),
+        done));
+      done.focus();
+    } catch (error) {
+      button.disabled = false;
+      fieldErrors(form, error);
+    }
+  });
+}

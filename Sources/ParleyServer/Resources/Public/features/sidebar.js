@@ -23,6 +23,8 @@ export function renderSidebar(root, { onSignOut }) {
   } }, h("label", { for: "search-q", class: "visually-hidden", text: "Search messages" }),
     h("input", { id: "search-q", name: "q", type: "search", placeholder: "Search messages", autocomplete: "off" }));
   const me = h("div", { class: "me" });
+  // Moderators and administrators: their screens.
+  const staff = h("ul", { class: "staff-links", "aria-label": "Site administration" });
   clear(root,
     h("header", { class: "sidebar-header" }, h("div", { class: "brand-row" }, h("strong", { class: "brand", text: "Parley" }), bellButton()), me),
     search,
@@ -30,12 +32,26 @@ export function renderSidebar(root, { onSignOut }) {
       h("button", { type: "button", text: "New conversation", onclick: () => newConversationDialog() }),
       h("button", { type: "button", text: "Browse channels", onclick: () => browseChannelsDialog() })),
     list,
+    staff,
     h("footer", { class: "sidebar-footer" },
       h("button", { type: "button", text: "Profile", onclick: () => profileDialog() }),
       h("button", { type: "button", text: "Sign out", onclick: onSignOut })));
 
   const renderMe = () => clear(me, h("span", { class: "presence online", "aria-hidden": "true" }),
     h("span", { text: state.me.display_name || state.me.handle }), h("span", { class: "handle", text: ` @${state.me.handle}` }));
+
+  const renderStaff = () => {
+    const role = state.me.role;
+    const links = [];
+    if (role === "moderator" || role === "admin") links.push(["#/moderation", "Moderation"]);
+    if (role === "admin") links.push(["#/admin/models", "Models"]);
+    const hash = location.hash || "#/";
+    clear(staff, links.map(([href, text]) => {
+      const current = hash === href || hash.startsWith(`${href}/`);
+      return h("li", {}, h("a", { href, class: `staff-link${current ? " current" : ""}`, "aria-current": current ? "page" : undefined, text }));
+    }));
+    staff.hidden = !links.length;
+  };
 
   const renderList = () => {
     const items = sortedConversations().map((conversation) => {
@@ -45,7 +61,8 @@ export function renderSidebar(root, { onSignOut }) {
       const current = conversation.id === state.current;
       const last = conversation.last_message;
       const text = last?.content ? plainText(last.content) : last?.body;
-      const preview = last ? `${displayName(last.author_id)}: ${text ?? "(deleted)"}` : "No messages yet";
+      const withheld = last?.moderation?.state === "held" && last.body == null && !last.deleted_at;
+      const preview = last ? `${displayName(last.author_id)}: ${withheld ? "(waiting for review)" : text ?? "(deleted)"}` : "No messages yet";
       return h("li", {},
         h("a", { href: `#/c/${conversation.id}`, class: `conversation${current ? " current" : ""}${unread ? " unread" : ""}${muted ? " muted" : ""}`,
           "aria-current": current ? "page" : undefined, dataset: { id: conversation.id } },
@@ -58,8 +75,10 @@ export function renderSidebar(root, { onSignOut }) {
 
   renderMe();
   renderList();
+  renderStaff();
   subscribe((kind) => {
     if (["conversations", "users", "members", "route", "presence"].includes(kind)) renderList();
+    if (kind === "route" || kind === "me") renderStaff();
     if (kind === "me") renderMe();
   });
 }

@@ -18,7 +18,9 @@ export function setCSRF(token) { csrfToken = token; }
 let onSignedOut = () => {};
 export function onUnauthorized(handler) { onSignedOut = handler; }
 
-export async function api(method, path, { body, headers = {}, signal, quiet401 = false } = {}) {
+// `withStatus`: the answer is `{ status, data }` (for endpoints whose status says something,
+// as 201 against 200).
+export async function api(method, path, { body, headers = {}, signal, quiet401 = false, withStatus = false } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin", signal };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -32,7 +34,8 @@ export async function api(method, path, { body, headers = {}, signal, quiet401 =
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, { title: "The server cannot be reached." });
   }
-  return answer(response, quiet401);
+  const data = await answer(response, quiet401);
+  return withStatus ? { status: response.status, data } : data;
 }
 
 // A file as the raw body: the server streams it to storage and judges its type from its bytes.

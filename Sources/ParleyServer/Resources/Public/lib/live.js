@@ -159,7 +159,7 @@ export class LiveStream {
   }
 }
 
-LiveStream.sseTypes = ["message.created", "message.edited", "message.deleted", "reaction.added", "reaction.removed",
+LiveStream.sseTypes = ["message.created", "message.edited", "message.deleted", "message.held", "message.approved", "reaction.added", "reaction.removed",
   "member.joined", "member.left", "member.role_changed", "conversation.created", "conversation.updated",
   "conversation.deleted", "read.updated", "typing", "presence", "heartbeat", "resync_required", "assistant.delta",
   "run.started", "run.approval_requested", "run.approval_decided", "run.completed", "run.failed", "run.cancelled",

@@ -145,6 +145,15 @@ export function putMessage(message) {
   return at;
 }
 
+// Moderation holds a message back from the other members: their events show its place with
+// no text. Its author's copy of that event is followed by `message.held` with the whole
+// message, so the place never replaces the text the author already has on screen.
+function keepWhole(message) {
+  if (message.moderation?.state !== "held" || message.body != null || message.deleted_at || message.author_id !== state.me?.id) return message;
+  const known = findMessage(message.conversation_id, message.seq);
+  return known?.id === message.id && known.body != null && !known.deleted_at ? known : message;
+}
+
 export function findMessage(conversationID, seq) {
   const items = timeline(conversationID).items;
   const found = items[indexOfSeq(items, seq)];
@@ -232,7 +241,7 @@ export function applyFrame(frame) {
   const data = frame.data || {};
   switch (frame.type) {
     case "message.created": {
-      putMessage(data);
+      putMessage(keepWhole(data));
       const conversation = state.conversations.get(conversationID);
       if (conversation) {
         // Counted once: a message at or below the last seq the list showed is in its count.
@@ -256,11 +265,18 @@ export function applyFrame(frame) {
       break;
     }
     case "message.edited":
+    case "message.held":
+    case "message.approved":
     case "message.deleted": {
-      putMessage(data);
+      // A change's event carries no reactions or reply count (they are not the message's
+      // own): the ones on screen stay, except on a tombstone.
+      const known = findMessage(conversationID, data.seq);
+      const changed = frame.type === "message.deleted" || !known || known.id !== data.id
+        ? data : keepWhole({ ...data, reactions: known.reactions, reply_count: known.reply_count });
+      putMessage(changed);
       const conversation = state.conversations.get(conversationID);
-      if (conversation?.last_message?.seq === data.seq) { conversation.last_message = data; emit("conversations"); }
-      emit("messages", { conversationID, changed: data });
+      if (conversation?.last_message?.seq === data.seq) { conversation.last_message = changed; emit("conversations"); }
+      emit("messages", { conversationID, changed });
       break;
     }
     case "reaction.added":
