@@ -63,11 +63,21 @@ export async function renderModels(main, { current }) {
     return;
   }
   if (!current()) return;
-  clear(list, answer.items.length ? answer.items.map((model) => {
-    const section = h("section", { class: "model", "aria-labelledby": `model-${model.name}` });
-    new ModelPanel(section, model, { current, say: (text) => { status.textContent = text; } }).render();
-    return section;
-  }) : h("p", { class: "muted", text: "No models." }));
+  const panels = answer.items.map((model) => new ModelPanel(h("section", { class: "model", "aria-labelledby": `model-${model.name}` }), model,
+    { current, say: (text) => { status.textContent = text; } }));
+  for (const panel of panels) panel.render();
+  clear(list, panels.length ? panels.map((panel) => panel.node) : h("p", { class: "muted", text: "No models." }));
+  keepFresh(panels, current);
+}
+
+// Drift, the shadow's comparison and live metrics change as messages are scored and decided:
+// the models are read again every little while as long as the page is shown.
+async function keepFresh(panels, current) {
+  while (current()) {
+    await wait(10_000);
+    if (!current() || document.hidden) continue;
+    for (const panel of panels) await panel.refresh();
+  }
 }
 
 class ModelPanel {
@@ -86,12 +96,23 @@ class ModelPanel {
     if (this.current()) this.render();
   }
 
+  // Read again; drawn again only when something changed (and not while training or a stage
+  // change is being followed, which read it themselves).
+  async refresh() {
+    if (this.training || this.watching) return;
+    const model = await get(path(this.name)).catch(() => null);
+    if (!model || !this.current() || JSON.stringify(model) === JSON.stringify(this.model)) return;
+    this.model = model;
+    this.render();
+  }
+
   render() {
     const model = this.model;
     const trainer = model.versions.find((v) => v.trained_by)?.trained_by;
     if (trainer && !state.users.has(trainer)) user(trainer);
     const active = document.activeElement && this.node.contains(document.activeElement) ? document.activeElement : null;
     const focused = active && (active.getAttribute("aria-label") || active.textContent);
+    const open = new Set([...this.node.querySelectorAll("details[open]")].map((node) => node.dataset.key));
     clear(this.node,
       h("h2", { id: `model-${model.name}`, tabindex: -1, text: model.name }),
       this.servingLine(),
@@ -102,6 +123,7 @@ class ModelPanel {
       h("h3", { text: "Versions" }),
       model.versions.length ? this.versions() : h("p", { class: "muted", text: "No versions yet: train one." }));
     // Rendered again after a change: the button used keeps the focus when it is still there.
+    for (const node of this.node.querySelectorAll("details")) if (open.has(node.dataset.key)) node.open = true;
     if (!focused) return;
     const again = [...this.node.querySelectorAll("button, a, summary")].find((node) => (node.getAttribute("aria-label") || node.textContent) === focused);
     (again && !again.disabled ? again : this.node.querySelector("h2")).focus();
@@ -158,42 +180,11 @@ class ModelPanel {
   }
 
   drift() {
-    const drift = this.model.drift;
-    if (!drift || typeof drift !== "object") return null;
-    const features = Array.isArray(drift.features) ? drift.features : [];
-    return h("div", { class: "drift" },
-      h("h3", { text: `Drift of ${drift.version ?? "the production version"}` }),
-      h("p", { text: `${drift.window ?? 0} messages scored in the window on this node${drift.minimum ? ` (a PSI needs ${drift.minimum})` : ""}; an alert from a PSI of ${number(drift.threshold, 2)}.` }),
-      drift.alert ? h("p", { class: "warning", text: "Drift alert: the messages scored lately differ from the training data. Consider training a new version." }) : null,
-      features.length ? table(`Drift of ${drift.version ?? "production"} by feature`, ["Feature", "PSI", "Bins: share in training → in the window"],
-        features.map((feature) => h("tr", {},
-          h("th", { scope: "row", text: FEATURES[feature.feature] || feature.feature }),
-          h("td", { text: typeof feature.psi === "number" ? number(feature.psi) : "not yet" }),
-          h("td", {}, h("details", {}, h("summary", { text: "Bins" }),
-            h("ul", { class: "bins" }, (feature.labels || []).map((label, index) =>
-              h("li", { text: `${label}: ${percent(feature.reference?.[index])} → ${percent(feature.current?.[index])}` })))))))) : null,
-      chart(`${path(this.name)}/charts/drift.svg`, `Drift of ${drift.version ?? "production"}: each feature's distribution in training and in the window`));
+    return driftSection(this.model.drift, `${path(this.name)}/charts/drift.svg`);
   }
 
   shadow() {
-    const shadow = this.model.shadow;
-    if (!shadow || typeof shadow !== "object") return null;
-    const disagreements = Array.isArray(shadow.disagreements) ? shadow.disagreements : [];
-    return h("div", { class: "shadow" },
-      h("h3", { text: `Shadow ${shadow.version ?? ""} against production ${shadow.production ?? ""}` }),
-      h("p", { text: `Compared on ${shadow.compared ?? 0} messages: they agree on ${percent(shadow.agreement)}. `
-        + `The shadow would flag ${shadow.would_flag ?? 0} that production lets through, and clear ${shadow.would_clear ?? 0} that production flags.` }),
-      disagreements.length ? table("Disagreements", ["Message", "Conversation", "Production score", "Shadow score", "When"],
-        disagreements.map((row) => {
-          const conversation = row.conversation_id && state.conversations.get(row.conversation_id);
-          return h("tr", {},
-            h("td", { class: "mono", text: String(row.message_id ?? "").slice(0, 8) }),
-            h("td", {}, conversation ? h("a", { href: `#/c/${row.conversation_id}`, text: conversation.title || "Open" })
-              : h("span", { class: "mono", text: String(row.conversation_id ?? "").slice(0, 8) })),
-            h("td", { text: number(row.production_score, 2) }),
-            h("td", { text: number(row.shadow_score, 2) }),
-            h("td", {}, row.at ? h("time", { datetime: row.at, title: fullTime(row.at), text: shortTime(row.at) }) : "—"));
-        })) : null);
+    return shadowSection(this.model.shadow);
   }
 
   versions() {
@@ -288,8 +279,56 @@ class ModelPanel {
   }
 }
 
+// A served version's drift on this node: each feature's PSI against its training reference,
+// and the bins behind it. `chartURL`: production's drift picture.
+function driftSection(drift, chartURL) {
+  if (!drift || typeof drift !== "object") return null;
+  const features = Array.isArray(drift.features) ? drift.features : [];
+  const version = drift.version ?? "the production version";
+  const needs = typeof drift.minimum === "number" ? ` (a PSI needs ${drift.minimum})` : "";
+  return h("div", { class: "drift" },
+    h("h3", { text: `Drift of ${version}` }),
+    h("p", { text: `${drift.window ?? 0}${typeof drift.capacity === "number" ? ` of the last ${drift.capacity}` : ""} messages scored on this node${needs}; `
+      + `a PSI under 0.1 is no shift, an alert from ${number(drift.threshold, 2)}.` }),
+    drift.alert ? h("p", { class: "warning", text: "Drift alert: the messages scored lately differ from the training data. Consider training a new version." }) : null,
+    features.length ? table(`Drift of ${version} by feature`, ["Feature", "PSI", "Share of messages by bin: at training → now"],
+      features.map((feature) => h("tr", {},
+        h("th", { scope: "row", text: FEATURES[feature.feature] || feature.feature }),
+        h("td", { text: typeof feature.psi === "number" ? number(feature.psi) : "not yet" }),
+        h("td", {}, h("details", { dataset: { key: `drift-${feature.feature}` } }, h("summary", { text: "Bins" }),
+          h("ul", { class: "bins" }, (feature.labels || []).map((label, index) =>
+            h("li", { text: `${label}: ${percent(feature.reference?.[index])} → ${percent(feature.current?.[index])}` })))))))) : null,
+    chartURL ? chart(chartURL, `Drift of ${version}: each feature's distribution at training and now`) : null);
+}
+
+// A shadow version's scores beside production's on the same messages.
+function shadowSection(shadow) {
+  if (!shadow || typeof shadow !== "object") return null;
+  const production = Array.isArray(shadow.production) ? shadow.production.join(", ") : shadow.production;
+  const disagreements = Array.isArray(shadow.disagreements) ? shadow.disagreements : [];
+  const threshold = typeof shadow.threshold === "number" ? ` at the threshold ${shadow.threshold}` : "";
+  return h("div", { class: "shadow" },
+    h("h3", { text: `Shadow ${shadow.version ?? ""} beside production${production ? ` ${production}` : ""}` }),
+    h("p", { text: `Compared on ${shadow.compared ?? 0} messages${threshold}: they agree on ${percent(shadow.agreement)}. `
+      + `The shadow would flag ${shadow.would_flag ?? 0} that production lets through, and clear ${shadow.would_clear ?? 0} that production flags.`
+      + (typeof shadow.mean_difference === "number" ? ` Its scores differ from production's by ${number(shadow.mean_difference)} on average.` : "") }),
+    disagreements.length ? table("Disagreements", ["When", "Conversation", "Message", "Production", "Production score", "Shadow score"],
+      disagreements.map((row) => {
+        const conversation = row.conversation_id && state.conversations.get(row.conversation_id);
+        return h("tr", {},
+          h("td", {}, row.at ? h("time", { datetime: row.at, title: fullTime(row.at), text: shortTime(row.at) }) : "—"),
+          h("td", {}, conversation ? h("a", { href: `#/c/${row.conversation_id}`, text: conversation.title || "Open it" })
+            : h("span", { class: "mono", title: row.conversation_id, text: String(row.conversation_id ?? "").slice(0, 8) })),
+          h("td", { class: "mono", title: row.message_id, text: String(row.message_id ?? "").slice(0, 8) }),
+          h("td", { text: row.production_version ?? "—" }),
+          h("td", { text: number(row.production_score, 2) }),
+          h("td", { text: number(row.shadow_score, 2) }));
+      })) : null);
+}
+
 function liveSummary(live) {
   if (!live || typeof live !== "object") return "—";
+  if (!live.reviewed) return "none reviewed yet";
   return `F1 ${number(live.f1)} (precision ${number(live.precision)}, recall ${number(live.recall)}) of ${live.reviewed ?? 0}`;
 }
 
@@ -337,19 +376,22 @@ export async function renderModelVersion(main, name, versionNumber, { current })
         ["Brier score", number(report.brier_score)],
         ["Threshold for 95% precision", typeof report.threshold_for_precision95 === "number" ? number(report.threshold_for_precision95) : "none reaches it"],
       ]),
-      version.live && typeof version.live === "object" ? [h("h3", { text: "Live, on messages moderators reviewed" }), facts([
+      version.live && typeof version.live === "object" ? [h("h3", { text: "Live, on the messages moderators reviewed" }), facts([
         ["Reviewed", String(version.live.reviewed ?? 0)], ["Precision", number(version.live.precision)],
         ["Recall", number(version.live.recall)], ["F1", number(version.live.f1)],
         ["True positives", String(version.live.true_positives ?? "—")], ["False positives", String(version.live.false_positives ?? "—")],
         ["False negatives", String(version.live.false_negatives ?? "—")], ["True negatives", String(version.live.true_negatives ?? "—")],
       ])] : null),
+    version.drift || version.shadow ? h("section", { "aria-labelledby": "version-watch" }, h("h2", { id: "version-watch", text: "In service" }),
+      driftSection(version.drift, version.stage === "production" ? `${path(name)}/charts/drift.svg` : null),
+      shadowSection(version.shadow)) : null,
     h("section", { "aria-labelledby": "version-confusion" }, h("h2", { id: "version-confusion", text: "Confusion matrix" }),
       h("table", { class: "data confusion", "aria-label": "Confusion matrix" },
         h("caption", { text: `Out-of-fold predictions at threshold ${report.threshold ?? 0.5}` }),
-        h("thead", {}, h("tr", {}, h("td"), h("th", { scope: "col", text: "Predicted: stop" }), h("th", { scope: "col", text: "Predicted: let through" }))),
+        h("thead", {}, h("tr", {}, h("td"), h("th", { scope: "col", text: "Predicted: let through" }), h("th", { scope: "col", text: "Predicted: stop" }))),
         h("tbody", {},
-          h("tr", {}, h("th", { scope: "row", text: "Should stop" }), h("td", { text: String(confusion.true_positives ?? "—") }), h("td", { text: String(confusion.false_negatives ?? "—") })),
-          h("tr", {}, h("th", { scope: "row", text: "Fine" }), h("td", { text: String(confusion.false_positives ?? "—") }), h("td", { text: String(confusion.true_negatives ?? "—") })))),
+          h("tr", {}, h("th", { scope: "row", text: "Fine" }), h("td", { text: String(confusion.true_negatives ?? "—") }), h("td", { text: String(confusion.false_positives ?? "—") })),
+          h("tr", {}, h("th", { scope: "row", text: "Should stop" }), h("td", { text: String(confusion.false_negatives ?? "—") }), h("td", { text: String(confusion.true_positives ?? "—") })))),
       chart(`${charts}/confusion.svg`, `Confusion matrix of ${label}`)),
     Array.isArray(report.grid) && report.grid.length ? h("section", { "aria-labelledby": "version-grid" }, h("h2", { id: "version-grid", text: "Grid search" }),
       table("Grid search", ["L2 penalty", "Cross-validated F1"], report.grid.map((point) => h("tr", { class: point.penalty === chosen ? "chosen" : undefined },
