@@ -150,6 +150,8 @@ struct ModerationTests {
             let created = try #require(events.first { $0.type == .messageCreated && $0.payload.contains(spamID) })
             #expect(!created.payload.contains("zebra"), "the members' event carries no text of a held message")
             #expect(events.contains { $0.type == .messageApproved && $0.payload.contains("zebra") })
+            // The members' events of a decision carry no score, as their reads show none.
+            #expect(events.filter { $0.type == .messageApproved || $0.type == .messageDeleted }.allSatisfy { !$0.payload.contains(#""score""#) })
 
             // A conversation's override blocks: 422 naming the reason, and no seq is used.
             let override = try await app.send(.PUT, "v1/conversations/\(group)/moderation", json: #"{"flag_at":0.4,"hold_at":0.45,"block_at":0.5}"#,

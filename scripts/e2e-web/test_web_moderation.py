@@ -228,17 +228,11 @@ def test_the_models_page_trains_shows_a_report_promotes_and_rolls_back(people, s
     expect(page.get_by_role("heading", name="moderation", level=2)).to_be_visible()
     expect(version_row(page, 1).locator(".stage")).to_have_text("production")
     expect(version_row(page, 1)).to_contain_text("50")
-    # A server that watches its models (it always gives advice then) shows version 1's live
-    # metrics (the two decisions of the test before, on messages it scored) and its drift on
-    # this node (too few messages for a PSI yet); one that does not shows neither.
-    watching = "advice" in admin.get(f"{server.url}/v1/admin/models/moderation").json()
-    if watching:
-        expect(version_row(page, 1)).to_contain_text("of 2")
-        drift = page.get_by_role("table", name="Drift of moderation@1 by feature")
-        expect(drift.get_by_role("row").filter(has_text="Score")).to_contain_text("not yet")
-    else:
-        expect(versions_table(page)).not_to_contain_text("Live")
-        expect(page.locator(".drift")).to_have_count(0)
+    # Version 1's live metrics (the two decisions of the test before, on messages it scored)
+    # and its drift on this node (too few messages for a PSI yet).
+    expect(version_row(page, 1)).to_contain_text("of 2")
+    drift = page.get_by_role("table", name="Drift of moderation@1 by feature")
+    expect(drift.get_by_role("row").filter(has_text="Score")).to_contain_text("not yet")
 
     # Training runs in the background; the new version appears as a candidate when it is done.
     page.get_by_role("button", name="Train a new version").click()
@@ -260,13 +254,10 @@ def test_the_models_page_trains_shows_a_report_promotes_and_rolls_back(people, s
     expect(grid.get_by_role("row")).to_have_count(4)
     expect(grid).to_contain_text("(chosen)")
     expect(page.get_by_role("region", name="Learning curve")).to_be_visible()
-    # The report's pictures, where the server draws them; none is left broken where it does not.
+    # The report's pictures, drawn by the server.
     picture = page.get_by_role("img", name="Confusion matrix of moderation@2")
-    if watching:
-        expect(picture).to_have_js_property("complete", True)
-        assert picture.evaluate("image => image.naturalWidth") > 0
-    else:
-        expect(page.locator("figure.chart")).to_have_count(0)
+    expect(picture).to_have_js_property("complete", True)
+    assert picture.evaluate("image => image.naturalWidth") > 0
     boss.screenshot("model-version")
     page.get_by_role("link", name="All models").click()
 
@@ -292,12 +283,11 @@ def test_the_models_page_trains_shows_a_report_promotes_and_rolls_back(people, s
     version_row(page, 2).get_by_role("button", name="Shadow").click()
     expect(version_row(page, 2).locator(".stage")).to_have_text("shadow")
     expect(page.locator(".serving")).to_have_text("Serving on this node: production moderation@1 · shadow moderation@2")
-    if watching:
-        # A message both score: the comparison appears (the page reads the model again every 10 s).
-        tess = api_session(server, "tess")
-        neighbours = next(c for c in tess.get(f"{server.url}/v1/conversations").json()["items"] if c.get("title") == "Neighbours")
-        response = tess.post(f"{server.url}/v1/conversations/{neighbours['id']}/messages", json={"body": "the courtyard party starts at six"},
-                             headers={"Idempotency-Key": "shadow-1"})
-        assert response.status_code == 201, response.text
-        expect(page.get_by_role("heading", name="Shadow moderation@2 beside production moderation@1")).to_be_visible(timeout=30_000)
+    # A message both score: the comparison appears (the page reads the model again every 10 s).
+    tess = api_session(server, "tess")
+    neighbours = next(c for c in tess.get(f"{server.url}/v1/conversations").json()["items"] if c.get("title") == "Neighbours")
+    response = tess.post(f"{server.url}/v1/conversations/{neighbours['id']}/messages", json={"body": "the courtyard party starts at six"},
+                         headers={"Idempotency-Key": "shadow-1"})
+    assert response.status_code == 201, response.text
+    expect(page.get_by_role("heading", name="Shadow moderation@2 beside production moderation@1")).to_be_visible(timeout=30_000)
     boss.screenshot("models-after-rollback")

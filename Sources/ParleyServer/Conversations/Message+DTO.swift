@@ -29,7 +29,7 @@ struct MessageDTO: Content {
     /// The files it carries, in the order they were attached (empty once deleted). Optional
     /// only so that events logged before files existed still decode.
     var attachments: [MessageAttachment]?
-    /// What moderation decided, shown to the author (and moderators); absent for a message it
+    /// What moderation decided, shown to the author (moderators see it in their queue); absent for a message it
     /// let through. Other members see a held message's place (`state: held`) but not its text.
     var moderation: MessageModeration?
 
@@ -99,7 +99,7 @@ struct MessageModeration: Codable, Sendable, Equatable {
     enum State: String, Codable, Sendable {
         /// Visible to everyone, waiting for a moderator's look.
         case flagged
-        /// Visible only to its author (and moderators) until a moderator decides.
+        /// Its text is visible only to its author (and to moderators, in their queue) until a moderator decides.
         case held
         /// A moderator let it stand.
         case approved

@@ -405,7 +405,8 @@ struct MessageService: Sendable {
             message.moderationState = MessageModeration.State.approved.rawValue
             message.version += 1
             try await message.save(on: tx)
-            try await outbox.record(MessageApproved(try MessageDTO(message)), in: message.$conversation.id, at: now)
+            // Everyone's event: no score (as the members' reads show it).
+            try await outbox.record(MessageApproved(try MessageDTO(message).seen(by: nil)), in: message.$conversation.id, at: now)
         case .remove:
             guard !message.isDeleted else { throw ConversationError.conflict("The message is already deleted.") }
             message.body = ""
@@ -416,7 +417,7 @@ struct MessageService: Sendable {
             try await MessageRevision.query(on: tx).filter(\.$message.$id == messageID).delete()
             try await Reaction.query(on: tx).filter(\.$message.$id == messageID).delete()
             try await message.save(on: tx)
-            try await outbox.record(MessageDeleted(try MessageDTO(message)), in: message.$conversation.id, at: now)
+            try await outbox.record(MessageDeleted(try MessageDTO(message).seen(by: nil)), in: message.$conversation.id, at: now)
         }
         return try MessageDTO(message)
     }
