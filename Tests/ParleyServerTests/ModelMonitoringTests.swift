@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import Learning
+import Prometheus
 import SQLKit
 import Testing
 import VaporTesting
@@ -54,6 +55,27 @@ struct ModelMonitoringTests {
 
         drift.retain(["m@2"])
         #expect(drift.report(for: "m@1") == nil, "a version no longer served is forgotten")
+        drift.observe(model: "m", version: "m@1", reference: Self.reference, low)
+        #expect(drift.report(for: "m@1") == nil, "a message scored just before the change does not bring its window back")
+    }
+
+    @Test("drift gauges are exported while a version serves and removed when it stops; a reference from before out-of-fold references, or a score that is not a number, is handled")
+    func driftGaugesAndOddInputs() throws {
+        let registry = PrometheusCollectorRegistry()
+        let drift = ModelDrift(capacity: 100, minimum: 50, metrics: ModelMetrics(registry: registry))
+        for _ in 0..<50 { drift.observe(model: "m", version: "m@1", reference: Self.reference, .init(score: 0.01, length: 12, unknownShare: 0)) }
+        #expect(registry.emitToString().contains(#"parley_model_drift_psi{model="m",version="m@1",feature="score"}"#))
+        drift.retain(["m@2"])
+        #expect(!registry.emitToString().contains(#"version="m@1""#), "no gauge is left for a version no longer served")
+
+        // A report written before references were made out of fold is not compared against.
+        var old = Self.reference
+        old.basis = nil
+        drift.observe(model: "m", version: "m@2", reference: old, .init(score: 0.5, length: 12, unknownShare: 0))
+        #expect(drift.report(for: "m@2") == nil)
+        // Not a number counts in the lowest bin rather than trapping.
+        let odd = ModelDrift.Observation(score: .nan, length: 12, unknownShare: .infinity)
+        #expect(odd.score == 0 && odd.unknownShare == 0)
     }
 
     @Test("the share of unseen features counts each feature's weight, and the reference's comes from the other folds")
@@ -96,6 +118,10 @@ struct ModelMonitoringTests {
         #expect(rollback[0].reason.contains("below m@1's 0.90"), "\(rollback[0].reason)")
         #expect(rollback[0].reason.contains("restores m@1"))
         #expect(ModelAdvice.advise(versions, live: ["m@1": poor, "m@2": good, "m@3": poor], drift: nil).map(\.action) == [.archive])
+        // A version that flags nothing while moderators remove what it let through has F1 0, not none.
+        let blind = LiveOutcomes(truePositives: 0, falsePositives: 0, falseNegatives: 20, trueNegatives: 5)
+        #expect(blind.f1 == 0 && blind.precision == nil)
+        #expect(ModelAdvice.advise(versions, live: ["m@1": good, "m@2": blind], drift: nil).map(\.action) == [.rollback])
         let few = LiveOutcomes(truePositives: 1, falsePositives: 5, falseNegatives: 0, trueNegatives: 0)
         #expect(ModelAdvice.advise(versions, live: ["m@1": good, "m@2": few, "m@3": few], drift: nil).isEmpty)
 
@@ -165,6 +191,14 @@ struct ModelMonitoringTests {
             let differing = (shadow["would_flag"] as? Int ?? -1) + (shadow["would_clear"] as? Int ?? -1)
             #expect(agreement == Double(10 - differing) / 10)
             #expect((shadow["disagreements"] as? [Any])?.count == differing)
+            // Each side's score is the one its version gives.
+            struct Stored: Decodable { let production_score: Double; let shadow_score: Double }
+            let firstSpam = try #require(UUID(uuidString: spamIDs[0]))
+            let stored = try #require(try await (app.db as! any SQLDatabase).raw("""
+                SELECT production_score, shadow_score FROM model_shadow_scores WHERE message_id = \(bind: firstSpam)
+                """).first(decoding: Stored.self))
+            #expect(stored.shadow_score == serving.shadow(for: "moderation")?.classifier.predictProbability(spam[0]))
+            #expect(stored.production_score == serving.production(for: "moderation")?.classifier.predictProbability(spam[0]))
             let drift = try #require(compared["drift"] as? [String: Any], "\(compared.body)")
             #expect(drift["version"] as? String == "moderation@\(first)")
             #expect(drift["window"] as? Int == 10)

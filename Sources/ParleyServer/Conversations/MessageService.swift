@@ -466,7 +466,7 @@ struct MessageService: Sendable {
             try await MessageRevision.query(on: tx).filter(\.$message.$id == message.id!).delete()
             try await Reaction.query(on: tx).filter(\.$message.$id == message.id!).delete()
             try await message.save(on: tx)
-            try await outbox.record(MessageDeleted(try MessageDTO(message)), in: access.conversationID, at: now)
+            try await outbox.record(MessageDeleted(try MessageDTO(message).seen(by: nil)), in: access.conversationID, at: now)
         }
     }
 

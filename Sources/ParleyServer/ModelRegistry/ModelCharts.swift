@@ -187,6 +187,6 @@ enum ModelCharts {
     private static func fixed(_ value: Double) -> String { String(format: "%.2f", value) }
 
     private static func tick(_ value: Double) -> String {
-        value == value.rounded() && abs(value) >= 10 ? String(Int(value)) : String(format: "%.2g", value)
+        abs(value) >= 10 ? String(Int(value.rounded())) : String(format: "%.2g", value)
     }
 }

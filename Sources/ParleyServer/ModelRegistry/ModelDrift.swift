@@ -44,6 +44,7 @@ final class ModelDrift: Sendable {
         var length: UInt8
         var unknownShare: UInt8
 
+        /// A score or share that is not a number (a damaged model) counts in the lowest bin.
         init(score: Double, length: Int, unknownShare: Double) {
             self.score = UInt8(DriftReference.unitBin(score))
             self.length = UInt8(DriftReference.lengthBin(length))
@@ -75,48 +76,63 @@ final class ModelDrift: Sendable {
         var features: [FeatureDrift]
     }
 
-    private struct Window {
+    /// A version's window: a ring of its latest observations and each feature's bin counts,
+    /// kept as observations come and go. Touched only under the monitor's lock, in place.
+    private final class Window: @unchecked Sendable {
         let model: String
         let reference: DriftReference
         var ring: [Observation] = []
         var next = 0
-        var counts: [Feature: [Double]]
+        var scores: [Double]
+        var lengths: [Double]
+        var unknownShares: [Double]
         var sinceGauges = 0
 
         init(model: String, reference: DriftReference) {
             self.model = model
             self.reference = reference
-            counts = Dictionary(uniqueKeysWithValues: Feature.allCases.map { ($0, [Double](repeating: 0, count: $0.bins(of: reference).count)) })
+            scores = [Double](repeating: 0, count: reference.scores.count)
+            lengths = [Double](repeating: 0, count: reference.lengths.count)
+            unknownShares = [Double](repeating: 0, count: reference.unknownShares.count)
         }
 
-        mutating func add(_ observation: Observation, capacity: Int) {
+        func add(_ observation: Observation, capacity: Int) {
             if ring.count < capacity {
                 ring.append(observation)
             } else {
-                let evicted = ring[next]
-                move(evicted, by: -1)
+                move(ring[next], by: -1)
                 ring[next] = observation
                 next = (next + 1) % capacity
             }
             move(observation, by: 1)
         }
 
-        private mutating func move(_ observation: Observation, by delta: Double) {
-            counts[.score]![Int(observation.score)] += delta
-            counts[.length]![Int(observation.length)] += delta
-            counts[.unknownShare]![Int(observation.unknownShare)] += delta
+        private func move(_ observation: Observation, by delta: Double) {
+            scores[Int(observation.score)] += delta
+            lengths[Int(observation.length)] += delta
+            unknownShares[Int(observation.unknownShare)] += delta
+        }
+
+        func counts(_ feature: Feature) -> [Double] {
+            switch feature {
+            case .score: scores
+            case .length: lengths
+            case .unknownShare: unknownShares
+            }
         }
 
         func psi(_ feature: Feature, minimum: Int) -> Double? {
             guard ring.count >= minimum else { return nil }
-            return try? DriftStatistics.populationStabilityIndex(referenceCounts: feature.bins(of: reference), currentCounts: counts[feature]!)
+            return try? DriftStatistics.populationStabilityIndex(referenceCounts: feature.bins(of: reference), currentCounts: counts(feature))
         }
     }
 
     let capacity: Int
     let minimum: Int
     private let metrics: ModelMetrics?
-    private let windows = NIOLockedValueBox<[String: Window]>([:])
+    /// The windows by version label, and the labels served now (nil until the first
+    /// `retain`: every version is watched).
+    private let state = NIOLockedValueBox<(windows: [String: Window], served: Set<String>?)>(([:], nil))
     /// Gauges are set every this many observations (and on every report).
     private static let gaugeEvery = 50
 
@@ -126,43 +142,60 @@ final class ModelDrift: Sendable {
         self.metrics = metrics
     }
 
-    /// Counts one message `version` scored.
+    /// Counts one message `version` scored. A reference of another shape than the bins this
+    /// build uses (a report from another version of Parley) is not compared against.
     func observe(model: String, version: String, reference: DriftReference?, _ observation: Observation) {
-        guard let reference else { return }
-        let gauges: [Feature: Double]? = windows.withLockedValue { windows in
-            var window = windows[version] ?? Window(model: model, reference: reference)
+        guard let reference, reference.fits else { return }
+        let gauges: [Feature: Double]? = state.withLockedValue { state in
+            // A message scored just before its version stopped serving does not bring its window back.
+            if let served = state.served, !served.contains(version) { return nil }
+            let window: Window
+            if let known = state.windows[version] {
+                window = known
+            } else {
+                window = Window(model: model, reference: reference)
+                state.windows[version] = window
+            }
             window.add(observation, capacity: capacity)
             window.sinceGauges += 1
-            var due: [Feature: Double]?
-            if window.sinceGauges >= Self.gaugeEvery {
-                window.sinceGauges = 0
-                due = Self.psis(window, minimum: minimum)
-            }
-            windows[version] = window
-            return due
+            guard window.sinceGauges >= Self.gaugeEvery else { return nil }
+            window.sinceGauges = 0
+            return Self.psis(window, minimum: minimum)
         }
         if let gauges { publish(model: model, version: version, gauges) }
     }
 
     /// The drift of `version` on this node, or nil when it has scored nothing here.
     func report(for version: String) -> Report? {
-        guard let window = windows.withLockedValue({ $0[version] }) else { return nil }
-        let psis = Self.psis(window, minimum: minimum)
-        publish(model: window.model, version: version, psis)
+        let snapshot: (model: String, reference: DriftReference, window: Int, counts: [Feature: [Double]], psis: [Feature: Double])? =
+            state.withLockedValue { state in
+                guard let window = state.windows[version] else { return nil }
+                return (window.model, window.reference, window.ring.count,
+                        Dictionary(uniqueKeysWithValues: Feature.allCases.map { ($0, window.counts($0)) }), Self.psis(window, minimum: minimum))
+            }
+        guard let snapshot else { return nil }
+        publish(model: snapshot.model, version: version, snapshot.psis)
         return Report(
-            version: version, window: window.ring.count, capacity: capacity, minimum: minimum, threshold: Self.alertThreshold,
-            alert: psis.values.contains { $0 >= Self.alertThreshold },
+            version: version, window: snapshot.window, capacity: capacity, minimum: minimum, threshold: Self.alertThreshold,
+            alert: snapshot.psis.values.contains { $0 >= Self.alertThreshold },
             features: Feature.allCases.map { feature in
-                let current = window.counts[feature]!
+                let current = snapshot.counts[feature] ?? []
                 let total = current.reduce(0, +)
-                return .init(feature: feature.rawValue, psi: psis[feature], reference: feature.bins(of: window.reference),
+                return .init(feature: feature.rawValue, psi: snapshot.psis[feature], reference: feature.bins(of: snapshot.reference),
                              current: current.map { total > 0 ? $0 / total : 0 }, labels: feature.labels)
             })
     }
 
-    /// Forgets the windows of versions no longer served.
+    /// Watches only `versions` from now on: the others' windows and gauges go (a version
+    /// that serves again starts a new window).
     func retain(_ versions: Set<String>) {
-        windows.withLockedValue { windows in windows = windows.filter { versions.contains($0.key) } }
+        let dropped: [(model: String, version: String)] = state.withLockedValue { state in
+            state.served = versions
+            let gone = state.windows.filter { !versions.contains($0.key) }
+            for version in gone.keys { state.windows[version] = nil }
+            return gone.map { ($0.value.model, $0.key) }
+        }
+        for (model, version) in dropped { metrics?.removeDrift(model: model, version: version) }
     }
 
     private static func psis(_ window: Window, minimum: Int) -> [Feature: Double] {

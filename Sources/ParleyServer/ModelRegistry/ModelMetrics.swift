@@ -75,4 +75,13 @@ final class ModelMetrics: Sendable {
         }
         gauge.set(psi)
     }
+
+    /// Removes a version's drift gauges (it no longer serves on this node).
+    func removeDrift(model: String, version: String) {
+        let gone = drift.withLockedValue { series -> [Gauge] in
+            let keys = series.keys.filter { $0.model == model && $0.version == version }
+            return keys.compactMap { series.removeValue(forKey: $0) }
+        }
+        for gauge in gone { registry.unregisterGauge(gauge) }
+    }
 }

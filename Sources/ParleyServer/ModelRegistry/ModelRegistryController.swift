@@ -38,25 +38,24 @@ struct ModelRegistryController: RouteCollection {
 
     @Sendable
     func list(_ request: Request) async throws -> Page<ModelDTO> {
-        _ = try context(request)
         var items: [ModelDTO] = []
+        let (service, _, _) = try context(request)
         for name in ModelRegistryService.models.sorted() {
-            items.append(try await model(name, on: request.db))
+            items.append(try await model(name, service: service, on: request.db))
         }
         return Page(items: items, nextCursor: nil)
     }
 
-    private func model(_ name: String, on db: any Database) async throws -> ModelDTO {
+    private func model(_ name: String, service: ModelRegistryService, on db: any Database) async throws -> ModelDTO {
         let summaries = try await ModelVersion.versions(of: name, on: db)
-        let live = try await TrainingExample.liveOutcomes(of: name, threshold: ModelTrainer.threshold, on: db)
+        let live = try await service.liveOutcomes(of: name)
         let versions = try summaries.map { try ModelVersionDTO($0, withReport: false, live: live["\(name)@\($0.version)"]) }
         let serving = registry.serving.snapshot()[name] ?? [:]
         let drift = serving[.production].flatMap { registry.serving.drift.report(for: $0) }
         let shadowVersion = summaries.first { $0.stage == ModelVersion.Stage.shadow.rawValue }
         var shadow: ShadowComparison?
         if let shadowVersion {
-            shadow = try await ShadowScore.comparison(of: "\(name)@\(shadowVersion.version)", threshold: ModelTrainer.threshold,
-                                                      disagreements: 20, on: db)
+            shadow = try await service.shadowComparison(of: "\(name)@\(shadowVersion.version)")
         }
         let advice = ModelAdvice.advise(
             summaries.compactMap { summary in
@@ -71,20 +70,19 @@ struct ModelRegistryController: RouteCollection {
 
     @Sendable
     func show(_ request: Request) async throws -> ModelDTO {
-        let (_, _, name) = try context(request)
+        let (service, _, name) = try context(request)
         try ModelRegistryService.requireModel(name)
-        return try await model(name, on: request.db)
+        return try await model(name, service: service, on: request.db)
     }
 
     @Sendable
     func version(_ request: Request) async throws -> ModelVersionDTO {
-        let (_, _, name) = try context(request)
+        let (service, _, name) = try context(request)
         try ModelRegistryService.requireModel(name)
         let summary = try await summary(of: name, request)
         let label = "\(name)@\(summary.version)"
-        let live = try await TrainingExample.liveOutcomes(of: name, threshold: ModelTrainer.threshold, on: request.db)[label]
-        var dto = try ModelVersionDTO(summary, withReport: true, live: live)
-        dto.shadow = try await ShadowScore.comparison(of: label, threshold: ModelTrainer.threshold, disagreements: 20, on: request.db)
+        var dto = try ModelVersionDTO(summary, withReport: true, live: try await service.liveOutcomes(of: name)[label])
+        dto.shadow = try await service.shadowComparison(of: label)
         dto.drift = registry.serving.drift.report(for: label)
         return dto
     }
@@ -103,7 +101,7 @@ struct ModelRegistryController: RouteCollection {
         try ModelRegistryService.requireModel(name)
         let raw = request.parameters.get("chart") ?? ""
         guard raw.hasSuffix(".svg"), let chart = ModelCharts.Chart(rawValue: String(raw.dropLast(4))) else {
-            throw Abort(.notFound, reason: "charts are " + ModelCharts.Chart.allCases.map { "\($0.rawValue).svg" }.joined(separator: ", "))
+            throw ModelRegistryError.chartNotFound(ModelCharts.Chart.allCases.map { "\($0.rawValue).svg" }.joined(separator: ", "))
         }
         let summary = try await summary(of: name, request)
         let report = try ModelVersionDTO.reportDecoder.decode(EvaluationReport.self, from: Data(summary.report.utf8))
@@ -116,7 +114,7 @@ struct ModelRegistryController: RouteCollection {
         let (_, _, name) = try context(request)
         try ModelRegistryService.requireModel(name)
         guard let label = registry.serving.snapshot()[name]?[.production], let report = registry.serving.drift.report(for: label) else {
-            throw Abort(.notFound, reason: "\(name) has no production version that has scored a message on this node")
+            throw ModelRegistryError.noDrift(name)
         }
         return svg(ModelCharts.drift(report))
     }
@@ -163,7 +161,7 @@ struct ModelRegistryController: RouteCollection {
         let version = try versionNumber(request)
         _ = try await service.setStage(stage, name: name, version: version, note: input.note, caller: caller)
         guard let summary = try await ModelVersion.summary(name: name, version: version, on: request.db) else { throw ModelRegistryError.versionNotFound }
-        return try ModelVersionDTO(summary, withReport: false)
+        return try ModelVersionDTO(summary, withReport: false, live: try await service.liveOutcomes(of: name)["\(name)@\(version)"])
     }
 
     @Sendable
@@ -178,6 +176,8 @@ struct ModelRegistryController: RouteCollection {
         guard let old = try await ModelVersion.summary(name: name, version: rolledBack.version, on: request.db),
               let new = try await ModelVersion.summary(name: name, version: production.version, on: request.db)
         else { throw ModelRegistryError.versionNotFound }
-        return RollbackResponse(rolledBack: try ModelVersionDTO(old, withReport: false), production: try ModelVersionDTO(new, withReport: false))
+        let live = try await service.liveOutcomes(of: name)
+        return RollbackResponse(rolledBack: try ModelVersionDTO(old, withReport: false, live: live["\(name)@\(old.version)"]),
+                                production: try ModelVersionDTO(new, withReport: false, live: live["\(name)@\(new.version)"]))
     }
 }

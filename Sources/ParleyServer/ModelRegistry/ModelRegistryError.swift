@@ -8,4 +8,8 @@ enum ModelRegistryError: Error, Equatable, Sendable {
     case nothingToRollBack(String)
     case notAnAdministrator
     case tooFewExamples(String)
+    /// A report chart that does not exist (the charts there are, listed).
+    case chartNotFound(String)
+    /// No drift to draw: production has scored nothing on this node.
+    case noDrift(String)
 }

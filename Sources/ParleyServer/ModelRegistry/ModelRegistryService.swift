@@ -158,6 +158,19 @@ struct ModelRegistryService: Sendable {
         return result
     }
 
+    // MARK: Watching
+
+    /// How each version did on the messages moderators reviewed, by version label.
+    func liveOutcomes(of name: String) async throws -> [String: LiveOutcomes] {
+        try Self.requireModel(name)
+        return try await TrainingExample.liveOutcomes(of: name, threshold: ModelTrainer.threshold, on: db)
+    }
+
+    /// A shadow version's comparison with production (nil before it scored a message).
+    func shadowComparison(of label: String) async throws -> ShadowComparison? {
+        try await ShadowScore.comparison(of: label, threshold: ModelTrainer.threshold, disagreements: 20, on: db)
+    }
+
     /// The version in production and the one it replaced.
     private static func rollbackPair(of name: String, on db: any Database) async throws -> (current: ModelVersion, previous: ModelVersion) {
         guard let current = try await ModelVersion.query(on: db).filter(\.$name == name).filter(\.$stage == .production).first() else {

@@ -24,6 +24,8 @@ final class ModelServing: LifecycleHandler, Sendable {
         let classifier: TextClassifier
         /// What drift is measured against (from the version's evaluation report).
         let reference: DriftReference?
+        /// When it took this stage.
+        let since: Date
     }
 
     /// A score and who gave it.
@@ -132,7 +134,8 @@ final class ModelServing: LifecycleHandler, Sendable {
             guard let stage = ModelVersion.Stage(rawValue: row.stage) else { continue }
             if let loaded = current.values.lazy.flatMap(\.values).first(where: { $0.id == row.id && $0.checksum == row.checksum }) {
                 next[row.name, default: [:]][stage] = Served(id: loaded.id, label: loaded.label, stage: stage, checksum: loaded.checksum,
-                                                            classifier: loaded.classifier, reference: loaded.reference)
+                                                            classifier: loaded.classifier, reference: loaded.reference,
+                                                            since: row.stage_changed_at)
                 continue
             }
             do {
@@ -140,7 +143,8 @@ final class ModelServing: LifecycleHandler, Sendable {
                 let classifier = try Self.open(stored.artifact, checksum: row.checksum)
                 let report = try? ModelVersionDTO.reportDecoder.decode(EvaluationReport.self, from: Data(stored.report.utf8))
                 next[row.name, default: [:]][stage] = Served(id: row.id, label: "\(row.name)@\(row.version)", stage: stage,
-                                                            checksum: row.checksum, classifier: classifier, reference: report?.reference)
+                                                            checksum: row.checksum, classifier: classifier, reference: report?.reference,
+                                                            since: row.stage_changed_at)
                 logger.info("model loaded", metadata: ["model": .string("\(row.name)@\(row.version)"), "stage": .string(row.stage)])
             } catch {
                 // Keep serving what served this stage before.

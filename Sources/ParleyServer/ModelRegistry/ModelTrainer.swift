@@ -133,8 +133,8 @@ struct EvaluationReport: Codable, Sendable {
     var learningCurve: [LearningPoint]
     var calibration: [CalibrationBin]
     /// The reference distributions drift is measured against (each a histogram's bin shares):
-    /// the model's scores on its training data, message length in characters, and the share of
-    /// a message's features never seen in training.
+    /// the model's out-of-fold scores, message length in characters, and the share of each
+    /// text's features the other folds never had.
     var reference: DriftReference
 
     init(outOfFold scores: [Double], labels: [Bool], grid: [GridPoint], curve: [LearningCurve.Point], reference: DriftReference) throws {
@@ -175,16 +175,28 @@ struct DriftReference: Codable, Sendable {
     /// (words, word pairs, character n-grams) that no training text had.
     var unknownShares: [Double]
 
+    /// How the reference was made: `out-of-fold` (scores and unseen shares on text the model
+    /// being evaluated had not seen). Absent in reports of the first registry versions, whose
+    /// reference was in-sample; those are not compared against.
+    var basis: String?
+
     static let lengthEdges: [Double] = [10, 20, 40, 80, 160, 320, 640]
+    static let outOfFold = "out-of-fold"
 
     init(scores: [Double], texts: [String], unseenShares: [Double]) {
         self.scores = Self.shares(scores.map(Self.unitBin), bins: 10)
         lengths = Self.shares(texts.map { Self.lengthBin($0.count) }, bins: Self.lengthEdges.count + 1)
         unknownShares = Self.shares(unseenShares.map(Self.unitBin), bins: 10)
+        basis = Self.outOfFold
     }
 
-    /// The bin of a value in [0, 1]: ten of width 0.1, 1.0 in the last.
-    static func unitBin(_ value: Double) -> Int { min(9, max(0, Int(value * 10))) }
+    /// Whether drift can be measured against it: made out of fold, with the bins this build uses.
+    var fits: Bool {
+        basis == Self.outOfFold && scores.count == 10 && unknownShares.count == 10 && lengths.count == Self.lengthEdges.count + 1
+    }
+
+    /// The bin of a value in [0, 1]: ten of width 0.1, 1.0 in the last; not a number in the first.
+    static func unitBin(_ value: Double) -> Int { value.isFinite ? min(9, max(0, Int(value * 10))) : 0 }
 
     /// The bin of a length in characters.
     static func lengthBin(_ length: Int) -> Int {

@@ -132,12 +132,13 @@ final class ModelVersion: Model, @unchecked Sendable {
         let version: Int
         let stage: String
         let checksum: String
+        let stage_changed_at: Date
     }
 
     static func serving(on db: any Database) async throws -> [Serving] {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
         return try await sql.raw("""
-            SELECT id, name, version, stage, checksum FROM model_versions WHERE stage IN ('production', 'shadow', 'canary')
+            SELECT id, name, version, stage, checksum, stage_changed_at FROM model_versions WHERE stage IN ('production', 'shadow', 'canary')
             """).all(decoding: Serving.self)
     }
 

@@ -29,19 +29,19 @@ final class ShadowScore: Model, @unchecked Sendable {
         var shadowScore: Double
     }
 
-    /// Stores scores (a message scored twice by one shadow keeps its first pair).
+    /// Stores scores in one statement (a message scored twice by one shadow keeps its first pair).
     static func insert(_ scores: [New], at now: Date, on db: any Database) async throws {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        guard !scores.isEmpty else { return }
+        var insert = sql.insert(into: schema)
+            .columns("id", "model_name", "shadow_version", "production_version", "message_id", "conversation_id",
+                     "production_score", "shadow_score", "created_at")
+            .ignoringConflicts(with: ["shadow_version", "message_id"])
         for score in scores {
-            try await sql.raw("""
-                INSERT INTO model_shadow_scores
-                    (id, model_name, shadow_version, production_version, message_id, conversation_id, production_score, shadow_score, created_at)
-                VALUES (\(bind: UUID()), \(bind: score.model), \(bind: score.shadowVersion), \(bind: score.productionVersion),
-                        \(bind: score.messageID), \(bind: score.conversationID), \(bind: score.productionScore), \(bind: score.shadowScore),
-                        \(bind: now))
-                ON CONFLICT (shadow_version, message_id) DO NOTHING
-                """).run()
+            insert = insert.values(UUID(), score.model, score.shadowVersion, score.productionVersion, score.messageID, score.conversationID,
+                                   score.productionScore, score.shadowScore, now)
         }
+        try await insert.run()
     }
 
     /// How a shadow version compares with production on the messages both scored: at
@@ -72,11 +72,12 @@ final class ShadowScore: Model, @unchecked Sendable {
             FROM model_shadow_scores
             WHERE shadow_version = \(bind: shadowVersion)
               AND ((shadow_score >= \(bind: threshold)) <> (production_score >= \(bind: threshold)))
-            ORDER BY created_at DESC LIMIT \(bind: limit)
+            ORDER BY created_at DESC, message_id LIMIT \(bind: limit)
             """).all(decoding: Row.self)
+        struct Production: Decodable { let production_version: String }
         let productions = try await sql.raw("""
             SELECT DISTINCT production_version FROM model_shadow_scores WHERE shadow_version = \(bind: shadowVersion)
-            """).all(decoding: [String: String].self).compactMap { $0["production_version"] }
+            """).all(decoding: Production.self).map(\.production_version)
         let wouldFlag = totals.would_flag ?? 0, wouldClear = totals.would_clear ?? 0
         return ShadowComparison(
             version: shadowVersion, production: productions.sorted(), compared: totals.n,

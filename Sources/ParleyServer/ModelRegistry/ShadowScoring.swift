@@ -23,13 +23,19 @@ enum ShadowScoring {
     }
 
     /// The scores a batch calls for: none without a shadow (and production) deployed.
+    ///
+    /// Every node plans each batch (one of them writes it), so each scores the batch's
+    /// messages with both versions. Only messages sent since the shadow took its stage count:
+    /// with no shadow a batch moves the cursor in memory only, so after a restart a node reads
+    /// older messages again, and those must not enter a later shadow's comparison.
     static func plan(_ events: [CommittedEvent], serving: ModelServing, now: Date) -> LogFollower.Writes? {
         guard let shadow = serving.shadow(for: model), let production = serving.production(for: model) else { return nil }
         var scores: [ShadowScore.New] = []
-        for event in events {
+        for event in events where event.createdAt >= shadow.since {
             guard let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)),
                   let body = message.body, !body.isEmpty, let messageID = UUID(uuidString: message.id),
-                  event.type == .messageHeld || message.moderation?.state != .held
+                  // A held message's text is in its `message.held`, sent or edited: only new ones count.
+                  event.type == .messageHeld ? message.editedAt == nil : message.moderation?.state != .held
             else { continue }
             scores.append(.init(model: model, shadowVersion: shadow.label, productionVersion: production.label, messageID: messageID,
                                 conversationID: event.conversationID,

@@ -119,8 +119,10 @@ struct LiveOutcomes: Sendable, Equatable {
     var reviewed: Int { truePositives + falsePositives + falseNegatives + trueNegatives }
     var precision: Double? { truePositives + falsePositives > 0 ? Double(truePositives) / Double(truePositives + falsePositives) : nil }
     var recall: Double? { truePositives + falseNegatives > 0 ? Double(truePositives) / Double(truePositives + falseNegatives) : nil }
+    /// `2TP / (2TP + FP + FN)`: defined (0) for a version that flagged nothing but missed
+    /// what moderators removed, where precision is not.
     var f1: Double? {
-        guard let precision, let recall else { return nil }
-        return precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0
+        let denominator = 2 * truePositives + falsePositives + falseNegatives
+        return denominator > 0 ? Double(2 * truePositives) / Double(denominator) : nil
     }
 }

@@ -106,6 +106,8 @@ extension ProblemError {
         case .notAnAdministrator: self = .forbidden("Only site administrators may manage models.", slug: "not-an-administrator")
         case .tooFewExamples(let detail):
             self = ProblemError(.unprocessableEntity, slug: "too-few-examples", title: "Not enough labelled examples", detail: detail)
+        case .chartNotFound(let charts): self = .notFound("No such chart; a version has \(charts).")
+        case .noDrift(let name): self = .notFound("\(name) has no production version that has scored a message on this node yet.")
         }
     }
 }
