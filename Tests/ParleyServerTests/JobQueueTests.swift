@@ -241,8 +241,11 @@ struct JobQueueTests {
             struct Boom: Error {}
             var options = JobWorker.Options()
             options.concurrency = 1
-            // No poll and no wake-up for plain enqueues: only a hand-off can start the job.
+            // No poll, no claim at start and no wake-up for plain enqueues: only a hand-off can
+            // start the job (and the start's claim cannot hold the only slot when the test
+            // reserves it).
             options.pollInterval = .seconds(3600)
+            options.claimAtStart = false
             let worker = JobWorker(queue: Self.queue(app, context, node: "a"), options: options, database: { app.db }, metrics: nil,
                                    logger: app.logger)
             let gate = try #require(app.storage[WriteGateKey.self])

@@ -21,6 +21,9 @@ final class JobWorker: LifecycleHandler, Sendable {
         var pollInterval: Duration = .seconds(1)
         /// How often queue depths and ages are read for the metrics.
         var metricsInterval: Duration = .seconds(15)
+        /// Whether the worker looks for waiting jobs as soon as it starts, or only when woken,
+        /// handed a job or polling.
+        var claimAtStart = true
     }
 
     /// A place in the worker's concurrency held for one job that a transaction is enqueueing
@@ -153,7 +156,10 @@ final class JobWorker: LifecycleHandler, Sendable {
     func start() {
         loop.withLockedValue { loop in
             guard loop == nil else { return }
-            state.withLockedValue { $0.running = true }
+            state.withLockedValue { state in
+                state.running = true
+                state.claimWanted = options.claimAtStart
+            }
             loop = Task { await self.run() }
         }
     }
