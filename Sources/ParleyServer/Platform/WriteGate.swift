@@ -2,17 +2,19 @@ import Fluent
 import NIOConcurrencyHelpers
 import SQLKit
 
-/// How this process writes: on SQLite, the lock every write transaction queues at; after every
-/// commit, what the transaction left in its outbox goes to the observers (the event hub, the
-/// domain-event subscribers, the job workers).
+/// How this process writes: on SQLite, the queue every write transaction waits in, to be
+/// committed in groups; after every commit, what the transaction left in its outbox goes to
+/// the observers (the event hub, the domain-event subscribers, the job workers).
 final class WriteGate: Sendable {
-    /// Present on SQLite only.
-    let lock: WriteLock?
+    /// Present on SQLite only: where write transactions queue, to be committed in groups.
+    private let group = NIOLockedValueBox<GroupCommit?>(nil)
     private let observers = NIOLockedValueBox<[@Sendable (Outbox.Commit) -> Void]>([])
 
-    init(serialize: Bool) {
-        lock = serialize ? WriteLock() : nil
+    init(serialize: Bool, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
+        if serialize { group.withLockedValue { $0 = GroupCommit(gate: self, maxBatch: maxBatch, onQueue: onQueue) } }
     }
+
+    var groupCommit: GroupCommit? { group.withLockedValue { $0 } }
 
     /// Calls `observer` after every committed write transaction, on the committing task.
     func onCommit(_ observer: @escaping @Sendable (Outbox.Commit) -> Void) {
@@ -31,11 +33,13 @@ extension Database {
     }
 
     /// A transaction for changes, with the outbox its events and jobs go into. On SQLite it
-    /// waits its turn at the write lock, then begins `IMMEDIATE`, taking the write lock before
-    /// the first statement: a deferred transaction that reads and then writes fails with
-    /// SQLITE_BUSY_SNAPSHOT when another connection commits in between. On PostgreSQL this is
-    /// Fluent's transaction. The closure must not open a transaction of its own. After the
-    /// commit, the gate's observers get what the outbox holds.
+    /// queues at the gate and commits with whatever queued with it (`GroupCommit`), in a
+    /// transaction begun `IMMEDIATE`, taking the write lock before the first statement: a
+    /// deferred transaction that reads and then writes fails with SQLITE_BUSY_SNAPSHOT when
+    /// another connection commits in between. On PostgreSQL this is Fluent's transaction. The
+    /// closure must not open a transaction of its own, and may run more than once (only its
+    /// writes and its outbox count). After the commit, the gate's observers get what the
+    /// outbox holds.
     func writeTransaction<T: Sendable>(_ gate: WriteGate?,
                                        _ closure: @escaping @Sendable (any Database, Outbox) async throws -> T) async throws -> T {
         guard let sql = self as? any SQLDatabase, sql.dialect.name == "sqlite" else {
@@ -53,29 +57,25 @@ extension Database {
                 throw error
             }
         }
-        let lock = gate?.lock
-        await lock?.acquire()
-        do {
-            let (result, outbox) = try await withConnection { connection in
-                guard let sql = connection as? any SQLDatabase else { throw StorageError.notSQL }
-                let outbox = Outbox(db: connection)
-                try await sql.raw("BEGIN IMMEDIATE").run()
-                do {
-                    let result = try await closure(connection, outbox)
-                    try await sql.raw("COMMIT").run()
-                    return (result, outbox)
-                } catch {
-                    try? await sql.raw("ROLLBACK").run()
-                    outbox.rolledBack()
-                    throw error
-                }
-            }
-            await lock?.release()
-            gate?.committed(outbox.commit)
-            return result
-        } catch {
-            await lock?.release()
-            throw error
+        if let group = gate?.groupCommit {
+            return try await group.run(on: self, closure)
         }
+        // Without a gate (a command's one-off write): one transaction of its own.
+        let (result, outbox) = try await withConnection { connection in
+            guard let sql = connection as? any SQLDatabase else { throw StorageError.notSQL }
+            let outbox = Outbox(db: connection)
+            try await sql.raw("BEGIN IMMEDIATE").run()
+            do {
+                let result = try await closure(connection, outbox)
+                try await sql.raw("COMMIT").run()
+                return (result, outbox)
+            } catch {
+                try? await sql.raw("ROLLBACK").run()
+                outbox.rolledBack()
+                throw error
+            }
+        }
+        gate?.committed(outbox.commit)
+        return result
     }
 }

@@ -1,0 +1,100 @@
+import Fluent
+import Foundation
+import NIOConcurrencyHelpers
+import SQLKit
+import Testing
+@testable import ParleyServer
+
+/// SQLite's group commit: transactions that queue while another commits are committed
+/// together, each still atomic and alone in failing.
+@Suite("Group commit")
+struct GroupCommitTests {
+    struct Probe: DomainEvent {
+        static let type = EventType("test.probe")
+        let n: Int
+    }
+
+    /// Opens once, for whoever waits on it.
+    final class Latch: Sendable {
+        private let state = NIOLockedValueBox<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+        func open() {
+            let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+                state.open = true
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        func wait() async {
+            await withCheckedContinuation { continuation in
+                let open = state.withLockedValue { state -> Bool in
+                    if !state.open { state.waiters.append(continuation) }
+                    return state.open
+                }
+                if open { continuation.resume() }
+            }
+        }
+    }
+
+    struct Boom: Error, Equatable {}
+
+    @Test("transactions queued behind one are committed together; the one that fails leaves nothing and fails alone; the others commit once each and their events reach the observers in log order")
+    func batches() async throws {
+        try await withParley { app, _ in
+            guard (app.db as? any SQLDatabase)?.dialect.name == "sqlite" else { return }  // PostgreSQL needs no gate.
+            let everyoneQueued = Latch()
+            let queuedBehind = 40
+            let gate = WriteGate(serialize: true, maxBatch: 16) { queued in
+                if queued == queuedBehind { everyoneQueued.open() }
+            }
+            let seen = NIOLockedValueBox<[Int]>([])
+            gate.onCommit { commit in seen.withLockedValue { $0 += commit.events.map(\.id) } }
+            let conversation = try #require(UUID(uuidString: try await app.conversation(try await app.user("ann"))))
+            let db = app.db
+            func write(_ n: Int, failing: Bool = false) async throws -> Int {
+                try await db.writeTransaction(gate) { tx, outbox in
+                    try await outbox.record(Probe(n: n), in: conversation, at: Date())
+                    if failing { throw Boom() }
+                    return n
+                }
+            }
+            // The first holds the gate until forty more wait behind it.
+            let firstRunning = Latch()
+            async let first: Int = db.writeTransaction(gate) { tx, outbox in
+                try await outbox.record(Probe(n: 0), in: conversation, at: Date())
+                firstRunning.open()
+                await everyoneQueued.wait()
+                return 0
+            }
+            await firstRunning.wait()
+            let results = await withTaskGroup(of: (Int, Result<Int, any Error>).self) { group in
+                for n in 1...queuedBehind {
+                    group.addTask {
+                        do { return (n, .success(try await write(n, failing: n == 7))) } catch { return (n, .failure(error)) }
+                    }
+                }
+                var results: [Int: Result<Int, any Error>] = [:]
+                for await (n, result) in group { results[n] = result }
+                return results
+            }
+            #expect(try await first == 0)
+            for n in 1...queuedBehind {
+                switch results[n] {
+                case .success(let value): #expect(n != 7 && value == n)
+                case .failure(let error): #expect(n == 7 && error is Boom, "\(n): \(error)")
+                case nil: Issue.record("no result for \(n)")
+                }
+            }
+            let committed = try #require(gate.groupCommit).committed
+            #expect(committed.largest == 16, "the forty were committed in batches of up to sixteen")
+            #expect(committed.batches < queuedBehind)
+
+            // In the log: each probe once, the failed one never.
+            let logged = try await EventLog.events(after: 0, limit: 1000, on: db).filter { $0.type == Probe.type }
+            let probes = try logged.map { try #require(try $0.decode(Probe.self)).n }
+            #expect(probes.sorted() == Array(0...queuedBehind).filter { $0 != 7 })
+            #expect(Set(probes).count == probes.count, "none twice, though some ran twice")
+            #expect(seen.withLockedValue { $0 } == logged.map(\.id), "observers see every commit, in log order")
+        }
+    }
+}
