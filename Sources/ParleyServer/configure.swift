@@ -40,6 +40,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateModelRegistry())
     app.migrations.add(CreateModeration())
     app.migrations.add(AddModelMonitoring())
+    app.migrations.add(AddMessageInsertTriggers())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host

@@ -154,17 +154,7 @@ struct MessageService: Sendable {
         do {
             let message: Message = try await db.writeTransaction(writes) { tx, outbox in
                 guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
-                // Taking the seq is the transaction's first statement, a write: on PostgreSQL it
-                // locks the conversation row until commit; on SQLite it takes the write lock.
-                // Either way concurrent senders queue here and seqs stay gap-free.
-                struct Row: Decodable { let last_seq: Int }
-                guard let seq = try await sql.raw("""
-                    UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = \(bind: now)
-                    WHERE id = \(bind: conversationID) RETURNING last_seq
-                    """).first(decoding: Row.self)?.last_seq
-                else { throw ConversationService.notFound }
-                try hooks.afterSeqAssigned?(seq)
-                let message = Message(conversationID: conversationID, seq: seq, authorID: authorID, body: body,
+                let message = Message(conversationID: conversationID, seq: 0, authorID: authorID, body: body,
                                       replyToID: replyTarget?.id, replyToSeq: replyTarget?.seq,
                                       idempotencyKey: idempotencyKey, requestDigest: idempotencyKey == nil ? nil : digest, at: now)
                 if !citations.isEmpty { message.citationsJSON = String(decoding: try EventLog.encoder.encode(citations), as: UTF8.self) }
@@ -175,23 +165,8 @@ struct MessageService: Sendable {
                     message.attachmentsJSON = String(decoding: try EventLog.encoder.encode(files), as: UTF8.self)
                     message.attachmentNames = Self.searchableNames(files.map(\.name))
                 }
-                // Plain SQL rather than `message.create(on:)`: Fluent's model reflection costs
-                // more than the insert on this path (seen in perf; see docs/benchmarks.md).
-                try await sql.raw("""
-                    INSERT INTO messages (id, conversation_id, seq, author_id, body, reply_to_id, reply_to_seq, version,
-                                          idempotency_key, request_digest, citations, content, attachments, attachment_names,
-                                          moderation_state, moderation_score, moderation_model, created_at)
-                    VALUES (\(bind: message.id), \(bind: conversationID), \(bind: seq), \(bind: authorID), \(bind: body),
-                            \(bind: message.replyToID), \(bind: message.replyToSeq), \(bind: message.version),
-                            \(bind: message.idempotencyKey), \(bind: message.requestDigest), \(bind: message.citationsJSON),
-                            \(bind: content), \(bind: message.attachmentsJSON), \(bind: message.attachmentNames),
-                            \(bind: message.moderationState), \(bind: message.moderationScore), \(bind: message.moderationModel), \(bind: now))
-                    """).run()
-                // Sending a message reads everything before it.
-                try await sql.raw("""
-                    UPDATE memberships SET last_read_seq = \(bind: seq)
-                    WHERE conversation_id = \(bind: conversationID) AND user_id = \(bind: authorID) AND last_read_seq < \(bind: seq)
-                    """).run()
+                message.seq = try await Self.insert(message, on: sql)
+                try hooks.afterSeqAssigned?(message.seq)
                 try await Self.record(message, as: MessageSent.self, in: outbox, at: now)
                 return message
             }
@@ -210,6 +185,49 @@ struct MessageService: Sendable {
             }
             throw error
         }
+    }
+
+    /// Inserts a message, taking the conversation's next seq, and returns the seq. The
+    /// database moves the author's read marker to it (a trigger on both).
+    ///
+    /// On SQLite, one statement: the seq comes from the conversation row in the insert, and a
+    /// trigger moves the conversation's last seq and activity time (one writer at a time, so
+    /// no two inserts see the same last seq). On PostgreSQL the seq is taken first by updating
+    /// the conversation row, whose lock orders concurrent senders until commit. Either way seqs
+    /// stay gap-free, and a failure later in the transaction rolls the seq back with the rest.
+    /// Plain SQL rather than `message.create(on:)`: Fluent's model reflection costs more than
+    /// the insert on this path (seen in perf; see docs/benchmarks.md).
+    static func insert(_ message: Message, on sql: any SQLDatabase) async throws -> Int {
+        struct Row: Decodable { let seq: Int }
+        let conversationID = message.$conversation.id, now = message.createdAt
+        let columns: SQLQueryString = """
+            INSERT INTO messages (id, conversation_id, seq, author_id, body, reply_to_id, reply_to_seq, version,
+                                  idempotency_key, request_digest, citations, content, attachments, attachment_names,
+                                  moderation_state, moderation_score, moderation_model, created_at)
+            """
+        func values(seq: SQLQueryString) -> SQLQueryString {
+            """
+            \(bind: message.id), \(bind: conversationID), \(seq), \(bind: message.$author.id), \(bind: message.body),
+            \(bind: message.replyToID), \(bind: message.replyToSeq), \(bind: message.version),
+            \(bind: message.idempotencyKey), \(bind: message.requestDigest), \(bind: message.citationsJSON),
+            \(bind: message.contentJSON), \(bind: message.attachmentsJSON), \(bind: message.attachmentNames),
+            \(bind: message.moderationState), \(bind: message.moderationScore), \(bind: message.moderationModel), \(bind: now)
+            """
+        }
+        if sql.dialect.name == "sqlite" {
+            guard let row = try await sql.raw(columns + " SELECT " + values(seq: "c.last_seq + 1")
+                + " FROM conversations c WHERE c.id = \(bind: conversationID) RETURNING seq").first(decoding: Row.self)
+            else { throw ConversationService.notFound }
+            return row.seq
+        }
+        struct Taken: Decodable { let last_seq: Int }
+        guard let seq = try await sql.raw("""
+            UPDATE conversations SET last_seq = last_seq + 1, last_activity_at = \(bind: now)
+            WHERE id = \(bind: conversationID) RETURNING last_seq
+            """).first(decoding: Taken.self)?.last_seq
+        else { throw ConversationService.notFound }
+        try await sql.raw(columns + " VALUES (" + values(seq: "\(bind: seq)") + ")").run()
+        return seq
     }
 
     private func replay(key: String, authorID: UUID, digest: String, viewer: UUID) async throws -> Sent? {
