@@ -6,6 +6,12 @@ import VaporTesting
 
 @Suite("Accounts and tokens")
 struct AuthTests {
+    @Test("a digest's hex is the published one (SHA-256 of \"abc\", FIPS 180-2) and of the empty string")
+    func digestHex() {
+        #expect(SHA256.hash(data: Data("abc".utf8)).hexString == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hash(data: Data()).hexString == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+
     @Test("register returns the user and a token pair")
     func register() async throws {
         try await withParley { app, _ in

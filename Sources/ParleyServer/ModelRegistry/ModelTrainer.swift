@@ -51,7 +51,7 @@ enum ModelTrainer {
             hasher.update(data: Data(example.text.utf8))
             hasher.update(data: Data([0]))
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
     }
 
     static func train(_ examples: [(text: String, label: Bool)]) throws -> Trained {
