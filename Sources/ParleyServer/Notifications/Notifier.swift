@@ -24,6 +24,8 @@ enum Notifier {
     static func plan(_ events: [CommittedEvent], on db: any Database, now: Date) async throws -> LogFollower.Writes? {
         var notifications: [UserNotification] = []
         var reads: [(userID: UUID, conversationID: UUID, seq: Int)] = []
+        // Each conversation's members and settings are read once per batch, not once per message.
+        var settings: [UUID: (kind: Conversation.Kind?, members: [Membership.NotificationSetting])] = [:]
         for event in events {
             switch event.type {
             case .messageCreated, .messageApproved:
@@ -33,7 +35,11 @@ enum Notifier {
                 guard let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)),
                       message.moderation?.state != .held
                 else { continue }
-                notifications += try await Self.notifications(about: message, in: event.conversationID, on: db)
+                if settings[event.conversationID] == nil {
+                    settings[event.conversationID] = try await Membership.notificationSettings(of: event.conversationID, on: db)
+                }
+                notifications += try await Self.notifications(about: message, in: event.conversationID,
+                                                              settings: settings[event.conversationID]!, on: db)
             case .runApprovalRequested:
                 guard let run = try? EventLog.decoder.decode(RunDTO.self, from: Data(event.payload.utf8)) else { continue }
                 notifications += approvalNotifications(run, in: event.conversationID)
@@ -57,9 +63,11 @@ enum Notifier {
         }
     }
 
-    private static func notifications(about message: MessageDTO, in conversationID: UUID, on db: any Database) async throws -> [UserNotification] {
+    private static func notifications(about message: MessageDTO, in conversationID: UUID,
+                                      settings: (kind: Conversation.Kind?, members: [Membership.NotificationSetting]),
+                                      on db: any Database) async throws -> [UserNotification] {
         guard let authorID = UUID(uuidString: message.authorID), let messageID = UUID(uuidString: message.id) else { return [] }
-        let (kind, members) = try await Membership.notificationSettings(of: conversationID, on: db)
+        let (kind, members) = settings
         guard let kind, members.contains(where: { $0.userID != authorID }) else { return [] }
         let rootID = message.replyTo.flatMap(UUID.init(uuidString:))
         var participants: Set<UUID> = []
