@@ -93,12 +93,11 @@ struct SearchService: Sendable {
     static func highlight(_ snippet: String) -> String {
         var out = ""
         for character in snippet {
+            if let entity = Markup.entity(for: character) {
+                out += entity
+                continue
+            }
             switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
             case Character(markStart): out += "<mark>"
             case Character(markEnd): out += "</mark>"
             // PostgreSQL's headline parser drops anything that looks like an HTML tag, so angle

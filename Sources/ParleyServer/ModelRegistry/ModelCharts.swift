@@ -169,20 +169,7 @@ enum ModelCharts {
 
     // MARK: Text
 
-    static func escape(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
-    }
+    static func escape(_ text: String) -> String { Markup.escape(text) }
 
     private static func fixed(_ value: Double) -> String { String(format: "%.2f", value) }
 
