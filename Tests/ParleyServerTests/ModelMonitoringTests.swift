@@ -53,6 +53,12 @@ struct ModelMonitoringTests {
         #expect(abs(balanced.features.first { $0.feature == "score" }?.psi ?? 1) < 1e-12)
         #expect(!balanced.alert)
 
+        // The window's size is a setting, refused outside 100...1000000.
+        #expect(try Settings.load(from: ["PARLEY_MODEL_DRIFT_WINDOW": "5000"]).modelDriftWindow == 5000)
+        for bad in ["99", "2000000", "many"] {
+            #expect(throws: SettingsError.self) { try Settings.load(from: ["PARLEY_MODEL_DRIFT_WINDOW": bad]) }
+        }
+
         drift.retain(["m@2"])
         #expect(drift.report(for: "m@1") == nil, "a version no longer served is forgotten")
         drift.observe(model: "m", version: "m@1", reference: Self.reference, low)
