@@ -6,14 +6,13 @@ import SQLKit
 /// are run together in one `BEGIN IMMEDIATE … COMMIT`, so a burst of sends pays for one
 /// begin, one commit and one hand-over of the write lock instead of one each.
 ///
-/// Each transaction stays atomic and alone in failing. The batch runs optimistically, each
-/// closure after the other in the order they queued. If one throws, the whole batch rolls
-/// back; that one gets its error, and the others run again, in the same order, in the next
-/// batch. The result equals running them one by one: the failed one left nothing behind, and
-/// every other one sees exactly the writes of those before it. So a closure may run more than
-/// once, and only its database writes and its outbox may have effects (which is the
-/// contract of a write transaction already: after a rollback the outbox is dropped and the job
-/// slots it reserved are given back).
+/// Each transaction stays atomic and alone in failing: in a batch of more than one, each
+/// closure runs inside a savepoint, in the order they queued. One that throws is rolled back
+/// to its savepoint (its writes undone, its outbox dropped) and gets its error; the others go
+/// on and commit. The result equals running them one by one, and every closure runs exactly
+/// once, so a Fluent model saved inside one keeps an in-memory state that matches the row.
+/// Only an error SQLite answers by rolling back the whole transaction (a full disk, I/O)
+/// fails the whole batch, each with that error.
 ///
 /// Written by hand: neither sqlite-nio nor Fluent batches transactions.
 final class GroupCommit: Sendable {
@@ -68,75 +67,68 @@ final class GroupCommit: Sendable {
     }
 
     private func lead(on db: any Database) async {
-        var carried: [Pending] = []
         while true {
             let batch: [Pending] = state.withLockedValue { state in
-                let room = max(0, maxBatch - carried.count)
-                let taken = Array(state.queue.prefix(room))
+                let taken = Array(state.queue.prefix(maxBatch))
                 state.queue.removeFirst(taken.count)
-                let batch = carried + taken
-                if batch.isEmpty { state.leading = false }
-                return batch
+                if taken.isEmpty { state.leading = false }
+                return taken
             }
             guard !batch.isEmpty else { return }
-            carried = await commit(batch, on: db)
+            await commit(batch, on: db)
         }
     }
 
-    /// Runs `batch` in one transaction. Returns the transactions to run again (those of a
-    /// batch rolled back because one of them failed).
-    private func commit(_ batch: [Pending], on db: any Database) async -> [Pending] {
-        struct Ran: Sendable {
-            var outboxes: [Outbox] = []
-            var results: [any Sendable] = []
-            var failed: (index: Int, error: any Error)?
-        }
-        let ran: Ran
+    /// Runs `batch` in one transaction and answers every caller in it.
+    private func commit(_ batch: [Pending], on db: any Database) async {
+        let outcomes: [(outbox: Outbox, result: Result<any Sendable, any Error>)]
         do {
-            ran = try await db.withConnection { connection in
+            outcomes = try await db.withConnection { connection in
                 guard let sql = connection as? any SQLDatabase else { throw StorageError.notSQL }
-                var ran = Ran()
                 try await sql.raw("BEGIN IMMEDIATE").run()
-                for (index, pending) in batch.enumerated() {
-                    let outbox = Outbox(db: connection)
-                    ran.outboxes.append(outbox)
-                    do {
-                        ran.results.append(try await pending.work(connection, outbox))
-                    } catch {
-                        ran.failed = (index, error)
-                        break
-                    }
-                }
-                guard ran.failed == nil else {
-                    try? await sql.raw("ROLLBACK").run()
-                    return ran
-                }
+                // One alone needs no savepoint: if it fails, the whole transaction rolls back.
+                let savepoints = batch.count > 1
+                var outcomes: [(outbox: Outbox, result: Result<any Sendable, any Error>)] = []
                 do {
+                    for pending in batch {
+                        let outbox = Outbox(db: connection)
+                        if savepoints { try await sql.raw("SAVEPOINT parley_group").run() }
+                        do {
+                            let result = try await pending.work(connection, outbox)
+                            if savepoints { try await sql.raw("RELEASE parley_group").run() }
+                            outcomes.append((outbox, .success(result)))
+                        } catch {
+                            guard savepoints else { throw error }
+                            // Fails itself when SQLite already rolled the whole transaction
+                            // back; then the batch fails (below).
+                            try await sql.raw("ROLLBACK TO parley_group").run()
+                            try await sql.raw("RELEASE parley_group").run()
+                            outbox.rolledBack()
+                            outcomes.append((outbox, .failure(error)))
+                        }
+                    }
                     try await sql.raw("COMMIT").run()
                 } catch {
                     try? await sql.raw("ROLLBACK").run()
-                    for outbox in ran.outboxes { outbox.rolledBack() }
+                    for outcome in outcomes { outcome.outbox.rolledBack() }
                     throw error
                 }
-                return ran
+                return outcomes
             }
         } catch {
-            // No connection, or BEGIN or COMMIT failed: nothing committed, for any of them.
+            // Nothing committed, for any of them.
             for pending in batch { pending.continuation.resume(throwing: error) }
-            return []
-        }
-        if let failed = ran.failed {
-            for outbox in ran.outboxes { outbox.rolledBack() }
-            batch[failed.index].continuation.resume(throwing: failed.error)
-            var again = batch
-            again.remove(at: failed.index)
-            return again
+            return
         }
         committedCounts.withLockedValue { $0 = ($0.batches + 1, max($0.largest, batch.count)) }
-        for (index, pending) in batch.enumerated() {
-            gate.committed(ran.outboxes[index].commit)
-            pending.continuation.resume(returning: ran.results[index])
+        for (pending, outcome) in zip(batch, outcomes) {
+            switch outcome.result {
+            case .success(let result):
+                gate.committed(outcome.outbox.commit)
+                pending.continuation.resume(returning: result)
+            case .failure(let error):
+                pending.continuation.resume(throwing: error)
+            }
         }
-        return []
     }
 }

@@ -37,8 +37,7 @@ extension Database {
     /// transaction begun `IMMEDIATE`, taking the write lock before the first statement: a
     /// deferred transaction that reads and then writes fails with SQLITE_BUSY_SNAPSHOT when
     /// another connection commits in between. On PostgreSQL this is Fluent's transaction. The
-    /// closure must not open a transaction of its own, and may run more than once (only its
-    /// writes and its outbox count). After the commit, the gate's observers get what the
+    /// closure must not open a transaction of its own; it runs once. After the commit, the gate's observers get what the
     /// outbox holds.
     func writeTransaction<T: Sendable>(_ gate: WriteGate?,
                                        _ closure: @escaping @Sendable (any Database, Outbox) async throws -> T) async throws -> T {
