@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Fluent
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -50,6 +51,55 @@ extension EventFrame {
 struct RealtimeTests {
     static func hub(_ app: Application) throws -> EventHub {
         try #require(app.storage[EventHubKey.self])
+    }
+
+    @Test("a member who joins while an ephemeral frame is still reading the same conversation's members keeps getting its events")
+    func audienceLoadRace() async throws {
+        try await withParley { app, _ in
+            // A hub of the test's own, whose first read of a conversation's members waits.
+            let loadStarted = Latch(), release = Latch()
+            let calls = NIOLockedValueBox(0)
+            let db = app.db
+            let hub = EventHub(database: { db }, bufferSize: 100, logger: app.logger) { conversation, before, db in
+                if calls.withLockedValue({ $0 += 1; return $0 }) == 1 {
+                    loadStarted.open()
+                    await release.wait()
+                }
+                return try await EventAudience.members(of: conversation, before: before, on: db)
+            }
+            let ann = try await app.user("ann")
+            let annID = try #require(UUID(uuidString: ann.id))
+            let subscription = try await hub.subscribe(userID: annID)  // the hub stands before the conversation
+            let conversation = try await app.conversation(ann)
+            let conversationID = try #require(UUID(uuidString: conversation))
+            // Typing in the new conversation reads its members as of the hub's position, from
+            // before Ann joined it; that read is held up...
+            let typing = Task {
+                await hub.publish(EventFrame(id: nil, type: "typing", conversationID: conversation, data: "{}", at: Date()),
+                                  to: conversationID, except: nil)
+            }
+            await loadStarted.wait()
+            // ...while the hub delivers the creation, in which Ann joins.
+            hub.notify()
+            await hub.delivered(through: try await EventLog.lastID(on: db))
+            release.open()
+            await typing.value
+            // The stale read must not replace what the hub knows now: Ann gets her next message.
+            try await app.post("hello", in: conversation, by: ann)
+            hub.notify()
+            await hub.delivered(through: try await EventLog.lastID(on: db))
+            await hub.broadcast(.heartbeat(at: Date()))
+            let types = try await within(30, "the heartbeat") {
+                var types: [String] = []
+                for await frame in subscription.frames {
+                    if frame.type == "heartbeat" { break }
+                    types.append(frame.type)
+                }
+                return types
+            }
+            #expect(types.contains(MemberJoined.type.rawValue))
+            #expect(types.contains("message.created"), "\(types)")
+        }
     }
 
     @Test("committed events reach the conversation's members, in order, and nobody else")

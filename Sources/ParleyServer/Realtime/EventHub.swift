@@ -32,6 +32,8 @@ actor EventHub {
     private var subscribers: [UUID: Subscriber] = [:]
     /// Conversation → member ids, loaded on first use and kept current by member events.
     private var members: [UUID: Set<UUID>] = [:]
+    /// Counts catch-ups (each forgets `members`): a load begun before one is not cached.
+    private var epoch = 0
     private var pumping = false
     private var pumpAgain = false
     /// Set while nobody listens: the hub then reads nothing and re-reads its position when
@@ -40,8 +42,15 @@ actor EventHub {
     /// Callers waiting for the hub to have delivered up to an event id.
     private var positionWaiters: [UUID: (id: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
 
-    init(database: @escaping @Sendable () throws -> any Database, bufferSize: Int, logger: Logger) {
+    /// Reads a conversation's members just before an event (`EventAudience.members`; a test
+    /// may hold it up to interleave the hub's work).
+    typealias MemberLoader = @Sendable (_ conversationID: UUID, _ before: Int, _ db: any Database) async throws -> Set<UUID>
+    private let loadMembers: MemberLoader
+
+    init(database: @escaping @Sendable () throws -> any Database, bufferSize: Int, logger: Logger,
+         loadMembers: @escaping MemberLoader = { try await EventAudience.members(of: $0, before: $1, on: $2) }) {
         self.database = database
+        self.loadMembers = loadMembers
         self.bufferSize = bufferSize
         self.logger = logger
     }
@@ -121,6 +130,7 @@ actor EventHub {
         // Pumps do nothing while idle, so nothing moved the position meanwhile.
         lastID = position
         members.removeAll()
+        epoch += 1
         idle = false
         notify()
     }
@@ -242,10 +252,20 @@ actor EventHub {
     /// The members of a conversation just before event `eventID`, from the cache or else
     /// reconstructed (`EventAudience`); `dispatch` then applies each member event as it
     /// delivers it.
+    ///
+    /// The load awaits the database, and the actor serves others meanwhile: a `dispatch` may
+    /// load and update the same conversation's entry in that time. The entry found there is
+    /// then the current one and wins; the set loaded here was exact only for `eventID`. (An
+    /// ephemeral publish that overwrote it once dropped a member who had just joined from every
+    /// later live event of that conversation.) No event of the conversation was dispatched
+    /// while the entry stayed empty, so a set stored after the load is still exact at the
+    /// hub's position, unless a catch-up moved that position meanwhile (`epoch`).
     private func membersOf(_ conversationID: UUID, before eventID: Int) async throws -> Set<UUID> {
         if let known = members[conversationID] { return known }
-        let set = try await EventAudience.members(of: conversationID, before: eventID, on: database())
-        members[conversationID] = set
+        let epoch = self.epoch
+        let set = try await loadMembers(conversationID, eventID, database())
+        if let known = members[conversationID] { return known }
+        if epoch == self.epoch { members[conversationID] = set }
         return set
     }
 }
