@@ -79,8 +79,10 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     // Services.
     let writes = WriteGate(serialize: settings.database.isSQLite)
     app.storage[WriteGateKey.self] = writes
-    // Features meet here: committed domain events go to this node's subscribers.
-    let domainEvents = DomainEvents(logger: app.logger)
+    // Features meet here: committed domain events go to this node's subscribers. On SQLite
+    // every commit passes this gate in id order, so the newest events are kept for the log's
+    // followers to read without a statement.
+    let domainEvents = DomainEvents(logger: app.logger, recentCapacity: settings.database.isSQLite ? 4096 : 0)
     writes.onCommit { commit in domainEvents.publish(commit.events) }
     app.storage[DomainEventsKey.self] = domainEvents
     // Background work: the durable job queue and this node's worker (started by `serve`).
@@ -127,7 +129,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     let hub = EventHub(database: {
         guard let db = databases.database(logger: hubLogger, on: eventLoops.any()) else { throw ProblemError(.serviceUnavailable) }
         return db
-    }, bufferSize: settings.eventBufferSize, logger: app.logger)
+    }, bufferSize: settings.eventBufferSize, logger: app.logger, recent: domainEvents)
     writes.onCommit { commit in
         if !commit.events.isEmpty { hub.notify() }
     }

@@ -70,7 +70,7 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
             progress.withLockedValue { $0.position = cursor; $0.durable = cursor }
         }
         guard let position, let durable else { return false }
-        let events = try await EventLog.events(after: position, on: db)
+        let events = try await domainEvents.events(after: position, on: db)
         guard let through = events.last?.id else { return false }
         // Membership changes in this window make the cached assistant members stale.
         let changed = Set(events.filter { [.memberJoined, .memberLeft, .conversationDeleted].contains($0.type) }.map(\.conversationID))

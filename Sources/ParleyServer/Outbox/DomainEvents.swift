@@ -1,3 +1,4 @@
+import Fluent
 import Logging
 import NIOConcurrencyHelpers
 
@@ -31,9 +32,51 @@ final class DomainEvents: Sendable {
 
     private let subscribers = NIOLockedValueBox<[Subscriber]>([])
     private let logger: Logger
+    /// The newest events published here, with consecutive ids, when `recentCapacity` > 0.
+    private let recent = NIOLockedValueBox<[CommittedEvent]>([])
+    private let recentCapacity: Int
 
-    init(logger: Logger) {
+    /// `recentCapacity`: how many of the newest events to keep for `events(after:limit:on:)`.
+    /// Only where every commit to the log passes through this node's write gate in id order
+    /// (one SQLite file served by one process); 0 elsewhere, where other writers' events
+    /// would sit between this node's.
+    init(logger: Logger, recentCapacity: Int = 0) {
         self.logger = logger
+        self.recentCapacity = max(0, recentCapacity)
+    }
+
+    /// Up to `limit` events after `id`, oldest first, as `EventLog.events(after:limit:on:)`
+    /// returns them. Read from memory when this node published the event just after `id` and
+    /// still holds it (what the log's followers read after each of this node's commits: the
+    /// events it just published, so no statement and no decoding of rows); from the log
+    /// otherwise. From memory, the answer ends at the newest event published here; one
+    /// committed after it is published after it, and wakes its readers again.
+    func events(after id: Int, limit: Int = 500, on db: any Database) async throws -> [CommittedEvent] {
+        if let held = recentEvents(after: id, limit: limit) { return held }
+        return try await EventLog.events(after: id, limit: limit, on: db)
+    }
+
+    /// The held events after `id`, or nil when the one just after it is not held.
+    func recentEvents(after id: Int, limit: Int) -> [CommittedEvent]? {
+        guard recentCapacity > 0 else { return nil }
+        return recent.withLockedValue { held -> [CommittedEvent]? in
+            guard let first = held.first?.id, id + 1 >= first, id + 1 <= first + held.count - 1 else { return nil }
+            let start = id + 1 - first
+            return Array(held[start..<min(held.count, start + limit)])
+        }
+    }
+
+    private func hold(_ events: [CommittedEvent]) {
+        guard recentCapacity > 0 else { return }
+        recent.withLockedValue { held in
+            for event in events {
+                // A gap (an id this node did not publish) starts the run again.
+                if let last = held.last?.id, event.id != last + 1 { held.removeAll(keepingCapacity: true) }
+                held.append(event)
+            }
+            // Trimmed in halves, so the copy is paid once per `recentCapacity` events.
+            if held.count > 2 * recentCapacity { held.removeFirst(held.count - recentCapacity) }
+        }
     }
 
     /// A stream of this node's committed events, from now on. `name` appears in logs.
@@ -50,6 +93,8 @@ final class DomainEvents: Sendable {
     /// Hands committed events to every subscriber (the write gate calls this after a commit).
     func publish(_ events: [CommittedEvent]) {
         guard !events.isEmpty else { return }
+        // Held before any subscriber is woken, so what a woken follower reads is here.
+        hold(events)
         for subscriber in subscribers.withLockedValue({ $0 }) {
             subscriber.state.withLockedValue { state in
                 for event in events {

@@ -75,7 +75,7 @@ final class LogFollower: LifecycleHandler, Sendable {
             known = (cursor, cursor)
             progress.withLockedValue { $0 = known }
         }
-        let events = try await EventLog.events(after: known.position, on: db)
+        let events = try await domainEvents.events(after: known.position, on: db)
         guard let through = events.last?.id else { return false }
         let wanted = events.filter { types.contains($0.type) }
         guard !wanted.isEmpty, let writes = try await planner(wanted, db) else {

@@ -47,9 +47,13 @@ actor EventHub {
     typealias MemberLoader = @Sendable (_ conversationID: UUID, _ before: Int, _ db: any Database) async throws -> Set<UUID>
     private let loadMembers: MemberLoader
 
-    init(database: @escaping @Sendable () throws -> any Database, bufferSize: Int, logger: Logger,
+    /// Where this node's own newest events are read from memory (`DomainEvents`), if anywhere.
+    private let recent: DomainEvents?
+
+    init(database: @escaping @Sendable () throws -> any Database, bufferSize: Int, logger: Logger, recent: DomainEvents? = nil,
          loadMembers: @escaping MemberLoader = { try await EventAudience.members(of: $0, before: $1, on: $2) }) {
         self.database = database
+        self.recent = recent
         self.loadMembers = loadMembers
         self.bufferSize = bufferSize
         self.logger = logger
@@ -194,7 +198,12 @@ actor EventHub {
             pumpAgain = false
             do {
                 while true {
-                    let batch = try await EventLog.events(after: lastID, limit: Self.batchSize, on: database())
+                    let batch: [CommittedEvent]
+                    if let held = recent?.recentEvents(after: lastID, limit: Self.batchSize) {
+                        batch = held
+                    } else {
+                        batch = try await EventLog.events(after: lastID, limit: Self.batchSize, on: database())
+                    }
                     for event in batch {
                         try await dispatch(event)
                         resumePositionWaiters()
