@@ -68,7 +68,9 @@ struct Run {
     static func ms(_ nanos: UInt64) -> String { String(format: "%.2f ms", Double(nanos) / 1e6) }
 
     static func line(_ what: String, _ value: String, target: String) {
-        print("  \(what.padding(toLength: 44, withPad: " ", startingAt: 0)) \(value.padding(toLength: 16, withPad: " ", startingAt: 0)) target \(target)")
+        // Padded, never cut: `padding(toLength:)` truncates a longer value.
+        func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+        print("  \(pad(what, 44)) \(pad(value, 16)) target \(target)")
     }
 
     func idleBaseline() {
