@@ -77,7 +77,14 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.middleware.use(ProblemMiddleware())
 
     // Services.
-    let writes = WriteGate(serialize: settings.database.isSQLite)
+    // On a SQLite file, write transactions commit on a connection of Parley's own, which
+    // keeps its prepared statements and runs them without a thread hop each (SQLiteWriter).
+    var writer: SQLiteWriter?
+    if case .sqlite(let path) = settings.database {
+        writer = SQLiteWriter(path: path, threadPool: app.threadPool, logger: app.logger)
+        app.lifecycle.use(SQLiteWriterLifecycle(writer: writer!))
+    }
+    let writes = WriteGate(serialize: settings.database.isSQLite, writer: writer)
     app.storage[WriteGateKey.self] = writes
     // Features meet here: committed domain events go to this node's subscribers. On SQLite
     // every commit passes this gate in id order, so the newest events are kept for the log's

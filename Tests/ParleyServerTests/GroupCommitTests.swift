@@ -16,13 +16,17 @@ struct GroupCommitTests {
 
     struct Boom: Error, Equatable {}
 
-    @Test("transactions queued behind one are committed together; the one that fails leaves nothing and fails alone; the others run and commit once each and their events reach the observers in log order")
-    func batches() async throws {
-        try await withParley { app, _ in
-            guard (app.db as? any SQLDatabase)?.dialect.name == "sqlite" else { return }  // PostgreSQL needs no gate.
+    @Test("transactions queued behind one are committed together; the one that fails leaves nothing and fails alone; the others run and commit once each and their events reach the observers in log order",
+          arguments: [false, true])
+    func batches(ownConnection: Bool) async throws {
+        try await withParley { app, context in
+            guard case .sqlite(let path) = context.settings.database else { return }  // PostgreSQL needs no gate.
             let everyoneQueued = Latch()
             let queuedBehind = 40
-            let gate = WriteGate(serialize: true, maxBatch: 16) { queued in
+            // Fluent's pooled connection, or Parley's own write connection (as `parley serve` on a file).
+            let writer = ownConnection ? SQLiteWriter(path: path, threadPool: app.threadPool, logger: app.logger) : nil
+            defer { writer?.close() }
+            let gate = WriteGate(serialize: true, writer: writer, maxBatch: 16) { queued in
                 if queued == queuedBehind { everyoneQueued.open() }
             }
             let seen = NIOLockedValueBox<[Int]>([])

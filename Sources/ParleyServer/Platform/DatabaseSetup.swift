@@ -34,6 +34,9 @@ enum DatabaseSetup {
         }
     }
 
+    /// The settings every SQLite connection gets (the pool's and the write gate's own).
+    static let sqlitePragmas = ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 10000", "foreign_keys = ON"]
+
     /// Per-connection SQLite settings. sqlite-kit opens one connection per event loop and
     /// offers no hook for new connections, so each loop's connection is configured here at
     /// start-up. WAL is a property of the file and persists.
@@ -43,7 +46,7 @@ enum DatabaseSetup {
             guard let db = app.databases.database(.sqlite, logger: app.logger, on: eventLoop) else { return }
             try await db.withConnection { connection in
                 guard let sql = connection as? any SQLDatabase else { return }
-                for pragma in ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 10000", "foreign_keys = ON"] {
+                for pragma in sqlitePragmas {
                     try await sql.raw("PRAGMA \(unsafeRaw: pragma)").run()
                 }
             }

@@ -38,9 +38,12 @@ final class GroupCommit: Sendable {
     /// Called with the queue's length after each arrival (tests use it to know who waits).
     private let onQueue: (@Sendable (Int) -> Void)?
     private let committedCounts = NIOLockedValueBox<(batches: Int, largest: Int)>((0, 0))
+    /// Parley's own write connection, when there is one (see `SQLiteWriter`).
+    private let writer: SQLiteWriter?
 
-    init(gate: WriteGate, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
+    init(gate: WriteGate, writer: SQLiteWriter? = nil, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
         self.gate = gate
+        self.writer = writer
         self.maxBatch = max(1, maxBatch)
         self.onQueue = onQueue
     }
@@ -83,37 +86,12 @@ final class GroupCommit: Sendable {
     private func commit(_ batch: [Pending], on db: any Database) async {
         let outcomes: [(outbox: Outbox, result: Result<any Sendable, any Error>)]
         do {
-            outcomes = try await db.withConnection { connection in
-                guard let sql = connection as? any SQLDatabase else { throw StorageError.notSQL }
-                try await sql.raw("BEGIN IMMEDIATE").run()
-                // One alone needs no savepoint: if it fails, the whole transaction rolls back.
-                let savepoints = batch.count > 1
-                var outcomes: [(outbox: Outbox, result: Result<any Sendable, any Error>)] = []
-                do {
-                    for pending in batch {
-                        let outbox = Outbox(db: connection)
-                        if savepoints { try await sql.raw("SAVEPOINT parley_group").run() }
-                        do {
-                            let result = try await pending.work(connection, outbox)
-                            if savepoints { try await sql.raw("RELEASE parley_group").run() }
-                            outcomes.append((outbox, .success(result)))
-                        } catch {
-                            guard savepoints else { throw error }
-                            // Fails itself when SQLite already rolled the whole transaction
-                            // back; then the batch fails (below).
-                            try await sql.raw("ROLLBACK TO parley_group").run()
-                            try await sql.raw("RELEASE parley_group").run()
-                            outbox.rolledBack()
-                            outcomes.append((outbox, .failure(error)))
-                        }
-                    }
-                    try await sql.raw("COMMIT").run()
-                } catch {
-                    try? await sql.raw("ROLLBACK").run()
-                    for outcome in outcomes { outcome.outbox.rolledBack() }
-                    throw error
-                }
-                return outcomes
+            if let writer {
+                let connection = SQLiteWriterDatabase(writer: writer, context: db.context)
+                try await writer.begin(on: db.eventLoop, logger: db.logger)
+                outcomes = try await Self.run(batch, on: connection, begun: true)
+            } else {
+                outcomes = try await db.withConnection { connection in try await Self.run(batch, on: connection, begun: false) }
             }
         } catch {
             // Nothing committed, for any of them.
@@ -130,5 +108,41 @@ final class GroupCommit: Sendable {
                 pending.continuation.resume(throwing: error)
             }
         }
+    }
+
+    /// Runs `batch` in one transaction on `connection` (begun already, or begun here) and
+    /// commits it; each closure's outcome, or the error that failed them all.
+    private static func run(_ batch: [Pending], on connection: any Database,
+                            begun: Bool) async throws -> [(outbox: Outbox, result: Result<any Sendable, any Error>)] {
+        guard let sql = connection as? any SQLDatabase else { throw StorageError.notSQL }
+        if !begun { try await sql.raw("BEGIN IMMEDIATE").run() }
+        // One alone needs no savepoint: if it fails, the whole transaction rolls back.
+        let savepoints = batch.count > 1
+        var outcomes: [(outbox: Outbox, result: Result<any Sendable, any Error>)] = []
+        do {
+            for pending in batch {
+                let outbox = Outbox(db: connection)
+                if savepoints { try await sql.raw("SAVEPOINT parley_group").run() }
+                do {
+                    let result = try await pending.work(connection, outbox)
+                    if savepoints { try await sql.raw("RELEASE parley_group").run() }
+                    outcomes.append((outbox, .success(result)))
+                } catch {
+                    guard savepoints else { throw error }
+                    // Fails itself when SQLite already rolled the whole transaction
+                    // back; then the batch fails (below).
+                    try await sql.raw("ROLLBACK TO parley_group").run()
+                    try await sql.raw("RELEASE parley_group").run()
+                    outbox.rolledBack()
+                    outcomes.append((outbox, .failure(error)))
+                }
+            }
+            try await sql.raw("COMMIT").run()
+        } catch {
+            try? await sql.raw("ROLLBACK").run()
+            for outcome in outcomes { outcome.outbox.rolledBack() }
+            throw error
+        }
+        return outcomes
     }
 }

@@ -9,3 +9,12 @@ struct ThreadPoolLifecycle: LifecycleHandler {
         try? await pool.shutdownGracefully()
     }
 }
+
+/// Closes the write gate's SQLite connection with the application.
+struct SQLiteWriterLifecycle: LifecycleHandler {
+    let writer: SQLiteWriter
+
+    func shutdownAsync(_ application: Application) async {
+        writer.close()
+    }
+}

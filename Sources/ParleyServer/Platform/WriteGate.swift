@@ -10,8 +10,14 @@ final class WriteGate: Sendable {
     private let group = NIOLockedValueBox<GroupCommit?>(nil)
     private let observers = NIOLockedValueBox<[@Sendable (Outbox.Commit) -> Void]>([])
 
-    init(serialize: Bool, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
-        if serialize { group.withLockedValue { $0 = GroupCommit(gate: self, maxBatch: maxBatch, onQueue: onQueue) } }
+    /// - Parameters:
+    ///   - serialize: queue write transactions and commit them in groups (SQLite).
+    ///   - writer: the connection groups commit on (SQLite with a database file); without one,
+    ///     they take a connection from Fluent's pool.
+    init(serialize: Bool, writer: SQLiteWriter? = nil, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
+        if serialize {
+            group.withLockedValue { $0 = GroupCommit(gate: self, writer: writer, maxBatch: maxBatch, onQueue: onQueue) }
+        }
     }
 
     var groupCommit: GroupCommit? { group.withLockedValue { $0 } }

@@ -1,0 +1,363 @@
+import FluentKit
+import FluentSQL
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SQLKit
+import SQLiteKit
+import SQLiteNIO
+import VaporCSQLite
+
+/// Parley's own connection for SQLite write transactions, on the same SQLite library sqlite-nio
+/// links (its vendored copy, so the process holds one SQLite and one set of file locks).
+///
+/// Written by hand because sqlite-nio has no hook for either thing this does differently:
+/// - a statement is prepared once (`SQLITE_PREPARE_PERSISTENT`) and kept, keyed by its SQL
+///   text, instead of prepared and finalized for every execution;
+/// - a statement runs on the calling task's thread, under a lock, instead of being sent to a
+///   thread pool and its rows and completion back through an event loop (two to three thread
+///   switches a statement, which dominated the write path's profile).
+///
+/// It serves the write gate only: a group commit's batch, whose statements run one after
+/// another while the batch holds SQLite's write lock, so they never wait on another
+/// connection. The one statement that can wait, `BEGIN IMMEDIATE` (for a writer in another
+/// process, such as a `parley` command), runs on the thread pool (`begin()`), so a wait never
+/// holds a thread of Swift's cooperative pool. Reads outside write transactions stay on
+/// sqlite-nio's connections. The file's settings (WAL, `synchronous = NORMAL`, busy timeout,
+/// foreign keys) are those every pool connection gets.
+final class SQLiteWriter: @unchecked Sendable {
+    /// Statements kept at most; past this the cache is emptied (statements whose text varies
+    /// with a list's length would otherwise grow it without bound).
+    static let cacheLimit = 256
+
+    let path: String
+    let logger: Logger
+    private let threadPool: NIOThreadPool
+    /// Guards everything below, and every use of `handle`.
+    private let lock = NIOLock()
+    private var handle: OpaquePointer?
+    private var statements: [String: CachedStatement] = [:]
+    private var closed = false
+    private var prepares = 0
+
+    private struct CachedStatement {
+        let handle: OpaquePointer
+        let columns: SQLiteWriterColumns
+    }
+
+    init(path: String, threadPool: NIOThreadPool, logger: Logger) {
+        self.path = path
+        self.threadPool = threadPool
+        self.logger = logger
+    }
+
+    deinit { closeLocked() }
+
+    /// `BEGIN IMMEDIATE` on the thread pool: it waits (up to the busy timeout) while another
+    /// connection holds the write lock.
+    func begin(on eventLoop: any EventLoop, logger: Logger) async throws {
+        if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": "BEGIN IMMEDIATE"]) }
+        try await threadPool.runIfActive(eventLoop: eventLoop) {
+            try self.execute("BEGIN IMMEDIATE", []) { _ in }
+        }.get()
+    }
+
+    /// Runs one statement with `binds`, calling `onRow` for each row, on this thread.
+    func execute(_ sql: String, _ binds: [SQLiteData], _ onRow: (SQLiteWriterRow) throws -> Void) throws {
+        try lock.withLock {
+            let db = try openLocked()
+            let statement = try preparedLocked(sql, on: db)
+            let handle = statement.handle
+            defer {
+                sqlite_nio_sqlite3_reset(handle)
+                sqlite_nio_sqlite3_clear_bindings(handle)
+            }
+            for (index, bind) in binds.enumerated() {
+                try check(Self.bind(bind, at: Int32(index + 1), to: handle), on: db)
+            }
+            while true {
+                let code = sqlite_nio_sqlite3_step(handle)
+                if code == SQLITE_DONE { return }
+                guard code == SQLITE_ROW else { throw SQLiteWriterError(code: code, db: db) }
+                try onRow(SQLiteWriterRow(columns: statement.columns, values: try Self.values(of: handle, count: statement.columns.names.count)))
+            }
+        }
+    }
+
+    /// How many statements were prepared (not found kept) since the connection was made.
+    var statementsPrepared: Int { lock.withLock { prepares } }
+
+    /// Finalizes the kept statements and closes the connection; later use fails.
+    func close() {
+        lock.withLock {
+            closed = true
+            closeLocked()
+        }
+    }
+
+    private func closeLocked() {
+        for statement in statements.values { sqlite_nio_sqlite3_finalize(statement.handle) }
+        statements = [:]
+        if let handle { sqlite_nio_sqlite3_close_v2(handle) }
+        handle = nil
+    }
+
+    private func openLocked() throws -> OpaquePointer {
+        if let handle { return handle }
+        guard !closed else { throw SQLiteWriterError(code: SQLITE_MISUSE, message: "the write connection is closed") }
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI | SQLITE_OPEN_EXRESCODE
+        let code = sqlite_nio_sqlite3_open_v2(path, &db, flags, nil)
+        guard code == SQLITE_OK, let db else {
+            let error = SQLiteWriterError(code: code, message: "cannot open the database file")
+            if let db { sqlite_nio_sqlite3_close_v2(db) }
+            throw error
+        }
+        for pragma in DatabaseSetup.sqlitePragmas {
+            let code = sqlite_nio_sqlite3_exec(db, "PRAGMA \(pragma)", nil, nil, nil)
+            guard code == SQLITE_OK else {
+                let error = SQLiteWriterError(code: code, db: db)
+                sqlite_nio_sqlite3_close_v2(db)
+                throw error
+            }
+        }
+        handle = db
+        logger.debug("SQLite write connection opened")
+        return db
+    }
+
+    private func preparedLocked(_ sql: String, on db: OpaquePointer) throws -> CachedStatement {
+        if let cached = statements[sql] { return cached }
+        if statements.count >= Self.cacheLimit {
+            for statement in statements.values { sqlite_nio_sqlite3_finalize(statement.handle) }
+            statements = [:]
+        }
+        var statement: OpaquePointer?
+        let code = sqlite_nio_sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard code == SQLITE_OK, let statement else { throw SQLiteWriterError(code: code, db: db) }
+        prepares += 1
+        let count = sqlite_nio_sqlite3_column_count(statement)
+        let names = (0..<count).map { sqlite_nio_sqlite3_column_name(statement, $0).map { String(cString: $0) } ?? "" }
+        let cached = CachedStatement(handle: statement, columns: SQLiteWriterColumns(names: names))
+        statements[sql] = cached
+        return cached
+    }
+
+    private func check(_ code: Int32, on db: OpaquePointer) throws {
+        guard code == SQLITE_OK else { throw SQLiteWriterError(code: code, db: db) }
+    }
+
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    private static func bind(_ value: SQLiteData, at index: Int32, to statement: OpaquePointer) -> Int32 {
+        switch value {
+        case .integer(let value):
+            sqlite_nio_sqlite3_bind_int64(statement, index, Int64(value))
+        case .float(let value):
+            sqlite_nio_sqlite3_bind_double(statement, index, value)
+        case .text(let value):
+            sqlite_nio_sqlite3_bind_text64(statement, index, value, UInt64(value.utf8.count), transient, UInt8(SQLITE_UTF8))
+        case .blob(let value):
+            value.withUnsafeReadableBytes {
+                sqlite_nio_sqlite3_bind_blob64(statement, index, $0.baseAddress, UInt64($0.count), transient)
+            }
+        case .null:
+            sqlite_nio_sqlite3_bind_null(statement, index)
+        }
+    }
+
+    /// The current row's values, as sqlite-nio reads them (so decoding is the same).
+    private static func values(of statement: OpaquePointer, count: Int) throws -> [SQLiteData] {
+        try (0..<Int32(count)).map { column in
+            switch sqlite_nio_sqlite3_column_type(statement, column) {
+            case SQLITE_INTEGER:
+                return .integer(Int(sqlite_nio_sqlite3_column_int64(statement, column)))
+            case SQLITE_FLOAT:
+                return .float(sqlite_nio_sqlite3_column_double(statement, column))
+            case SQLITE_TEXT:
+                guard let text = sqlite_nio_sqlite3_column_text(statement, column) else {
+                    throw SQLiteWriterError(code: SQLITE_NOMEM, message: "no text for a text column")
+                }
+                let length = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
+                return .text(String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self))
+            case SQLITE_BLOB:
+                let length = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
+                var buffer = ByteBufferAllocator().buffer(capacity: length)
+                if let bytes = sqlite_nio_sqlite3_column_blob(statement, column) {
+                    buffer.writeBytes(UnsafeRawBufferPointer(start: bytes, count: length))
+                }
+                return .blob(buffer)
+            default:
+                return .null
+            }
+        }
+    }
+}
+
+/// A statement's column names, shared by every row it returns.
+final class SQLiteWriterColumns: Sendable {
+    let names: [String]
+    let index: [String: Int]
+
+    init(names: [String]) {
+        self.names = names
+        self.index = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+}
+
+/// One row from the write connection, decoded as sqlite-kit decodes its rows.
+struct SQLiteWriterRow: SQLRow {
+    let columns: SQLiteWriterColumns
+    let values: [SQLiteData]
+    static let decoder = SQLiteDataDecoder()
+
+    var allColumns: [String] { columns.names }
+
+    func contains(column: String) -> Bool { columns.index[column] != nil }
+
+    func decodeNil(column: String) throws -> Bool {
+        guard let index = columns.index[column] else { return true }
+        return values[index] == .null
+    }
+
+    func decode<D: Decodable>(column: String, as type: D.Type) throws -> D {
+        guard let index = columns.index[column] else {
+            throw DecodingError.keyNotFound(SQLiteWriterColumnKey(stringValue: column),
+                                            .init(codingPath: [], debugDescription: "no column \(column) in the row"))
+        }
+        return try Self.decoder.decode(D.self, from: values[index])
+    }
+}
+
+private struct SQLiteWriterColumnKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// An error SQLite returned on the write connection, as Fluent's callers classify errors.
+struct SQLiteWriterError: Error, DatabaseError, CustomStringConvertible {
+    /// SQLite's extended result code.
+    let code: Int32
+    let message: String
+
+    init(code: Int32, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    init(code: Int32, db: OpaquePointer) {
+        self.init(code: code, message: sqlite_nio_sqlite3_errmsg(db).map { String(cString: $0) } ?? "unknown")
+    }
+
+    var description: String { "SQLite error \(code): \(message)" }
+    var isConstraintFailure: Bool { code & 0xFF == SQLITE_CONSTRAINT }
+    var isSyntaxError: Bool { code & 0xFF == SQLITE_ERROR && message.contains("syntax error") }
+    var isConnectionClosed: Bool { code & 0xFF == SQLITE_MISUSE }
+}
+
+/// The write connection as Fluent and SQLKit see it, inside a transaction the write gate
+/// began. Statements run at once on the calling thread; nested transactions are the
+/// enclosing one (as in Fluent's own drivers).
+struct SQLiteWriterDatabase: Database, SQLDatabase {
+    let writer: SQLiteWriter
+    let context: DatabaseContext
+    static let encoder = SQLiteDataEncoder()
+
+    var inTransaction: Bool { true }
+    var dialect: any SQLDialect { SQLiteDialect() }
+    var queryLogLevel: Logger.Level? { .debug }
+    var logger: Logger { context.logger }
+    var eventLoop: any EventLoop { context.eventLoop }
+
+    // SQLDatabase
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
+        try run(query, onRow)
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) -> EventLoopFuture<Void> {
+        eventLoop.makeCompletedFuture { try run(query, onRow) }
+    }
+
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await closure(self)
+    }
+
+    private func run(_ query: any SQLExpression, _ onRow: (any SQLRow) -> Void) throws {
+        let (sql, binds) = serialize(query)
+        // The text only: binds can hold secrets (password hashes, token digests).
+        if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": .string(sql)]) }
+        try writer.execute(sql, try binds.map { try Self.encoder.encode($0) }) { onRow($0) }
+    }
+
+    // Database
+
+    func execute(query: DatabaseQuery, onOutput: @escaping @Sendable (any DatabaseOutput) -> Void) -> EventLoopFuture<Void> {
+        var converted = SQLQueryConverter(delegate: SQLiteWriterConverterDelegate()).convert(query)
+        // As fluent-sqlite-driver does: a create returns the new row's id (an empty custom id
+        // key is Fluent's signal for a composite id, which returns nothing).
+        if case .create = query.action, query.customIDKey != .some(.string("")) {
+            converted = SQLList([converted, SQLReturning(.init((query.customIDKey ?? .id).description))], separator: SQLRaw(" "))
+        }
+        return execute(sql: converted) { onOutput(SQLiteWriterOutput(row: $0, schema: nil)) }
+    }
+
+    func execute(schema: DatabaseSchema) -> EventLoopFuture<Void> {
+        execute(sql: SQLSchemaConverter(delegate: SQLiteWriterConverterDelegate()).convert(schema)) { _ in }
+    }
+
+    func execute(enum: DatabaseEnum) -> EventLoopFuture<Void> {
+        eventLoop.makeSucceededVoidFuture()
+    }
+
+    func transaction<T>(_ closure: @escaping @Sendable (any Database) -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        closure(self)
+    }
+
+    func withConnection<T>(_ closure: @escaping @Sendable (any Database) -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        closure(self)
+    }
+
+    func transaction<T: Sendable>(_ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        try await closure(self)
+    }
+
+    func withConnection<T: Sendable>(_ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        try await closure(self)
+    }
+}
+
+/// SQLite's column types for Fluent's schema types, as fluent-sqlite-driver maps them (its
+/// delegate is internal to it).
+private struct SQLiteWriterConverterDelegate: SQLConverterDelegate {
+    func customDataType(_ dataType: DatabaseSchema.DataType) -> (any SQLExpression)? {
+        switch dataType {
+        case .string: SQLRaw("TEXT")
+        case .datetime: SQLRaw("REAL")
+        case .int64: SQLRaw("INTEGER")
+        case .enum: SQLRaw("TEXT")
+        default: nil
+        }
+    }
+}
+
+/// A row as Fluent's model decoding reads it, with the schema prefix joined queries use (as
+/// fluent-sqlite-driver's own, which is internal to it).
+private struct SQLiteWriterOutput: DatabaseOutput {
+    let row: any SQLRow
+    let schema: String?
+
+    var description: String { String(describing: row) }
+
+    private func column(_ key: FieldKey) -> String {
+        (schema.map { .prefix(.prefix(.string($0), "_"), key) } ?? key).description
+    }
+
+    func schema(_ schema: String) -> any DatabaseOutput { SQLiteWriterOutput(row: row, schema: schema) }
+    func contains(_ key: FieldKey) -> Bool { row.contains(column: column(key)) }
+    func decodeNil(_ key: FieldKey) throws -> Bool { try row.decodeNil(column: column(key)) }
+    func decode<T: Decodable>(_ key: FieldKey, as type: T.Type) throws -> T { try row.decode(column: column(key), as: T.self) }
+}

@@ -1,0 +1,123 @@
+import Fluent
+import Foundation
+import SQLKit
+import Testing
+import Vapor
+@testable import ParleyServer
+
+/// Parley's own SQLite write connection: what it writes reads back the same through Fluent's
+/// pool, it keeps its statements, and SQLite's errors keep their meaning.
+@Suite("SQLite write connection")
+struct SQLiteWriterTests {
+    struct Probe: Codable, Equatable {
+        let id: UUID
+        let name: String
+        let at: Date
+        let flag: Bool
+        let count: Int
+        let score: Double
+        let note: String?
+        let bytes: Data
+    }
+
+    /// Runs `body` with a writer on the test's SQLite file (nothing on PostgreSQL).
+    private func withWriter(_ body: (Application, SQLiteWriter, SQLiteWriterDatabase) async throws -> Void) async throws {
+        try await withParley { app, context in
+            guard case .sqlite(let path) = context.settings.database else { return }
+            let writer = SQLiteWriter(path: path, threadPool: app.threadPool, logger: app.logger)
+            defer { writer.close() }
+            try await body(app, writer, SQLiteWriterDatabase(writer: writer, context: app.db.context))
+        }
+    }
+
+    @Test("rows it writes read back equal through Fluent's pool, and rows it reads decode as the pool's do")
+    func roundTrip() async throws {
+        try await withWriter { app, writer, db in
+            let pool = try #require(app.db as? any SQLDatabase)
+            try await pool.raw("""
+                CREATE TABLE writer_probe (id BLOB PRIMARY KEY, name TEXT NOT NULL, at REAL NOT NULL, flag INTEGER NOT NULL,
+                  count INTEGER NOT NULL, score REAL NOT NULL, note TEXT, bytes BLOB NOT NULL)
+                """).run()
+            let probes = [
+                Probe(id: UUID(), name: "Zoë 🦊 \"quoted\"", at: Date(timeIntervalSince1970: 1_790_000_000.25), flag: true,
+                      count: -42, score: 0.125, note: nil, bytes: Data([0, 1, 2, 255])),
+                Probe(id: UUID(), name: "", at: Date(timeIntervalSince1970: 0), flag: false, count: Int.max, score: -1e300,
+                      note: "a\nb", bytes: Data()),
+            ]
+            try await writer.begin(on: app.eventLoopGroup.any(), logger: app.logger)
+            for probe in probes {
+                try await db.insert(into: "writer_probe").model(probe).run()
+            }
+            try await db.raw("COMMIT").run()
+
+            let viaPool = try await pool.raw("SELECT * FROM writer_probe ORDER BY count").all(decoding: Probe.self)
+            let viaWriter = try await db.raw("SELECT * FROM writer_probe ORDER BY count").all(decoding: Probe.self)
+            let expected = probes.sorted { $0.count < $1.count }
+            #expect(viaPool == expected)
+            #expect(viaWriter == expected)
+        }
+    }
+
+    @Test("a statement is prepared once and kept; another text is prepared once more")
+    func keepsStatements() async throws {
+        try await withWriter { _, writer, db in
+            for n in 1...5 {
+                let query: SQLQueryString = "SELECT \(bind: n) + 1 AS n"
+                let row = try await db.raw(query).first()
+                #expect(try row?.decode(column: "n", as: Int.self) == n + 1)
+            }
+            #expect(writer.statementsPrepared == 1)
+            _ = try await db.raw("SELECT \(bind: 1) AS one").first()
+            _ = try await db.raw("SELECT \(bind: 2) AS one").first()
+            #expect(writer.statementsPrepared == 2)
+        }
+    }
+
+    @Test("a constraint violation is a constraint failure to Fluent's callers, and the connection goes on")
+    func constraintFailure() async throws {
+        try await withWriter { app, writer, db in
+            let pool = try #require(app.db as? any SQLDatabase)
+            try await pool.raw("CREATE TABLE writer_unique (k TEXT PRIMARY KEY)").run()
+            try await writer.begin(on: app.eventLoopGroup.any(), logger: app.logger)
+            try await db.raw("INSERT INTO writer_unique (k) VALUES (\(bind: "a"))").run()
+            let error = await #expect(throws: SQLiteWriterError.self) {
+                try await db.raw("INSERT INTO writer_unique (k) VALUES (\(bind: "a"))").run()
+            }
+            #expect((error as (any DatabaseError)?)?.isConstraintFailure == true)
+            #expect(error?.message.contains("UNIQUE") == true)
+            // The same statement, reset after its failure, runs again.
+            try await db.raw("INSERT INTO writer_unique (k) VALUES (\(bind: "b"))").run()
+            try await db.raw("COMMIT").run()
+            struct Key: Decodable, Equatable { let k: String }
+            #expect(try await pool.raw("SELECT k FROM writer_unique ORDER BY k").all(decoding: Key.self) == [Key(k: "a"), Key(k: "b")])
+
+            let syntax = await #expect(throws: SQLiteWriterError.self) { try await db.raw("SELEC 1").run() }
+            #expect(syntax?.isSyntaxError == true)
+            #expect(syntax?.isConstraintFailure == false)
+        }
+    }
+
+    @Test("Fluent models save and load through it inside a transaction")
+    func fluentModels() async throws {
+        try await withWriter { app, writer, db in
+            try await writer.begin(on: app.eventLoopGroup.any(), logger: app.logger)
+            let user = User(handle: "wren", displayName: "Wren", email: nil, passwordHash: "not-a-real-hash")
+            try await user.create(on: db)
+            let id = try user.requireID()
+            let found = try #require(try await User.query(on: db).filter(\.$handle == "wren").first())
+            #expect(found.id == id && found.displayName == "Wren")
+            try await db.raw("COMMIT").run()
+            #expect(try await User.find(id, on: app.db)?.handle == "wren")
+        }
+    }
+
+    @Test("after close, a statement fails instead of reopening the file")
+    func closed() async throws {
+        try await withWriter { _, writer, db in
+            _ = try await db.raw("SELECT 1 AS one").first()
+            writer.close()
+            let error = await #expect(throws: SQLiteWriterError.self) { try await db.raw("SELECT 1 AS one").run() }
+            #expect(error?.isConnectionClosed == true)
+        }
+    }
+}
