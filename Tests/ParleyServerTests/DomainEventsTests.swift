@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SQLKit
 import Testing
 @testable import ParleyServer
 
@@ -33,5 +34,43 @@ struct DomainEventsTests {
         let none = DomainEvents(logger: Logger(label: "test"))
         none.publish((1...3).map(Self.event))
         #expect(none.recentEvents(after: 0, limit: 10) == nil, "no capacity (PostgreSQL): always the log")
+    }
+
+    @Test("a reader this node's commit woke, already at the newest event held, is answered empty from memory; a gap still sends it to the log")
+    func emptyAtEnd() {
+        let events = DomainEvents(logger: Logger(label: "test"), recentCapacity: 4)
+        events.publish((1...3).map(Self.event))
+        #expect(Self.ids(events.recentEvents(after: 3, limit: 10, emptyAtEnd: true)) == [])
+        #expect(Self.ids(events.recentEvents(after: 2, limit: 10, emptyAtEnd: true)) == [3])
+        events.publish([Self.event(5)])
+        #expect(events.recentEvents(after: 3, limit: 10, emptyAtEnd: true) == nil, "4 was written elsewhere")
+        #expect(Self.ids(events.recentEvents(after: 5, limit: 10, emptyAtEnd: true)) == [])
+        let none = DomainEvents(logger: Logger(label: "test"))
+        none.publish((1...3).map(Self.event))
+        #expect(none.recentEvents(after: 3, limit: 10, emptyAtEnd: true) == nil, "no capacity: always the log")
+    }
+
+    @Test("an event another process commits is found by a polling read, and by a woken read once this node commits after it")
+    func anotherWriter() async throws {
+        try await withParley { app, _ in
+            guard app.settings.database.isSQLite else { return }  // PostgreSQL holds nothing.
+            let events = try #require(app.storage[DomainEventsKey.self])
+            let ann = try await app.user("ann")
+            let conversation = try await app.conversation(ann)
+            #expect(try await app.post("mine", in: conversation, by: ann).status == .created)
+            let newest = try await EventLog.lastID(on: app.db)
+            #expect(try await events.events(after: newest, on: app.db, woken: true).isEmpty)
+            // Another process's commit: straight into the log, past this node's gate.
+            try await app.db.transaction { tx in
+                _ = try await EventLog.append(type: .messageCreated, conversationID: try #require(UUID(uuidString: conversation)),
+                                              visibleTo: nil, payload: "{}", at: Date(), firstInTransaction: true, on: tx)
+            }
+            #expect(try await events.events(after: newest, on: app.db, woken: true).isEmpty, "not yet known here")
+            #expect(try await events.events(after: newest, on: app.db, woken: false).map(\.id) == [newest + 1], "the poll reads the log")
+            #expect(try await app.post("after", in: conversation, by: ann).status == .created)
+            let woken = try await events.events(after: newest, on: app.db, woken: true)
+            #expect(woken.first?.id == newest + 1, "this node's next commit leaves a gap in what it holds, so the log is read")
+            #expect(woken.count >= 2)
+        }
     }
 }

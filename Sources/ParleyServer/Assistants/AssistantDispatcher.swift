@@ -50,7 +50,7 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
     func didBootAsync(_ application: Application) async throws {
         // This node's commits wake the dispatcher at once; other nodes' are found by polling.
         watch.start("assistants", domainEvents: domainEvents, types: [.messageCreated], pollInterval: pollInterval, logger: logger) {
-            [self] in try await dispatchOnce()
+            [self] woken in try await dispatchOnce(woken: woken)
         }
     }
 
@@ -60,8 +60,9 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
 
     /// Reads one batch after the cursor and starts its runs. Returns whether the cursor moved
     /// (there may be more).
+    /// `woken`: this node's commits woke it (see `DomainEvents.events(after:limit:on:woken:)`).
     @discardableResult
-    func dispatchOnce() async throws -> Bool {
+    func dispatchOnce(woken: Bool = false) async throws -> Bool {
         let db = try database()
         var (position, durable) = progress.withLockedValue { ($0.position, $0.durable) }
         if durable == nil || position == nil {
@@ -70,16 +71,20 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
             progress.withLockedValue { $0.position = cursor; $0.durable = cursor }
         }
         guard let position, let durable else { return false }
-        let events = try await domainEvents.events(after: position, on: db)
+        let events = try await domainEvents.events(after: position, on: db, woken: woken)
         guard let through = events.last?.id else { return false }
         // Membership changes in this window make the cached assistant members stale.
         let changed = Set(events.filter { [.memberJoined, .memberLeft, .conversationDeleted].contains($0.type) }.map(\.conversationID))
         progress.withLockedValue { state in for id in changed { state.assistantMembers[id] = nil } }
-        // A held message starts nothing (its event carries no text).
-        let messages = events.filter { $0.type == .messageCreated }.compactMap { event -> MessageDTO? in
+        // Only messages in conversations with an assistant member are decoded. A held message
+        // starts nothing (its event carries no text).
+        let messageEvents = events.filter { $0.type == .messageCreated }
+        let members = try await assistantMembers(in: Set(messageEvents.map(\.conversationID)), on: db)
+        let withAssistants = Set(members.map(\.conversationID))
+        let messages = messageEvents.filter { withAssistants.contains($0.conversationID) }.compactMap { event -> MessageDTO? in
             try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8))
         }.filter { $0.moderation?.state != .held }
-        let triggers = try await Self.triggers(for: messages, members: assistantMembers(of: messages, on: db))
+        let triggers = Self.triggers(for: messages, members: members)
         guard !triggers.isEmpty else {
             // Nothing to start: move on in memory only. The durable cursor moves with the next
             // runs it starts; after a crash these messages are read again and start nothing again.
@@ -124,8 +129,7 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
 
     private let progress = NIOLockedValueBox(Progress())
 
-    private func assistantMembers(of messages: [MessageDTO], on db: any Database) async throws -> [Membership.KindMember] {
-        let wanted = Set(messages.compactMap { UUID(uuidString: $0.conversationID) })
+    private func assistantMembers(in wanted: Set<UUID>, on db: any Database) async throws -> [Membership.KindMember] {
         let known = progress.withLockedValue { $0.assistantMembers }
         let missing = wanted.filter { known[$0] == nil }
         var found = known.filter { wanted.contains($0.key) }

@@ -51,16 +51,26 @@ final class DomainEvents: Sendable {
     /// events it just published, so no statement and no decoding of rows); from the log
     /// otherwise. From memory, the answer ends at the newest event published here; one
     /// committed after it is published after it, and wakes its readers again.
-    func events(after id: Int, limit: Int = 500, on db: any Database) async throws -> [CommittedEvent] {
-        if let held = recentEvents(after: id, limit: limit) { return held }
+    ///
+    /// `woken`: the reader runs because this node published events it wants (not on a poll).
+    /// Then a reader already at the newest event held gets an empty answer from memory instead
+    /// of a log read that would find nothing: a writer in another process (a `parley` command)
+    /// that committed after it is found by the next poll, or by the next commit here (whose
+    /// id then does not follow the held ones, so readers go to the log).
+    func events(after id: Int, limit: Int = 500, on db: any Database, woken: Bool = false) async throws -> [CommittedEvent] {
+        if let held = recentEvents(after: id, limit: limit, emptyAtEnd: woken) { return held }
         return try await EventLog.events(after: id, limit: limit, on: db)
     }
 
-    /// The held events after `id`, or nil when the one just after it is not held.
-    func recentEvents(after id: Int, limit: Int) -> [CommittedEvent]? {
+    /// The held events after `id`, or nil when the one just after it is not held (with
+    /// `emptyAtEnd`, an empty list when `id` is the newest held).
+    func recentEvents(after id: Int, limit: Int, emptyAtEnd: Bool = false) -> [CommittedEvent]? {
         guard recentCapacity > 0 else { return nil }
         return recent.withLockedValue { held -> [CommittedEvent]? in
-            guard let first = held.first?.id, id + 1 >= first, id + 1 <= first + held.count - 1 else { return nil }
+            guard let first = held.first?.id else { return nil }
+            let newest = first + held.count - 1
+            if emptyAtEnd, id == newest { return [] }
+            guard id + 1 >= first, id + 1 <= newest else { return nil }
             let start = id + 1 - first
             return Array(held[start..<min(held.count, start + limit)])
         }

@@ -49,9 +49,9 @@ final class LogFollower: LifecycleHandler, Sendable {
 
     func didBootAsync(_ application: Application) async throws {
         watch.start("follower:" + name, domainEvents: domainEvents, types: types, pollInterval: pollInterval, logger: logger) {
-            [self] in
+            [self] woken in
             do {
-                return try await followOnce()
+                return try await followOnce(woken: woken)
             } catch {
                 progress.withLockedValue { $0 = nil }
                 throw error
@@ -64,8 +64,9 @@ final class LogFollower: LifecycleHandler, Sendable {
     }
 
     /// Handles one batch after the cursor. Returns whether it moved on (there may be more).
+    /// `woken`: this node's commits woke it (see `DomainEvents.events(after:limit:on:woken:)`).
     @discardableResult
-    func followOnce() async throws -> Bool {
+    func followOnce(woken: Bool = false) async throws -> Bool {
         let db = try database()
         let known: (position: Int, durable: Int)
         if let saved = progress.withLockedValue({ $0 }) {
@@ -75,7 +76,7 @@ final class LogFollower: LifecycleHandler, Sendable {
             known = (cursor, cursor)
             progress.withLockedValue { $0 = known }
         }
-        let events = try await domainEvents.events(after: known.position, on: db)
+        let events = try await domainEvents.events(after: known.position, on: db, woken: woken)
         guard let through = events.last?.id else { return false }
         let wanted = events.filter { types.contains($0.type) }
         guard !wanted.isEmpty, let writes = try await planner(wanted, db) else {
