@@ -78,11 +78,11 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
 
     // Services.
     // On a SQLite file, write transactions commit on a connection of Parley's own, which
-    // keeps its prepared statements and runs them without a thread hop each (SQLiteWriter).
-    var writer: SQLiteWriter?
+    // keeps its prepared statements and runs them without a thread hop each (DirectSQLiteConnection).
+    var writer: DirectSQLiteConnection?
     if case .sqlite(let path) = settings.database {
-        writer = SQLiteWriter(path: path, threadPool: app.threadPool, logger: app.logger)
-        app.lifecycle.use(SQLiteWriterLifecycle(writer: writer!))
+        writer = DirectSQLiteConnection(path: path, threadPool: app.threadPool, logger: app.logger)
+        app.lifecycle.use(DirectSQLiteLifecycle(writer: writer!))
     }
     let writes = WriteGate(serialize: settings.database.isSQLite, writer: writer)
     app.storage[WriteGateKey.self] = writes

@@ -24,7 +24,7 @@ struct GroupCommitTests {
             let everyoneQueued = Latch()
             let queuedBehind = 40
             // Fluent's pooled connection, or Parley's own write connection (as `parley serve` on a file).
-            let writer = ownConnection ? SQLiteWriter(path: path, threadPool: app.threadPool, logger: app.logger) : nil
+            let writer = ownConnection ? DirectSQLiteConnection(path: path, threadPool: app.threadPool, logger: app.logger) : nil
             defer { writer?.close() }
             let gate = WriteGate(serialize: true, writer: writer, maxBatch: 16) { queued in
                 if queued == queuedBehind { everyoneQueued.open() }

@@ -25,21 +25,31 @@ enum EventLog {
     static let orderLockKey = 0x7061_726C_6579
 
     /// Inserts one event and returns its id. On PostgreSQL the transaction's first event also
-    /// takes the order lock and queues the notification every node's listener gets on commit.
+    /// takes the order lock and queues the notification every node's listener gets on commit,
+    /// in the same statement: the lock is held from there through the commit, so one round
+    /// trip fewer under it. The row's id (its default, `nextval`) is taken after the lock,
+    /// since the row to insert is only produced once the subquery that locks has run.
     static func append(type: EventType, conversationID: UUID, visibleTo userID: UUID?, payload: String, at now: Date,
                        firstInTransaction: Bool, on db: any Database) async throws -> Int {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
-        if firstInTransaction, sql.dialect.name == "postgresql" {
-            try await sql.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: String(orderLockKey))), pg_notify('parley_events', '')").run()
-        }
         struct Row: Decodable { let id: Int }
         // Plain SQL: this runs for every change, and Fluent's model reflection costs more than the insert.
-        guard let row = try await sql.raw("""
-            INSERT INTO events (conversation_id, user_id, type, payload, created_at)
-            VALUES (\(bind: conversationID), \(bind: userID), \(bind: type.rawValue), \(bind: payload), \(bind: now))
-            RETURNING id
-            """).first(decoding: Row.self)
-        else { throw StorageError.notSQL }
+        let query: SQLQueryString
+        if firstInTransaction, sql.dialect.name == "postgresql" {
+            query = """
+                INSERT INTO events (conversation_id, user_id, type, payload, created_at)
+                SELECT \(bind: conversationID), \(bind: userID), \(bind: type.rawValue), \(bind: payload), \(bind: now)
+                FROM (SELECT pg_advisory_xact_lock(\(unsafeRaw: String(orderLockKey))), pg_notify('parley_events', '')) AS ordered
+                RETURNING id
+                """
+        } else {
+            query = """
+                INSERT INTO events (conversation_id, user_id, type, payload, created_at)
+                VALUES (\(bind: conversationID), \(bind: userID), \(bind: type.rawValue), \(bind: payload), \(bind: now))
+                RETURNING id
+                """
+        }
+        guard let row = try await sql.raw(query).first(decoding: Row.self) else { throw StorageError.notSQL }
         return row.id
     }
 

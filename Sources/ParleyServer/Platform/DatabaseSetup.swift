@@ -10,7 +10,12 @@ enum DatabaseSetup {
     static func configure(_ app: Application, settings: Settings) throws {
         switch settings.database {
         case .sqlite(let path):
-            app.databases.use(.sqlite(.file(path), sqlLogLevel: .debug), as: .sqlite)
+            // Single SELECTs go to read connections of Parley's own (`SQLiteReaders`), one per
+            // core; the rest to sqlite-nio's pool.
+            let factory = DatabaseConfigurationFactory.sqlite(.file(path), sqlLogLevel: .debug)
+            let readers = SQLiteReaders(path: path, threads: System.coreCount, logger: app.logger)
+            app.databases.use(DatabaseConfigurationFactory { RoutedSQLiteConfiguration(base: factory.make(), readers: readers) },
+                              as: .sqlite)
         case .sqliteInMemory:
             app.databases.use(.sqlite(.memory, sqlLogLevel: .debug), as: .sqlite)
         case .postgres(let url, let searchPath):

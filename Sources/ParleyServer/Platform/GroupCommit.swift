@@ -38,10 +38,10 @@ final class GroupCommit: Sendable {
     /// Called with the queue's length after each arrival (tests use it to know who waits).
     private let onQueue: (@Sendable (Int) -> Void)?
     private let committedCounts = NIOLockedValueBox<(batches: Int, largest: Int)>((0, 0))
-    /// Parley's own write connection, when there is one (see `SQLiteWriter`).
-    private let writer: SQLiteWriter?
+    /// Parley's own write connection, when there is one (see `DirectSQLiteConnection`).
+    private let writer: DirectSQLiteConnection?
 
-    init(gate: WriteGate, writer: SQLiteWriter? = nil, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
+    init(gate: WriteGate, writer: DirectSQLiteConnection? = nil, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
         self.gate = gate
         self.writer = writer
         self.maxBatch = max(1, maxBatch)
@@ -87,7 +87,7 @@ final class GroupCommit: Sendable {
         let outcomes: [(outbox: Outbox, result: Result<any Sendable, any Error>)]
         do {
             if let writer {
-                let connection = SQLiteWriterDatabase(writer: writer, context: db.context)
+                let connection = DirectSQLiteDatabase(writer: writer, context: db.context)
                 try await writer.begin(on: db.eventLoop, logger: db.logger)
                 outcomes = try await Self.run(batch, on: connection, begun: true)
             } else {

@@ -11,8 +11,8 @@ struct ThreadPoolLifecycle: LifecycleHandler {
 }
 
 /// Closes the write gate's SQLite connection with the application.
-struct SQLiteWriterLifecycle: LifecycleHandler {
-    let writer: SQLiteWriter
+struct DirectSQLiteLifecycle: LifecycleHandler {
+    let writer: DirectSQLiteConnection
 
     func shutdownAsync(_ application: Application) async {
         writer.close()

@@ -14,7 +14,7 @@ final class WriteGate: Sendable {
     ///   - serialize: queue write transactions and commit them in groups (SQLite).
     ///   - writer: the connection groups commit on (SQLite with a database file); without one,
     ///     they take a connection from Fluent's pool.
-    init(serialize: Bool, writer: SQLiteWriter? = nil, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
+    init(serialize: Bool, writer: DirectSQLiteConnection? = nil, maxBatch: Int = 32, onQueue: (@Sendable (Int) -> Void)? = nil) {
         if serialize {
             group.withLockedValue { $0 = GroupCommit(gate: self, writer: writer, maxBatch: maxBatch, onQueue: onQueue) }
         }

@@ -9,24 +9,28 @@ import SQLiteKit
 import SQLiteNIO
 import VaporCSQLite
 
-/// Parley's own connection for SQLite write transactions, on the same SQLite library sqlite-nio
-/// links (its vendored copy, so the process holds one SQLite and one set of file locks).
+/// A SQLite connection of Parley's own, on the same SQLite library sqlite-nio links (its
+/// vendored copy, so the process holds one SQLite and one set of file locks).
 ///
 /// Written by hand because sqlite-nio has no hook for either thing this does differently:
 /// - a statement is prepared once (`SQLITE_PREPARE_PERSISTENT`) and kept, keyed by its SQL
 ///   text, instead of prepared and finalized for every execution;
-/// - a statement runs on the calling task's thread, under a lock, instead of being sent to a
-///   thread pool and its rows and completion back through an event loop (two to three thread
-///   switches a statement, which dominated the write path's profile).
+/// - a statement runs on the caller's thread, under a lock, and hands its rows over there,
+///   instead of being sent to a thread pool with each row and its completion sent back
+///   through an event loop (two to three thread switches a statement, which dominated the
+///   profiles).
 ///
-/// It serves the write gate only: a group commit's batch, whose statements run one after
-/// another while the batch holds SQLite's write lock, so they never wait on another
-/// connection. The one statement that can wait, `BEGIN IMMEDIATE` (for a writer in another
-/// process, such as a `parley` command), runs on the thread pool (`begin()`), so a wait never
-/// holds a thread of Swift's cooperative pool. Reads outside write transactions stay on
-/// sqlite-nio's connections. The file's settings (WAL, `synchronous = NORMAL`, busy timeout,
-/// foreign keys) are those every pool connection gets.
-final class SQLiteWriter: @unchecked Sendable {
+/// Two roles use it:
+/// - the write gate's connection: a group commit's batch, whose statements run one after
+///   another on the committing task while the batch holds SQLite's write lock, so they never
+///   wait on another connection. The one statement that can wait, `BEGIN IMMEDIATE` (for a
+///   writer in another process, such as a `parley` command), runs on the thread pool
+///   (`begin()`), so a wait never holds a thread of Swift's cooperative pool;
+/// - the read-only connections of `SQLiteReaders`, each used by one thread of their pool.
+///
+/// The file's settings (WAL, `synchronous = NORMAL`, busy timeout, foreign keys) are those
+/// every pool connection gets.
+final class DirectSQLiteConnection: @unchecked Sendable {
     /// Statements kept at most; past this the cache is emptied (statements whose text varies
     /// with a list's length would otherwise grow it without bound).
     static let cacheLimit = 256
@@ -43,13 +47,17 @@ final class SQLiteWriter: @unchecked Sendable {
 
     private struct CachedStatement {
         let handle: OpaquePointer
-        let columns: SQLiteWriterColumns
+        let columns: DirectSQLiteColumns
     }
 
-    init(path: String, threadPool: NIOThreadPool, logger: Logger) {
+    /// Opened for reading only: writes fail instead of waiting for the write lock.
+    let readOnly: Bool
+
+    init(path: String, threadPool: NIOThreadPool, logger: Logger, readOnly: Bool = false) {
         self.path = path
         self.threadPool = threadPool
         self.logger = logger
+        self.readOnly = readOnly
     }
 
     deinit { closeLocked() }
@@ -64,7 +72,7 @@ final class SQLiteWriter: @unchecked Sendable {
     }
 
     /// Runs one statement with `binds`, calling `onRow` for each row, on this thread.
-    func execute(_ sql: String, _ binds: [SQLiteData], _ onRow: (SQLiteWriterRow) throws -> Void) throws {
+    func execute(_ sql: String, _ binds: [SQLiteData], _ onRow: (DirectSQLiteRow) throws -> Void) throws {
         try lock.withLock {
             let db = try openLocked()
             let statement = try preparedLocked(sql, on: db)
@@ -76,11 +84,22 @@ final class SQLiteWriter: @unchecked Sendable {
             for (index, bind) in binds.enumerated() {
                 try check(Self.bind(bind, at: Int32(index + 1), to: handle), on: db)
             }
+            var columns = statement.columns
+            var first = true
             while true {
                 let code = sqlite_nio_sqlite3_step(handle)
                 if code == SQLITE_DONE { return }
-                guard code == SQLITE_ROW else { throw SQLiteWriterError(code: code, db: db) }
-                try onRow(SQLiteWriterRow(columns: statement.columns, values: try Self.values(of: handle, count: statement.columns.names.count)))
+                guard code == SQLITE_ROW else { throw DirectSQLiteError(code: code, db: db) }
+                if first {
+                    first = false
+                    // SQLite prepares a kept statement again after a schema change (another
+                    // process's migration), and `SELECT *` may then have other columns.
+                    if Int(sqlite_nio_sqlite3_column_count(handle)) != columns.names.count {
+                        columns = Self.columns(of: handle)
+                        statements[sql] = CachedStatement(handle: handle, columns: columns)
+                    }
+                }
+                try onRow(DirectSQLiteRow(columns: columns, values: try Self.values(of: handle, count: columns.names.count)))
             }
         }
     }
@@ -105,25 +124,27 @@ final class SQLiteWriter: @unchecked Sendable {
 
     private func openLocked() throws -> OpaquePointer {
         if let handle { return handle }
-        guard !closed else { throw SQLiteWriterError(code: SQLITE_MISUSE, message: "the write connection is closed") }
+        guard !closed else { throw DirectSQLiteError(code: SQLITE_MISUSE, message: "the connection is closed") }
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI | SQLITE_OPEN_EXRESCODE
+        let access = readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE
+        let flags = access | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI | SQLITE_OPEN_EXRESCODE
         let code = sqlite_nio_sqlite3_open_v2(path, &db, flags, nil)
         guard code == SQLITE_OK, let db else {
-            let error = SQLiteWriterError(code: code, message: "cannot open the database file")
+            let error = DirectSQLiteError(code: code, message: "cannot open the database file")
             if let db { sqlite_nio_sqlite3_close_v2(db) }
             throw error
         }
-        for pragma in DatabaseSetup.sqlitePragmas {
+        // A reader needs only the busy timeout (WAL is the file's, kept by the writers).
+        for pragma in readOnly ? ["busy_timeout = 10000"] : DatabaseSetup.sqlitePragmas {
             let code = sqlite_nio_sqlite3_exec(db, "PRAGMA \(pragma)", nil, nil, nil)
             guard code == SQLITE_OK else {
-                let error = SQLiteWriterError(code: code, db: db)
+                let error = DirectSQLiteError(code: code, db: db)
                 sqlite_nio_sqlite3_close_v2(db)
                 throw error
             }
         }
         handle = db
-        logger.debug("SQLite write connection opened")
+        logger.debug("SQLite connection opened", metadata: ["read_only": .stringConvertible(readOnly)])
         return db
     }
 
@@ -135,17 +156,20 @@ final class SQLiteWriter: @unchecked Sendable {
         }
         var statement: OpaquePointer?
         let code = sqlite_nio_sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
-        guard code == SQLITE_OK, let statement else { throw SQLiteWriterError(code: code, db: db) }
+        guard code == SQLITE_OK, let statement else { throw DirectSQLiteError(code: code, db: db) }
         prepares += 1
-        let count = sqlite_nio_sqlite3_column_count(statement)
-        let names = (0..<count).map { sqlite_nio_sqlite3_column_name(statement, $0).map { String(cString: $0) } ?? "" }
-        let cached = CachedStatement(handle: statement, columns: SQLiteWriterColumns(names: names))
+        let cached = CachedStatement(handle: statement, columns: Self.columns(of: statement))
         statements[sql] = cached
         return cached
     }
 
+    private static func columns(of statement: OpaquePointer) -> DirectSQLiteColumns {
+        let count = sqlite_nio_sqlite3_column_count(statement)
+        return DirectSQLiteColumns(names: (0..<count).map { sqlite_nio_sqlite3_column_name(statement, $0).map { String(cString: $0) } ?? "" })
+    }
+
     private func check(_ code: Int32, on db: OpaquePointer) throws {
-        guard code == SQLITE_OK else { throw SQLiteWriterError(code: code, db: db) }
+        guard code == SQLITE_OK else { throw DirectSQLiteError(code: code, db: db) }
     }
 
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
@@ -177,7 +201,7 @@ final class SQLiteWriter: @unchecked Sendable {
                 return .float(sqlite_nio_sqlite3_column_double(statement, column))
             case SQLITE_TEXT:
                 guard let text = sqlite_nio_sqlite3_column_text(statement, column) else {
-                    throw SQLiteWriterError(code: SQLITE_NOMEM, message: "no text for a text column")
+                    throw DirectSQLiteError(code: SQLITE_NOMEM, message: "no text for a text column")
                 }
                 let length = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
                 return .text(String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self))
@@ -196,7 +220,7 @@ final class SQLiteWriter: @unchecked Sendable {
 }
 
 /// A statement's column names, shared by every row it returns.
-final class SQLiteWriterColumns: Sendable {
+final class DirectSQLiteColumns: Sendable {
     let names: [String]
     let index: [String: Int]
 
@@ -207,8 +231,8 @@ final class SQLiteWriterColumns: Sendable {
 }
 
 /// One row from the write connection, decoded as sqlite-kit decodes its rows.
-struct SQLiteWriterRow: SQLRow {
-    let columns: SQLiteWriterColumns
+struct DirectSQLiteRow: SQLRow {
+    let columns: DirectSQLiteColumns
     let values: [SQLiteData]
     static let decoder = SQLiteDataDecoder()
 
@@ -223,14 +247,14 @@ struct SQLiteWriterRow: SQLRow {
 
     func decode<D: Decodable>(column: String, as type: D.Type) throws -> D {
         guard let index = columns.index[column] else {
-            throw DecodingError.keyNotFound(SQLiteWriterColumnKey(stringValue: column),
+            throw DecodingError.keyNotFound(DirectSQLiteColumnKey(stringValue: column),
                                             .init(codingPath: [], debugDescription: "no column \(column) in the row"))
         }
         return try Self.decoder.decode(D.self, from: values[index])
     }
 }
 
-private struct SQLiteWriterColumnKey: CodingKey {
+private struct DirectSQLiteColumnKey: CodingKey {
     var stringValue: String
     var intValue: Int? { nil }
     init(stringValue: String) { self.stringValue = stringValue }
@@ -238,7 +262,7 @@ private struct SQLiteWriterColumnKey: CodingKey {
 }
 
 /// An error SQLite returned on the write connection, as Fluent's callers classify errors.
-struct SQLiteWriterError: Error, DatabaseError, CustomStringConvertible {
+struct DirectSQLiteError: Error, DatabaseError, CustomStringConvertible {
     /// SQLite's extended result code.
     let code: Int32
     let message: String
@@ -261,8 +285,8 @@ struct SQLiteWriterError: Error, DatabaseError, CustomStringConvertible {
 /// The write connection as Fluent and SQLKit see it, inside a transaction the write gate
 /// began. Statements run at once on the calling thread; nested transactions are the
 /// enclosing one (as in Fluent's own drivers).
-struct SQLiteWriterDatabase: Database, SQLDatabase {
-    let writer: SQLiteWriter
+struct DirectSQLiteDatabase: Database, SQLDatabase {
+    let writer: DirectSQLiteConnection
     let context: DatabaseContext
     static let encoder = SQLiteDataEncoder()
 
@@ -296,17 +320,17 @@ struct SQLiteWriterDatabase: Database, SQLDatabase {
     // Database
 
     func execute(query: DatabaseQuery, onOutput: @escaping @Sendable (any DatabaseOutput) -> Void) -> EventLoopFuture<Void> {
-        var converted = SQLQueryConverter(delegate: SQLiteWriterConverterDelegate()).convert(query)
+        var converted = SQLQueryConverter(delegate: DirectSQLiteConverterDelegate()).convert(query)
         // As fluent-sqlite-driver does: a create returns the new row's id (an empty custom id
         // key is Fluent's signal for a composite id, which returns nothing).
         if case .create = query.action, query.customIDKey != .some(.string("")) {
             converted = SQLList([converted, SQLReturning(.init((query.customIDKey ?? .id).description))], separator: SQLRaw(" "))
         }
-        return execute(sql: converted) { onOutput(SQLiteWriterOutput(row: $0, schema: nil)) }
+        return execute(sql: converted) { onOutput(DirectSQLiteOutput(row: $0, schema: nil)) }
     }
 
     func execute(schema: DatabaseSchema) -> EventLoopFuture<Void> {
-        execute(sql: SQLSchemaConverter(delegate: SQLiteWriterConverterDelegate()).convert(schema)) { _ in }
+        execute(sql: SQLSchemaConverter(delegate: DirectSQLiteConverterDelegate()).convert(schema)) { _ in }
     }
 
     func execute(enum: DatabaseEnum) -> EventLoopFuture<Void> {
@@ -332,7 +356,7 @@ struct SQLiteWriterDatabase: Database, SQLDatabase {
 
 /// SQLite's column types for Fluent's schema types, as fluent-sqlite-driver maps them (its
 /// delegate is internal to it).
-private struct SQLiteWriterConverterDelegate: SQLConverterDelegate {
+struct DirectSQLiteConverterDelegate: SQLConverterDelegate {
     func customDataType(_ dataType: DatabaseSchema.DataType) -> (any SQLExpression)? {
         switch dataType {
         case .string: SQLRaw("TEXT")
@@ -346,7 +370,7 @@ private struct SQLiteWriterConverterDelegate: SQLConverterDelegate {
 
 /// A row as Fluent's model decoding reads it, with the schema prefix joined queries use (as
 /// fluent-sqlite-driver's own, which is internal to it).
-private struct SQLiteWriterOutput: DatabaseOutput {
+struct DirectSQLiteOutput: DatabaseOutput {
     let row: any SQLRow
     let schema: String?
 
@@ -356,7 +380,7 @@ private struct SQLiteWriterOutput: DatabaseOutput {
         (schema.map { .prefix(.prefix(.string($0), "_"), key) } ?? key).description
     }
 
-    func schema(_ schema: String) -> any DatabaseOutput { SQLiteWriterOutput(row: row, schema: schema) }
+    func schema(_ schema: String) -> any DatabaseOutput { DirectSQLiteOutput(row: row, schema: schema) }
     func contains(_ key: FieldKey) -> Bool { row.contains(column: column(key)) }
     func decodeNil(_ key: FieldKey) throws -> Bool { try row.decodeNil(column: column(key)) }
     func decode<T: Decodable>(_ key: FieldKey, as type: T.Type) throws -> T { try row.decode(column: column(key), as: T.self) }

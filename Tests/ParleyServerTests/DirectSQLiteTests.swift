@@ -8,7 +8,7 @@ import Vapor
 /// Parley's own SQLite write connection: what it writes reads back the same through Fluent's
 /// pool, it keeps its statements, and SQLite's errors keep their meaning.
 @Suite("SQLite write connection")
-struct SQLiteWriterTests {
+struct DirectSQLiteTests {
     struct Probe: Codable, Equatable {
         let id: UUID
         let name: String
@@ -21,12 +21,12 @@ struct SQLiteWriterTests {
     }
 
     /// Runs `body` with a writer on the test's SQLite file (nothing on PostgreSQL).
-    private func withWriter(_ body: (Application, SQLiteWriter, SQLiteWriterDatabase) async throws -> Void) async throws {
+    private func withWriter(_ body: (Application, DirectSQLiteConnection, DirectSQLiteDatabase) async throws -> Void) async throws {
         try await withParley { app, context in
             guard case .sqlite(let path) = context.settings.database else { return }
-            let writer = SQLiteWriter(path: path, threadPool: app.threadPool, logger: app.logger)
+            let writer = DirectSQLiteConnection(path: path, threadPool: app.threadPool, logger: app.logger)
             defer { writer.close() }
-            try await body(app, writer, SQLiteWriterDatabase(writer: writer, context: app.db.context))
+            try await body(app, writer, DirectSQLiteDatabase(writer: writer, context: app.db.context))
         }
     }
 
@@ -73,6 +73,20 @@ struct SQLiteWriterTests {
         }
     }
 
+    @Test("a kept `SELECT *` sees a column another connection added since")
+    func schemaChange() async throws {
+        try await withWriter { app, _, db in
+            let pool = try #require(app.db as? any SQLDatabase)
+            try await pool.raw("CREATE TABLE writer_grows (a INTEGER NOT NULL)").run()
+            try await pool.raw("INSERT INTO writer_grows (a) VALUES (1)").run()
+            #expect(try await db.raw("SELECT * FROM writer_grows").first()?.allColumns == ["a"])
+            try await pool.raw("ALTER TABLE writer_grows ADD COLUMN b TEXT NOT NULL DEFAULT 'new'").run()
+            let row = try #require(try await db.raw("SELECT * FROM writer_grows").first())
+            #expect(row.allColumns == ["a", "b"])
+            #expect(try row.decode(column: "b", as: String.self) == "new")
+        }
+    }
+
     @Test("a constraint violation is a constraint failure to Fluent's callers, and the connection goes on")
     func constraintFailure() async throws {
         try await withWriter { app, writer, db in
@@ -80,7 +94,7 @@ struct SQLiteWriterTests {
             try await pool.raw("CREATE TABLE writer_unique (k TEXT PRIMARY KEY)").run()
             try await writer.begin(on: app.eventLoopGroup.any(), logger: app.logger)
             try await db.raw("INSERT INTO writer_unique (k) VALUES (\(bind: "a"))").run()
-            let error = await #expect(throws: SQLiteWriterError.self) {
+            let error = await #expect(throws: DirectSQLiteError.self) {
                 try await db.raw("INSERT INTO writer_unique (k) VALUES (\(bind: "a"))").run()
             }
             #expect((error as (any DatabaseError)?)?.isConstraintFailure == true)
@@ -91,7 +105,7 @@ struct SQLiteWriterTests {
             struct Key: Decodable, Equatable { let k: String }
             #expect(try await pool.raw("SELECT k FROM writer_unique ORDER BY k").all(decoding: Key.self) == [Key(k: "a"), Key(k: "b")])
 
-            let syntax = await #expect(throws: SQLiteWriterError.self) { try await db.raw("SELEC 1").run() }
+            let syntax = await #expect(throws: DirectSQLiteError.self) { try await db.raw("SELEC 1").run() }
             #expect(syntax?.isSyntaxError == true)
             #expect(syntax?.isConstraintFailure == false)
         }
@@ -116,8 +130,62 @@ struct SQLiteWriterTests {
         try await withWriter { _, writer, db in
             _ = try await db.raw("SELECT 1 AS one").first()
             writer.close()
-            let error = await #expect(throws: SQLiteWriterError.self) { try await db.raw("SELECT 1 AS one").run() }
+            let error = await #expect(throws: DirectSQLiteError.self) { try await db.raw("SELECT 1 AS one").run() }
             #expect(error?.isConnectionClosed == true)
+        }
+    }
+
+    @Test("only one SELECT statement counts as a read")
+    func readsAreSelects() {
+        #expect(RoutedSQLiteDatabase.isRead("SELECT 1"))
+        #expect(RoutedSQLiteDatabase.isRead("select id FROM users"))
+        #expect(!RoutedSQLiteDatabase.isRead("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x"))
+        #expect(!RoutedSQLiteDatabase.isRead("INSERT INTO t VALUES (1)"))
+        #expect(!RoutedSQLiteDatabase.isRead("SELECTED"))
+        #expect(!RoutedSQLiteDatabase.isRead("PRAGMA user_version"))
+    }
+
+    @Test("the application's single SELECTs run on the read connections; writes and transactions stay on sqlite-nio's pool")
+    func routing() async throws {
+        try await withParley { app, context in
+            guard case .sqlite = context.settings.database else { return }
+            let routed = try #require(app.db as? RoutedSQLiteDatabase)
+            let sql = try #require(app.db as? any SQLDatabase)
+            struct Row: Decodable, Equatable { let k: String }
+            try await sql.raw("CREATE TABLE routed_probe (k TEXT NOT NULL)").run()
+            let before = routed.readers.statementsPrepared
+            try await sql.raw("INSERT INTO routed_probe (k) VALUES (\(bind: "a"))").run()
+            #expect(routed.readers.statementsPrepared == before, "a write is not a reader's")
+            for _ in 1...3 {
+                #expect(try await sql.raw("SELECT k FROM routed_probe").all(decoding: Row.self) == [Row(k: "a")])
+            }
+            #expect(routed.readers.statementsPrepared == before + 1, "read three times, prepared once")
+            // In a transaction every statement is on its connection, and sees its own writes.
+            try await app.db.transaction { tx in
+                let sql = try #require(tx as? any SQLDatabase)
+                try await sql.raw("INSERT INTO routed_probe (k) VALUES (\(bind: "b"))").run()
+                #expect(try await sql.raw("SELECT k FROM routed_probe ORDER BY k").all(decoding: Row.self) == [Row(k: "a"), Row(k: "b")])
+            }
+            #expect(routed.readers.statementsPrepared == before + 1)
+            // Fluent's reads go there too, and see what committed.
+            let ann = try await app.user("ann")
+            let prepared = routed.readers.statementsPrepared
+            #expect(try await User.query(on: app.db).filter(\.$handle == "ann").first()?.id?.uuidString.lowercased() == ann.id.lowercased())
+            #expect(try await User.query(on: app.db).count() >= 1)
+            #expect(routed.readers.statementsPrepared > prepared)
+        }
+    }
+
+    @Test("a read-only connection refuses a write instead of waiting for the lock")
+    func readOnly() async throws {
+        try await withParley { app, context in
+            guard case .sqlite(let path) = context.settings.database else { return }
+            let reader = DirectSQLiteConnection(path: path, threadPool: app.threadPool, logger: app.logger, readOnly: true)
+            defer { reader.close() }
+            let error = #expect(throws: DirectSQLiteError.self) {
+                try reader.execute("CREATE TABLE nope (a INTEGER)", []) { _ in }
+            }
+            #expect(error.map { $0.code & 0xFF } == 8, "SQLITE_READONLY")
         }
     }
 }

@@ -1,0 +1,217 @@
+import FluentKit
+import FluentSQL
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SQLKit
+import SQLiteKit
+import SQLiteNIO
+import VaporCSQLite
+
+/// Reads of a SQLite file on read-only connections of Parley's own (`DirectSQLiteConnection`),
+/// one per thread of a pool of their own.
+///
+/// A read runs on a thread of that pool, with a statement the connection keeps prepared, and
+/// its rows go straight back to the waiting task: one hand-over each way. sqlite-nio's pool
+/// prepares each statement afresh, sends every row to an event loop, and completes there
+/// before the task resumes. Long reads (search, exports) hold a thread of this pool, never one
+/// of Swift's cooperative pool or an event loop. In WAL mode a reader never waits for the
+/// writer, so a thread is only ever busy with SQLite's own work.
+final class SQLiteReaders: Sendable {
+    private let connections: [DirectSQLiteConnection]
+    /// Indexes of the connections no thread is using. The pool has as many threads as there are
+    /// connections, so a running read always finds one.
+    private let free: NIOLockedValueBox<[Int]>
+    private let pool: NIOThreadPool
+    /// The threads start with the first read (a command that reads nothing starts none).
+    private let started = NIOLockedValueBox(false)
+
+    init(path: String, threads: Int, logger: Logger) {
+        let threads = max(1, threads)
+        pool = NIOThreadPool(numberOfThreads: threads)
+        connections = (0..<threads).map { _ in DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger, readOnly: true) }
+        free = NIOLockedValueBox(Array(0..<threads))
+    }
+
+    /// Runs one read-only statement and returns its rows.
+    func read(_ sql: String, _ binds: [SQLiteData]) async throws -> [DirectSQLiteRow] {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(sql, binds) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Runs one read-only statement and completes `promise` with its rows.
+    func read(_ sql: String, _ binds: [SQLiteData], promise: EventLoopPromise<[DirectSQLiteRow]>) {
+        submit(sql, binds) { promise.completeWith($0) }
+    }
+
+    private func submit(_ sql: String, _ binds: [SQLiteData], _ done: @escaping @Sendable (Result<[DirectSQLiteRow], any Error>) -> Void) {
+        started.withLockedValue { started in
+            if !started { pool.start() }
+            started = true
+        }
+        pool.submit { [connections, free] state in
+            guard case .active = state else {
+                return done(.failure(DirectSQLiteError(code: SQLITE_MISUSE, message: "the read connections are closed")))
+            }
+            guard let index = free.withLockedValue({ $0.popLast() }) else {
+                return done(.failure(DirectSQLiteError(code: SQLITE_MISUSE, message: "no free read connection")))
+            }
+            defer { free.withLockedValue { $0.append(index) } }
+            done(Result {
+                var rows: [DirectSQLiteRow] = []
+                try connections[index].execute(sql, binds) { rows.append($0) }
+                return rows
+            })
+        }
+    }
+
+    /// Statements the read connections prepared so far (each keeps what it prepared).
+    var statementsPrepared: Int { connections.reduce(0) { $0 + $1.statementsPrepared } }
+
+    /// Stops the threads and closes the connections.
+    func close() async {
+        if started.withLockedValue({ $0 }) { try? await pool.shutdownGracefully() }
+        for connection in connections { connection.close() }
+    }
+
+    /// `close()`, for callers that cannot wait asynchronously.
+    func closeSync() {
+        if started.withLockedValue({ $0 }) { try? pool.syncShutdownGracefully() }
+        for connection in connections { connection.close() }
+    }
+}
+
+/// The application's SQLite database as Fluent and SQLKit see it: a single `SELECT` outside a
+/// transaction goes to `SQLiteReaders`; everything else (writes, schema changes, transactions,
+/// `withConnection`) goes to sqlite-nio's pool as before (`base`), and write transactions to
+/// the write gate.
+struct RoutedSQLiteDatabase: Database, SQLDatabase {
+    let base: any Database
+    private let sqlBase: any SQLDatabase
+    let readers: SQLiteReaders
+    static let encoder = SQLiteDataEncoder()
+
+    /// `base`: one of sqlite-nio's pooled databases (an `SQLDatabase`, as Fluent's SQLite driver makes them).
+    init(base: any Database & SQLDatabase, readers: SQLiteReaders) {
+        self.base = base
+        self.sqlBase = base
+        self.readers = readers
+    }
+
+    var context: DatabaseContext { base.context }
+    var inTransaction: Bool { false }
+    var dialect: any SQLDialect { SQLiteDialect() }
+    var queryLogLevel: Logger.Level? { .debug }
+    var logger: Logger { context.logger }
+    var eventLoop: any EventLoop { context.eventLoop }
+
+    /// Whether `sql` only reads: one `SELECT` statement (a `WITH` may hide a write).
+    static func isRead(_ sql: String) -> Bool {
+        sql.utf8.prefix(7).map { $0 | 0x20 }.elementsEqual("select ".utf8)
+    }
+
+    // SQLDatabase
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
+        let (sql, binds) = serialize(query)
+        guard Self.isRead(sql) else { return try await sqlBase.execute(sql: query, onRow) }
+        log(sql)
+        for row in try await readers.read(sql, try binds.map { try Self.encoder.encode($0) }) { onRow(row) }
+    }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) -> EventLoopFuture<Void> {
+        let (sql, binds) = serialize(query)
+        guard Self.isRead(sql) else { return sqlBase.execute(sql: query, onRow) }
+        log(sql)
+        let promise = eventLoop.makePromise(of: [DirectSQLiteRow].self)
+        do {
+            readers.read(sql, try binds.map { try Self.encoder.encode($0) }, promise: promise)
+        } catch {
+            promise.fail(error)
+        }
+        return promise.futureResult.map { rows in for row in rows { onRow(row) } }
+    }
+
+    func withSession<R>(_ closure: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await sqlBase.withSession(closure)
+    }
+
+    private func log(_ sql: String) {
+        // As sqlite-kit logs, without the binds (they can hold secrets).
+        if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": .string(sql)]) }
+    }
+
+    // Database
+
+    func execute(query: DatabaseQuery, onOutput: @escaping @Sendable (any DatabaseOutput) -> Void) -> EventLoopFuture<Void> {
+        switch query.action {
+        case .read, .aggregate:
+            let converted = SQLQueryConverter(delegate: DirectSQLiteConverterDelegate()).convert(query)
+            return execute(sql: converted) { onOutput(DirectSQLiteOutput(row: $0, schema: nil)) }
+        default:
+            return base.execute(query: query, onOutput: onOutput)
+        }
+    }
+
+    func execute(schema: DatabaseSchema) -> EventLoopFuture<Void> {
+        base.execute(schema: schema)
+    }
+
+    func execute(enum: DatabaseEnum) -> EventLoopFuture<Void> {
+        base.execute(enum: `enum`)
+    }
+
+    func transaction<T>(_ closure: @escaping @Sendable (any Database) -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        base.transaction(closure)
+    }
+
+    func withConnection<T>(_ closure: @escaping @Sendable (any Database) -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        base.withConnection(closure)
+    }
+
+    func transaction<T: Sendable>(_ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        try await base.transaction(closure)
+    }
+
+    func withConnection<T: Sendable>(_ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
+        try await base.withConnection(closure)
+    }
+}
+
+/// Fluent's SQLite configuration with its databases wrapped in `RoutedSQLiteDatabase`.
+struct RoutedSQLiteConfiguration: DatabaseConfiguration {
+    var base: any DatabaseConfiguration
+    let readers: SQLiteReaders
+
+    var middleware: [any AnyModelMiddleware] {
+        get { base.middleware }
+        set { base.middleware = newValue }
+    }
+
+    func makeDriver(for databases: Databases) -> any DatabaseDriver {
+        Driver(base: base.makeDriver(for: databases), readers: readers)
+    }
+
+    struct Driver: DatabaseDriver {
+        let base: any DatabaseDriver
+        let readers: SQLiteReaders
+
+        func makeDatabase(with context: DatabaseContext) -> any Database {
+            let database = base.makeDatabase(with: context)
+            guard let sql = database as? any Database & SQLDatabase else { return database }
+            return RoutedSQLiteDatabase(base: sql, readers: readers)
+        }
+
+        func shutdown() {
+            base.shutdown()
+            readers.closeSync()
+        }
+
+        func shutdownAsync() async {
+            await base.shutdownAsync()
+            await readers.close()
+        }
+    }
+}
