@@ -40,7 +40,9 @@ enum DatabaseSetup {
     }
 
     /// The settings every SQLite connection gets (the pool's and the write gate's own).
-    static let sqlitePragmas = ["journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 10000", "foreign_keys = ON"]
+    /// The busy timeout comes first, so that a lock held elsewhere while the others are set
+    /// (a checkpoint, another process) is waited for.
+    static let sqlitePragmas = ["busy_timeout = 10000", "journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"]
 
     /// Per-connection SQLite settings. sqlite-kit opens one connection per event loop and
     /// offers no hook for new connections, so each loop's connection is configured here at

@@ -48,6 +48,8 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     private struct CachedStatement {
         let handle: OpaquePointer
         let columns: DirectSQLiteColumns
+        /// How often SQLite had prepared it again when `columns` were read.
+        var reprepared: Int32 = 0
     }
 
     /// Opened for reading only: writes fail instead of waiting for the write lock.
@@ -67,12 +69,14 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     func begin(on eventLoop: any EventLoop, logger: Logger) async throws {
         if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": "BEGIN IMMEDIATE"]) }
         try await threadPool.runIfActive(eventLoop: eventLoop) {
-            try self.execute("BEGIN IMMEDIATE", []) { _ in }
+            _ = try self.execute("BEGIN IMMEDIATE", [])
         }.get()
     }
 
-    /// Runs one statement with `binds`, calling `onRow` for each row, on this thread.
-    func execute(_ sql: String, _ binds: [SQLiteData], _ onRow: (DirectSQLiteRow) throws -> Void) throws {
+    /// Runs one statement with `binds` on this thread and returns its rows. The rows are
+    /// handed over after the lock is released, so whatever the caller does with them may run
+    /// statements on this connection again.
+    func execute(_ sql: String, _ binds: [SQLiteData]) throws -> [DirectSQLiteRow] {
         try lock.withLock {
             let db = try openLocked()
             let statement = try preparedLocked(sql, on: db)
@@ -85,21 +89,21 @@ final class DirectSQLiteConnection: @unchecked Sendable {
                 try check(Self.bind(bind, at: Int32(index + 1), to: handle), on: db)
             }
             var columns = statement.columns
-            var first = true
+            var rows: [DirectSQLiteRow] = []
             while true {
                 let code = sqlite_nio_sqlite3_step(handle)
-                if code == SQLITE_DONE { return }
+                if code == SQLITE_DONE { return rows }
                 guard code == SQLITE_ROW else { throw DirectSQLiteError(code: code, db: db) }
-                if first {
-                    first = false
+                if rows.isEmpty {
                     // SQLite prepares a kept statement again after a schema change (another
-                    // process's migration), and `SELECT *` may then have other columns.
-                    if Int(sqlite_nio_sqlite3_column_count(handle)) != columns.names.count {
+                    // process's migration), and a `SELECT *` may then have other columns.
+                    let reprepared = Self.reprepareCount(handle)
+                    if reprepared != statement.reprepared {
                         columns = Self.columns(of: handle)
-                        statements[sql] = CachedStatement(handle: handle, columns: columns)
+                        statements[sql] = CachedStatement(handle: handle, columns: columns, reprepared: reprepared)
                     }
                 }
-                try onRow(DirectSQLiteRow(columns: columns, values: try Self.values(of: handle, count: columns.names.count)))
+                rows.append(DirectSQLiteRow(columns: columns, values: try Self.values(of: handle, count: columns.names.count)))
             }
         }
     }
@@ -163,6 +167,10 @@ final class DirectSQLiteConnection: @unchecked Sendable {
         return cached
     }
 
+    private static func reprepareCount(_ statement: OpaquePointer) -> Int32 {
+        sqlite_nio_sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_REPREPARE, 0)
+    }
+
     private static func columns(of statement: OpaquePointer) -> DirectSQLiteColumns {
         let count = sqlite_nio_sqlite3_column_count(statement)
         return DirectSQLiteColumns(names: (0..<count).map { sqlite_nio_sqlite3_column_name(statement, $0).map { String(cString: $0) } ?? "" })
@@ -203,8 +211,8 @@ final class DirectSQLiteConnection: @unchecked Sendable {
                 guard let text = sqlite_nio_sqlite3_column_text(statement, column) else {
                     throw DirectSQLiteError(code: SQLITE_NOMEM, message: "no text for a text column")
                 }
-                let length = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
-                return .text(String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self))
+                // As sqlite-nio reads text (up to a NUL), so a row reads the same on any connection.
+                return .text(String(cString: text))
             case SQLITE_BLOB:
                 let length = Int(sqlite_nio_sqlite3_column_bytes(statement, column))
                 var buffer = ByteBufferAllocator().buffer(capacity: length)
@@ -278,8 +286,9 @@ struct DirectSQLiteError: Error, DatabaseError, CustomStringConvertible {
 
     var description: String { "SQLite error \(code): \(message)" }
     var isConstraintFailure: Bool { code & 0xFF == SQLITE_CONSTRAINT }
-    var isSyntaxError: Bool { code & 0xFF == SQLITE_ERROR && message.contains("syntax error") }
-    var isConnectionClosed: Bool { code & 0xFF == SQLITE_MISUSE }
+    // As fluent-sqlite-driver classifies sqlite-nio's errors.
+    var isSyntaxError: Bool { code & 0xFF == SQLITE_ERROR || code & 0xFF == SQLITE_SCHEMA }
+    var isConnectionClosed: Bool { code & 0xFF == SQLITE_MISUSE || code & 0xFF == SQLITE_CANTOPEN }
 }
 
 /// The write connection as Fluent and SQLKit see it, inside a transaction the write gate
@@ -314,7 +323,7 @@ struct DirectSQLiteDatabase: Database, SQLDatabase {
         let (sql, binds) = serialize(query)
         // The text only: binds can hold secrets (password hashes, token digests).
         if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": .string(sql)]) }
-        try writer.execute(sql, try binds.map { try Self.encoder.encode($0) }) { onRow($0) }
+        for row in try writer.execute(sql, try binds.map { try Self.encoder.encode($0) }) { onRow(row) }
     }
 
     // Database

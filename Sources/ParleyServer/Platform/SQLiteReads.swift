@@ -24,8 +24,9 @@ final class SQLiteReaders: Sendable {
     /// connections, so a running read always finds one.
     private let free: NIOLockedValueBox<[Int]>
     private let pool: NIOThreadPool
-    /// The threads start with the first read (a command that reads nothing starts none).
-    private let started = NIOLockedValueBox(false)
+    /// The threads start with the first read (a command that reads nothing starts none); after
+    /// `close()` none start again.
+    private let state = NIOLockedValueBox((started: false, closed: false))
 
     init(path: String, threads: Int, logger: Logger) {
         let threads = max(1, threads)
@@ -47,9 +48,14 @@ final class SQLiteReaders: Sendable {
     }
 
     private func submit(_ sql: String, _ binds: [SQLiteData], _ done: @escaping @Sendable (Result<[DirectSQLiteRow], any Error>) -> Void) {
-        started.withLockedValue { started in
-            if !started { pool.start() }
-            started = true
+        let open = state.withLockedValue { state -> Bool in
+            guard !state.closed else { return false }
+            if !state.started { pool.start() }
+            state.started = true
+            return true
+        }
+        guard open else {
+            return done(.failure(DirectSQLiteError(code: SQLITE_MISUSE, message: "the read connections are closed")))
         }
         pool.submit { [connections, free] state in
             guard case .active = state else {
@@ -59,26 +65,30 @@ final class SQLiteReaders: Sendable {
                 return done(.failure(DirectSQLiteError(code: SQLITE_MISUSE, message: "no free read connection")))
             }
             defer { free.withLockedValue { $0.append(index) } }
-            done(Result {
-                var rows: [DirectSQLiteRow] = []
-                try connections[index].execute(sql, binds) { rows.append($0) }
-                return rows
-            })
+            done(Result { try connections[index].execute(sql, binds) })
         }
     }
 
     /// Statements the read connections prepared so far (each keeps what it prepared).
     var statementsPrepared: Int { connections.reduce(0) { $0 + $1.statementsPrepared } }
 
+    /// Marks the readers closed; whether their threads had started.
+    private func closing() -> Bool {
+        state.withLockedValue { state in
+            defer { state.closed = true }
+            return state.started && !state.closed
+        }
+    }
+
     /// Stops the threads and closes the connections.
     func close() async {
-        if started.withLockedValue({ $0 }) { try? await pool.shutdownGracefully() }
+        if closing() { try? await pool.shutdownGracefully() }
         for connection in connections { connection.close() }
     }
 
     /// `close()`, for callers that cannot wait asynchronously.
     func closeSync() {
-        if started.withLockedValue({ $0 }) { try? pool.syncShutdownGracefully() }
+        if closing() { try? pool.syncShutdownGracefully() }
         for connection in connections { connection.close() }
     }
 }
