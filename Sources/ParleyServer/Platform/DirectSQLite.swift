@@ -67,7 +67,7 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     /// `BEGIN IMMEDIATE` on the thread pool: it waits (up to the busy timeout) while another
     /// connection holds the write lock.
     func begin(on eventLoop: any EventLoop, logger: Logger) async throws {
-        if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": "BEGIN IMMEDIATE"]) }
+        DirectSQLite.log("BEGIN IMMEDIATE", to: logger)
         try await threadPool.runIfActive(eventLoop: eventLoop) {
             _ = try self.execute("BEGIN IMMEDIATE", [])
         }.get()
@@ -297,7 +297,6 @@ struct DirectSQLiteError: Error, DatabaseError, CustomStringConvertible {
 struct DirectSQLiteDatabase: Database, SQLDatabase {
     let writer: DirectSQLiteConnection
     let context: DatabaseContext
-    static let encoder = SQLiteDataEncoder()
 
     var inTransaction: Bool { true }
     var dialect: any SQLDialect { SQLiteDialect() }
@@ -321,21 +320,14 @@ struct DirectSQLiteDatabase: Database, SQLDatabase {
 
     private func run(_ query: any SQLExpression, _ onRow: (any SQLRow) -> Void) throws {
         let (sql, binds) = serialize(query)
-        // The text only: binds can hold secrets (password hashes, token digests).
-        if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": .string(sql)]) }
-        for row in try writer.execute(sql, try binds.map { try Self.encoder.encode($0) }) { onRow(row) }
+        DirectSQLite.log(sql, to: logger)
+        for row in try writer.execute(sql, try DirectSQLite.encode(binds)) { onRow(row) }
     }
 
     // Database
 
     func execute(query: DatabaseQuery, onOutput: @escaping @Sendable (any DatabaseOutput) -> Void) -> EventLoopFuture<Void> {
-        var converted = SQLQueryConverter(delegate: DirectSQLiteConverterDelegate()).convert(query)
-        // As fluent-sqlite-driver does: a create returns the new row's id (an empty custom id
-        // key is Fluent's signal for a composite id, which returns nothing).
-        if case .create = query.action, query.customIDKey != .some(.string("")) {
-            converted = SQLList([converted, SQLReturning(.init((query.customIDKey ?? .id).description))], separator: SQLRaw(" "))
-        }
-        return execute(sql: converted) { onOutput(DirectSQLiteOutput(row: $0, schema: nil)) }
+        execute(sql: DirectSQLite.sql(for: query)) { onOutput(DirectSQLiteOutput(row: $0, schema: nil)) }
     }
 
     func execute(schema: DatabaseSchema) -> EventLoopFuture<Void> {
@@ -360,6 +352,30 @@ struct DirectSQLiteDatabase: Database, SQLDatabase {
 
     func withConnection<T: Sendable>(_ closure: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
         try await closure(self)
+    }
+}
+
+/// What Parley's own connections share in how they speak to Fluent and SQLKit.
+enum DirectSQLite {
+    static let encoder = SQLiteDataEncoder()
+
+    /// Binds in SQLite's types, as sqlite-kit encodes them.
+    static func encode(_ binds: [any Encodable & Sendable]) throws -> [SQLiteData] {
+        try binds.map { try encoder.encode($0) }
+    }
+
+    /// Logs a statement as sqlite-kit does, at debug level, but only its text: binds can hold
+    /// secrets (password hashes, token digests).
+    static func log(_ sql: String, to logger: Logger) {
+        if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": .string(sql)]) }
+    }
+
+    /// A Fluent query as SQL, as fluent-sqlite-driver writes it: a create returns the new row's
+    /// id (an empty custom id key is Fluent's signal for a composite id, which returns nothing).
+    static func sql(for query: DatabaseQuery) -> any SQLExpression {
+        let converted = SQLQueryConverter(delegate: DirectSQLiteConverterDelegate()).convert(query)
+        guard case .create = query.action, query.customIDKey != .some(.string("")) else { return converted }
+        return SQLList([converted, SQLReturning(.init((query.customIDKey ?? .id).description))], separator: SQLRaw(" "))
     }
 }
 

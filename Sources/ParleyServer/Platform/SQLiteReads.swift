@@ -101,7 +101,6 @@ struct RoutedSQLiteDatabase: Database, SQLDatabase {
     let base: any Database
     private let sqlBase: any SQLDatabase
     let readers: SQLiteReaders
-    static let encoder = SQLiteDataEncoder()
 
     /// `base`: one of sqlite-nio's pooled databases (an `SQLDatabase`, as Fluent's SQLite driver makes them).
     init(base: any Database & SQLDatabase, readers: SQLiteReaders) {
@@ -126,18 +125,18 @@ struct RoutedSQLiteDatabase: Database, SQLDatabase {
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) async throws {
         let (sql, binds) = serialize(query)
-        guard Self.isRead(sql) else { return try await sqlBase.execute(sql: query, onRow) }
-        log(sql)
-        for row in try await readers.read(sql, try binds.map { try Self.encoder.encode($0) }) { onRow(row) }
+        guard Self.isRead(sql) else { return try await sqlBase.execute(sql: Serialized(sql: sql, binds: binds), onRow) }
+        DirectSQLite.log(sql, to: logger)
+        for row in try await readers.read(sql, try DirectSQLite.encode(binds)) { onRow(row) }
     }
 
     func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) -> EventLoopFuture<Void> {
         let (sql, binds) = serialize(query)
-        guard Self.isRead(sql) else { return sqlBase.execute(sql: query, onRow) }
-        log(sql)
+        guard Self.isRead(sql) else { return sqlBase.execute(sql: Serialized(sql: sql, binds: binds), onRow) }
+        DirectSQLite.log(sql, to: logger)
         let promise = eventLoop.makePromise(of: [DirectSQLiteRow].self)
         do {
-            readers.read(sql, try binds.map { try Self.encoder.encode($0) }, promise: promise)
+            readers.read(sql, try DirectSQLite.encode(binds), promise: promise)
         } catch {
             promise.fail(error)
         }
@@ -148,9 +147,16 @@ struct RoutedSQLiteDatabase: Database, SQLDatabase {
         try await sqlBase.withSession(closure)
     }
 
-    private func log(_ sql: String) {
-        // As sqlite-kit logs, without the binds (they can hold secrets).
-        if logger.logLevel <= .debug { logger.debug("Executing query", metadata: ["sql": .string(sql)]) }
+    /// A statement already serialized for the routing decision, handed on whole so it is not
+    /// serialized a second time.
+    private struct Serialized: SQLExpression {
+        let sql: String
+        let binds: [any Encodable & Sendable]
+
+        func serialize(to serializer: inout SQLSerializer) {
+            serializer.write(sql)
+            serializer.binds += binds
+        }
     }
 
     // Database
@@ -158,8 +164,7 @@ struct RoutedSQLiteDatabase: Database, SQLDatabase {
     func execute(query: DatabaseQuery, onOutput: @escaping @Sendable (any DatabaseOutput) -> Void) -> EventLoopFuture<Void> {
         switch query.action {
         case .read, .aggregate:
-            let converted = SQLQueryConverter(delegate: DirectSQLiteConverterDelegate()).convert(query)
-            return execute(sql: converted) { onOutput(DirectSQLiteOutput(row: $0, schema: nil)) }
+            return execute(sql: DirectSQLite.sql(for: query)) { onOutput(DirectSQLiteOutput(row: $0, schema: nil)) }
         default:
             return base.execute(query: query, onOutput: onOutput)
         }
