@@ -63,7 +63,15 @@ class Node:
 
     def start(self):
         self.process = subprocess.Popen([BINARY, "serve"], env=self.env, cwd=self.dir, stdout=self.log, stderr=self.log)
-        wait_until(lambda: self._healthy(), 120, f"parley on {self.url}")
+        deadline = time.monotonic() + 120
+        while not self._healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.log.flush()
+                with open(os.path.join(self.dir, "server.log"), "rb") as log:
+                    tail = log.read()[-3000:].decode(errors="replace")
+                state = f"exited with {self.process.returncode}" if self.process.poll() is not None else "not healthy after 120 s"
+                pytest.fail(f"parley on {self.url} {state}; the end of its log:\n{tail}")
+            time.sleep(0.1)
         return self
 
     def _healthy(self):
@@ -364,14 +372,17 @@ def test_tools_from_mcp_servers_over_stdio_and_http():
     http_port = free_port()
     web = subprocess.Popen([python, os.path.join(here, "mcp_server.py"), "http", str(http_port)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    node = Node("mcp", f"sqlite://{WORK}/mcp/parley.sqlite", {
-        "PARLEY_LLM_PROVIDERS": "offline", "PARLEY_LLM_OFFLINE_KIND": "scripted", "PARLEY_LLM_OFFLINE_SCRIPT": "Done.",
-        "PARLEY_MCP_SERVERS": "helpdesk,webdesk",
-        "PARLEY_MCP_HELPDESK_COMMAND": f"{python} {os.path.join(here, 'mcp_server.py')} stdio",
-        "PARLEY_MCP_WEBDESK_URL": f"http://127.0.0.1:{http_port}/mcp"})
-    os.makedirs(node.dir, exist_ok=True)
+    node = None
     try:
+        # Parley's port is drawn only once the MCP server holds its own: drawn before, it could be
+        # the same free port, and the two would race to bind it.
         wait_until(lambda: _listening(http_port), 60, "the HTTP MCP server")
+        node = Node("mcp", f"sqlite://{WORK}/mcp/parley.sqlite", {
+            "PARLEY_LLM_PROVIDERS": "offline", "PARLEY_LLM_OFFLINE_KIND": "scripted", "PARLEY_LLM_OFFLINE_SCRIPT": "Done.",
+            "PARLEY_MCP_SERVERS": "helpdesk,webdesk",
+            "PARLEY_MCP_HELPDESK_COMMAND": f"{python} {os.path.join(here, 'mcp_server.py')} stdio",
+            "PARLEY_MCP_WEBDESK_URL": f"http://127.0.0.1:{http_port}/mcp"})
+        os.makedirs(node.dir, exist_ok=True)
         node.start()
         admin, (_, ann), _, ids, conversation = setup_people(node, [
             {"handle": "stdiodesk", "provider": "offline", "model": "scripted", "mcp_servers": ["helpdesk"]},
@@ -397,7 +408,8 @@ def test_tools_from_mcp_servers_over_stdio_and_http():
             offered = model_turns[0]["detail"]["tools"]
             assert offered == [f"{server}__count_open_tickets", f"{server}__set_priority"], offered
     finally:
-        node.stop()
+        if node:
+            node.stop()
         web.kill()
 
 
