@@ -156,6 +156,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     var presenceOptions = Presence.Options()
     presenceOptions.enabled = settings.presenceEnabled
     presenceOptions.grace = settings.presenceGrace
+    presenceOptions.pushLimit = settings.presencePushLimit
     presenceOptions.nodeTimeout = settings.heartbeatInterval * 3
     let presence = Presence(options: presenceOptions, hub: hub, clock: clock, logger: app.logger)
     app.storage[PresenceKey.self] = presence

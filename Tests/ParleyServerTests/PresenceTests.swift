@@ -133,6 +133,123 @@ struct PresenceTests {
         }
     }
 
+    @Test("presence is pushed through conversations up to the push limit; in bigger ones a subscriber hears only whom it asked for, starting with their status now")
+    func pushLimitAndWatching() async throws {
+        try await withParley({ $0.presenceGrace = .zero; $0.presencePushLimit = 3 }) { app, context in
+            let ann = try await app.user("ann"), ben = try await app.user("ben"), cat = try await app.user("cat")
+            let dan = try await app.user("dan"), eve = try await app.user("eve")
+            let big = try await app.conversation(ann, title: "All hands", members: [ben, cat, dan])
+            _ = try await app.conversation(ann, title: "Pair", members: [cat])
+            let benID = UUID(uuidString: ben.id)!, catID = UUID(uuidString: cat.id)!
+            let hub = try RealtimeTests.hub(app), presence = try Self.presence(app)
+            let anns = try await hub.subscribe(userID: UUID(uuidString: ann.id)!)
+
+            // Cat shares a conversation of 2 with Ann: pushed. Ben shares only the one of 4: not.
+            _ = await presence.connect(userID: catID)
+            let catOnline = try await nextFrame(anns.frames, ["presence"])
+            #expect(catOnline.presence?.user == cat.id && catOnline.presence?.status == "online")
+            let bens = await presence.connect(userID: benID)
+            try await within(30, "Ben online") {
+                while await presence.statuses(of: [benID]).isEmpty, !Task.isCancelled { await Task.yield() }
+            }
+            let benOnline = EventFrame(id: nil, type: "presence", conversationID: nil,
+                                       data: #"{"user_id":"\#(ben.id)","status":"online"}"#, at: context.clock.now)
+            await hub.publish(benOnline, toPeersOf: benID, inConversationsUpTo: 3)
+            try await app.send(.POST, "v1/conversations/\(big)/typing", token: dan.token)
+            #expect(try await nextFrame(anns.frames, ["presence", "typing"]).type == "typing", "Ben's online was not pushed")
+
+            // The listing says what is pushed; by name it covers any shared conversation.
+            var listing = try await app.send(.GET, "v1/presence", token: ann.token)
+            #expect(listing.object["push_limit"] as? Int == 3)
+            #expect((listing.object["users"] as? [[String: Any]])?.map { $0["user_id"] as? String } == [cat.id])
+            listing = try await app.send(.GET, "v1/presence?user_ids=\(ben.id),\(eve.id)", token: ann.token)
+            #expect((listing.object["users"] as? [[String: Any]])?.map { $0["user_id"] as? String } == [ben.id],
+                    "Eve shares no conversation with Ann")
+            let junk = try await app.send(.GET, "v1/presence?user_ids=\(ben.id),nobody", token: ann.token)
+            #expect(junk.status == .unprocessableEntity)
+            #expect((junk.object["errors"] as? [[String: Any]])?.first?["field"] as? String == "user_ids")
+            let many = (0...Presence.Options.watchLimit).map { _ in UUID().uuidString }.joined(separator: ",")
+            #expect(try await app.send(.GET, "v1/presence?user_ids=\(many)", token: ann.token).status == .unprocessableEntity)
+
+            // Ann watches Ben and Dan by name: their status now, then Ben's changes.
+            await presence.watch([benID, UUID(uuidString: dan.id)!], subscriber: anns.id)
+            let now = [try await nextFrame(anns.frames, ["presence"]), try await nextFrame(anns.frames, ["presence"])]
+                .compactMap(\.presence).sorted { $0.user < $1.user }
+            #expect(now.map(\.user) == [ben.id, dan.id].sorted())
+            #expect(now.first { $0.user == ben.id }?.status == "online" && now.first { $0.user == dan.id }?.status == "offline")
+            await presence.disconnect(bens, userID: benID)
+            context.clock.advance(by: 1)
+            let frame = try await nextFrame(anns.frames, ["presence"])
+            #expect(frame.presence?.user == ben.id && frame.presence?.status == "offline")
+
+            // An empty list ends the watch: Ben's changes are no longer heard.
+            await presence.watch([], subscriber: anns.id)
+            await hub.publish(benOnline, toPeersOf: benID, inConversationsUpTo: 3)
+            try await app.send(.POST, "v1/conversations/\(big)/typing", token: dan.token)
+            #expect(try await nextFrame(anns.frames, ["presence", "typing"]).type == "typing", "Ben is no longer watched")
+            #expect(try Settings.load(from: ["PARLEY_PRESENCE_PUSH_LIMIT": "500"]).presencePushLimit == 500)
+            #expect(throws: SettingsError.self) { try Settings.load(from: ["PARLEY_PRESENCE_PUSH_LIMIT": "1"]) }
+        }
+    }
+
+    @Test("over a WebSocket, presence.subscribe names whom to hear of: only people the client shares a conversation with, and a bad list gets an error frame")
+    func subscribeOverWebSocket() async throws {
+        try await withParley({ $0.presenceGrace = .zero; $0.presencePushLimit = 2 }) { app, _ in
+            let ann = try await app.user("ann"), ben = try await app.user("ben"), cat = try await app.user("cat")
+            let eve = try await app.user("eve")
+            _ = try await app.conversation(ann, title: "Trio", members: [ben, cat])
+            let presence = try Self.presence(app)
+            _ = await presence.connect(userID: UUID(uuidString: ben.id)!)
+            _ = await presence.connect(userID: UUID(uuidString: eve.id)!)
+            let port = try await RealtimeTests.serve(app)
+            let (texts, received) = AsyncStream<String>.makeStream()
+            do {
+                let socket = try await within(30, "the WebSocket handshake") {
+                    try await withCheckedThrowingContinuation { (connected: CheckedContinuation<WebSocket, any Error>) in
+                        WebSocket.connect(to: "ws://127.0.0.1:\(port)/v1/events", headers: ["Authorization": "Bearer \(ann.token)"],
+                                          on: MultiThreadedEventLoopGroup.singleton) { ws in
+                            ws.onText { _, text in received.yield(text) }
+                            connected.resume(returning: ws)
+                        }.whenFailure { connected.resume(throwing: $0) }
+                    }
+                }
+                func next(_ types: Set<String>) async throws -> [String: Any] {
+                    let text = try await within(30, "a frame of type \(types.sorted())") { () -> String? in
+                        for await text in texts {
+                            guard let frame = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
+                                  let type = frame["type"] as? String, types.contains(type) else { continue }
+                            return text
+                        }
+                        return nil
+                    }
+                    let frame = try JSONSerialization.jsonObject(with: Data(try #require(text, "the socket closed").utf8))
+                    return try #require(frame as? [String: Any])
+                }
+                try await socket.send(#"{"type":"presence.subscribe","user_ids":["\#(ben.id)","not an id"]}"#)
+                let refused = try await next(["error", "presence"])
+                #expect(refused["type"] as? String == "error")
+                #expect((refused["data"] as? [String: Any])?["field"] as? String == "user_ids")
+                #expect((refused["data"] as? [String: Any])?["code"] as? String == "invalid")
+                // Eve is online but shares nothing with Ann: only Ben's status comes back.
+                try await socket.send(#"{"type":"presence.subscribe","user_ids":["\#(eve.id)","\#(ben.id)"]}"#)
+                let status = try await next(["error", "presence"])
+                #expect(status["type"] as? String == "presence")
+                #expect((status["data"] as? [String: Any])?["user_id"] as? String == ben.id)
+                #expect((status["data"] as? [String: Any])?["status"] as? String == "online")
+                // The next presence frame is Cat's, watched later, not Eve's.
+                try await socket.send(#"{"type":"presence.subscribe","user_ids":["\#(eve.id)","\#(cat.id)"]}"#)
+                let later = try await next(["error", "presence"])
+                #expect((later["data"] as? [String: Any])?["user_id"] as? String == cat.id)
+                #expect((later["data"] as? [String: Any])?["status"] as? String == "offline")
+                try await socket.close()
+            } catch {
+                await app.server.shutdown()
+                throw error
+            }
+            await app.server.shutdown()
+        }
+    }
+
     @Test("users on another node count, the best status wins, and a node that goes silent takes its users offline")
     func otherNodes() async throws {
         try await withParley { app, context in

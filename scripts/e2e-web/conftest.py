@@ -46,7 +46,10 @@ class Server:
                     "PARLEY_DATABASE_URL": f"sqlite://{self.dir}/parley.sqlite", "PARLEY_BCRYPT_COST": "8",
                     "PARLEY_DATA_DIR": os.path.join(self.dir, "data"), "PARLEY_PUSH_SUBJECT": "mailto:ops@parley.test",
                     "PARLEY_LLM_PROVIDERS": "offline", "PARLEY_LLM_OFFLINE_KIND": "scripted",
-                    "PARLEY_LLM_OFFLINE_SCRIPT": REPLY, "PARLEY_LLM_OFFLINE_WORD_DELAY_MS": "100"}
+                    "PARLEY_LLM_OFFLINE_SCRIPT": REPLY, "PARLEY_LLM_OFFLINE_WORD_DELAY_MS": "100",
+                    # Presence is pushed through direct conversations only, so a group's Members
+                    # dialog must ask for it by name; and offline is said a second after the last tab closes.
+                    "PARLEY_PRESENCE_PUSH_LIMIT": "2", "PARLEY_PRESENCE_GRACE": "1"}
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.process = None
 

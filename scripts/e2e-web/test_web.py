@@ -423,6 +423,24 @@ def test_where_websockets_are_cut_it_falls_back_to_server_sent_events(people, se
     expect(messages(oto)).to_contain_text("and live while open")
 
 
+def test_the_members_dialog_shows_who_is_online_in_a_group_too_big_for_pushed_presence(people, server):
+    # The server pushes presence through conversations of at most 2 members here: in this group
+    # of three the Members dialog asks for its people by name, and follows their changes.
+    siv = people("siv").sign_up()
+    tam = people("tam").sign_up()
+    people("ulla").sign_up()
+    start_conversation(siv, "group", "three of us", people=["tam", "ulla"])
+    send(siv, "hello both")
+    expect(messages(siv)).to_contain_text("hello both")
+    siv.page.get_by_role("button", name="Members").click()
+    members = siv.page.get_by_role("dialog", name="Members")
+    tams = members.get_by_role("listitem").filter(has_text="@tam").locator(".presence")
+    expect(tams).to_have_attribute("aria-label", "online")
+    tam.page.close()
+    expect(tams).to_have_attribute("aria-label", "offline", timeout=30_000)
+    members.get_by_role("button", name="Close").click()
+
+
 def test_channels_are_found_and_joined_and_profiles_change(people, server):
     pat = people("pat").sign_up()
     quin = people("quin").sign_up()

@@ -92,14 +92,32 @@ extension Membership {
         return (Set(rows.compactMap(\.user_id)), rows.first?.horizon)
     }
 
-    /// Everyone else who shares a conversation with `userID`.
-    static func peers(of userID: UUID, on db: any Database) async throws -> Set<UUID> {
+    /// Everyone else who shares a conversation of at most `limit` members with `userID`.
+    ///
+    /// A conversation's size is checked by looking for a member past the limit (`LIMIT 1
+    /// OFFSET limit`), so a big channel costs `limit` index entries, not all of its members.
+    static func peers(of userID: UUID, inConversationsUpTo limit: Int, on db: any Database) async throws -> Set<UUID> {
         guard let sql = db as? any SQLDatabase else { return [] }
         struct Row: Decodable { let user_id: UUID }
         let rows = try await sql.raw("""
             SELECT DISTINCT b.user_id AS user_id FROM memberships a
             JOIN memberships b ON b.conversation_id = a.conversation_id
             WHERE a.user_id = \(bind: userID) AND b.user_id <> \(bind: userID)
+            AND NOT EXISTS (SELECT 1 FROM memberships c WHERE c.conversation_id = a.conversation_id LIMIT 1 OFFSET \(bind: limit))
+            """).all(decoding: Row.self)
+        return Set(rows.map(\.user_id))
+    }
+
+    /// Those of `users` (other than `userID`) who share a conversation of any size with `userID`.
+    static func sharing(with userID: UUID, among users: Set<UUID>, on db: any Database) async throws -> Set<UUID> {
+        guard let sql = db as? any SQLDatabase else { return [] }
+        let others = users.subtracting([userID])
+        guard !others.isEmpty else { return [] }
+        struct Row: Decodable { let user_id: UUID }
+        let list = SQLList(others.map { SQLBind($0) })
+        let rows = try await sql.raw("""
+            SELECT DISTINCT user_id FROM memberships WHERE user_id IN (\(list))
+            AND \(conversationCondition(memberID: userID))
             """).all(decoding: Row.self)
         return Set(rows.map(\.user_id))
     }

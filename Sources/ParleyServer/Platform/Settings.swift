@@ -81,6 +81,9 @@ public struct Settings: Sendable {
     /// How long a user with no connection left stays shown online (reconnects within it are
     /// not announced).
     public var presenceGrace: Duration = .seconds(10)
+    /// Presence changes are pushed to the members of conversations up to this size; members
+    /// of bigger ones subscribe to the people they show (`presence.subscribe`).
+    public var presencePushLimit: Int = 100
     /// How long events stay replayable; a client with an older cursor is told to resync.
     public var eventRetention: Duration = .seconds(7 * 24 * 3600)
     /// How often a serving node deletes events older than `eventRetention`; `nil`: never
@@ -275,6 +278,10 @@ extension Settings {
             else { problems.append("PARLEY_PRESENCE must be true or false") }
         }
         seconds("PARLEY_PRESENCE_GRACE", range: 0...3600) { settings.presenceGrace = $0 }
+        if let raw = env["PARLEY_PRESENCE_PUSH_LIMIT"] {
+            if let size = Int(raw), (2...100_000).contains(size) { settings.presencePushLimit = size }
+            else { problems.append("PARLEY_PRESENCE_PUSH_LIMIT must be a number of members in 2...100000") }
+        }
         seconds("PARLEY_EVENT_RETENTION", range: 3600...31_536_000) { settings.eventRetention = $0 }
         seconds("PARLEY_IDLE_TIMEOUT", range: 45...86_400) { settings.idleTimeout = $0 }
         if let raw = env["PARLEY_LOG_LEVEL"] {

@@ -30,6 +30,9 @@ actor EventHub {
     private var lastID = 0
     private var started = false
     private var subscribers: [UUID: Subscriber] = [:]
+    /// Users whose presence a subscriber asked for by name → those subscribers, and back.
+    private var presenceWatchers: [UUID: Set<UUID>] = [:]
+    private var watching: [UUID: Set<UUID>] = [:]
     /// Conversation → member ids, loaded on first use and kept current by member events.
     private var members: [UUID: Set<UUID>] = [:]
     /// Counts catch-ups (each forgets `members`): a load begun before one is not cached.
@@ -141,6 +144,7 @@ actor EventHub {
 
     func unsubscribe(_ id: UUID) {
         subscribers.removeValue(forKey: id)?.continuation.finish()
+        unwatchPresence(id)
         if subscribers.isEmpty {
             idle = true
             resumePositionWaiters()
@@ -153,6 +157,8 @@ actor EventHub {
     func finishAll() {
         for subscriber in subscribers.values { subscriber.continuation.finish() }
         subscribers.removeAll()
+        presenceWatchers.removeAll()
+        watching.removeAll()
     }
 
     /// Sends an ephemeral frame (typing) to the members of a conversation, except one.
@@ -164,18 +170,37 @@ actor EventHub {
     }
 
     /// Sends an ephemeral frame (presence) to every other subscriber who shares a conversation
-    /// with `subject`.
-    func publish(_ frame: EventFrame, toPeersOf subject: UUID) async {
+    /// of at most `limit` members with `subject`, and to those watching `subject` by name.
+    func publish(_ frame: EventFrame, toPeersOf subject: UUID, inConversationsUpTo limit: Int) async {
         guard !subscribers.isEmpty else { return }
         let peers: Set<UUID>
         do {
-            peers = try await Membership.peers(of: subject, on: database())
+            peers = try await Membership.peers(of: subject, inConversationsUpTo: limit, on: database())
         } catch {
             logger.warning("could not read who to tell about presence", metadata: ["error": .string(String(describing: error))])
             return
         }
-        for (key, subscriber) in subscribers where peers.contains(subscriber.userID) {
+        let watchers = presenceWatchers[subject] ?? []
+        for (key, subscriber) in subscribers where peers.contains(subscriber.userID) || watchers.contains(key) {
             deliver(frame, to: key, subscriber)
+        }
+    }
+
+    /// Makes `subscriber` watch the presence of `users` (replacing what it watched before),
+    /// and sends it `current`, their status now, after which changes follow.
+    func watchPresence(of users: Set<UUID>, subscriber key: UUID, current: [EventFrame]) {
+        guard let subscriber = subscribers[key] else { return }
+        unwatchPresence(key)
+        guard !users.isEmpty else { return }
+        watching[key] = users
+        for user in users { presenceWatchers[user, default: []].insert(key) }
+        for frame in current { deliver(frame, to: key, subscriber) }
+    }
+
+    private func unwatchPresence(_ key: UUID) {
+        for user in watching.removeValue(forKey: key) ?? [] {
+            presenceWatchers[user]?.remove(key)
+            if presenceWatchers[user]?.isEmpty == true { presenceWatchers[user] = nil }
         }
     }
 

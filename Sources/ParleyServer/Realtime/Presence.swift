@@ -13,8 +13,13 @@ import Vapor
 /// apart, however often a client toggles. On PostgreSQL each node sends its changes to the
 /// others with `pg_notify('parley_presence', …)` and a liveness beat with every heartbeat; a
 /// node not heard from for three heartbeats is dropped and its users go offline. Every node
-/// combines all nodes' views (the best status wins) and tells the subscribers who share a
-/// conversation with the user, only when the combined status changes.
+/// combines all nodes' views (the best status wins) and, only when the combined status
+/// changes, tells the subscribers who share a conversation of at most `pushLimit` members with
+/// the user, and those who subscribed to the user by name (`watch`).
+///
+/// Pushing through every shared conversation would cost a channel of N members N²/2 frames
+/// as its members connect (each one's `online` to everyone connected before), so in bigger
+/// conversations a client asks for the people it shows, as Slack's clients do.
 actor Presence {
     struct Options: Sendable {
         var enabled = true
@@ -22,6 +27,10 @@ actor Presence {
         var minimumInterval: Duration = .seconds(1)
         /// Other nodes are dropped after this long without a word.
         var nodeTimeout: Duration = .seconds(60)
+        /// Changes are pushed through conversations of at most this many members.
+        var pushLimit = 100
+        /// Users one connection may subscribe to by name.
+        static let watchLimit = 500
     }
 
     nonisolated let nodeID = UUID()
@@ -181,7 +190,20 @@ actor Presence {
         let now = clock.now()
         let frame = EventFrame(id: nil, type: "presence", conversationID: nil,
                                data: #"{"user_id":"\#(userID.wire)","status":"\#(status.rawValue)"}"#, at: now)
-        await hub.publish(frame, toPeersOf: userID)
+        await hub.publish(frame, toPeersOf: userID, inConversationsUpTo: options.pushLimit)
+    }
+
+    /// Subscribes one hub subscriber to the presence of `users` (replacing what it watched),
+    /// and sends it their current status, offline included. The caller has checked that it
+    /// may see them.
+    func watch(_ users: Set<UUID>, subscriber: UUID) async {
+        guard options.enabled else { return }
+        let now = clock.now()
+        let current = users.sorted { $0.wire < $1.wire }.map { userID in
+            EventFrame(id: nil, type: "presence", conversationID: nil,
+                       data: #"{"user_id":"\#(userID.wire)","status":"\#((combined[userID] ?? .offline).rawValue)"}"#, at: now)
+        }
+        await hub.watchPresence(of: users, subscriber: subscriber, current: current)
     }
 
     /// The combined status of the given users; offline ones are left out.

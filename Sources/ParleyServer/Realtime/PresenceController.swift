@@ -3,8 +3,9 @@ import Foundation
 import SQLKit
 import Vapor
 
-/// `GET /v1/presence`: who among the people the caller shares a conversation with is online
-/// or away right now (a client's starting point; changes then arrive as `presence` frames).
+/// `GET /v1/presence`: who is online or away right now, among the people the caller hears
+/// about on the event stream (those sharing a conversation of at most the push limit's size
+/// with the caller), or among `user_ids` (anyone sharing a conversation of any size).
 struct PresenceController: RouteCollection {
     let presence: Presence
     let authentication: AuthenticationMiddleware
@@ -24,16 +25,45 @@ struct PresenceController: RouteCollection {
 
     struct Listing: Content {
         var enabled: Bool
+        var pushLimit: Int
         var users: [Entry]
+        enum CodingKeys: String, CodingKey {
+            case enabled, users
+            case pushLimit = "push_limit"
+        }
     }
 
     @Sendable
     func list(_ request: Request) async throws -> Listing {
         let principal = try request.principal()
-        guard presence.options.enabled else { return Listing(enabled: false, users: []) }
-        let peers = try await Membership.peers(of: principal.userID, on: request.db)
-        let statuses = await presence.statuses(of: peers)
+        let named = try Self.userIDs(request.query[String.self, at: "user_ids"])
+        let limit = presence.options.pushLimit
+        guard presence.options.enabled else { return Listing(enabled: false, pushLimit: limit, users: []) }
+        let visible = if let named {
+            try await Membership.sharing(with: principal.userID, among: named, on: request.db)
+        } else {
+            try await Membership.peers(of: principal.userID, inConversationsUpTo: limit, on: request.db)
+        }
+        let statuses = await presence.statuses(of: visible)
         let users = statuses.map { Entry(userID: $0.key.wire, status: $0.value.rawValue) }.sorted { $0.userID < $1.userID }
-        return Listing(enabled: true, users: users)
+        return Listing(enabled: true, pushLimit: limit, users: users)
+    }
+
+    /// `user_ids`: comma-separated user ids, at most `Presence.Options.watchLimit`.
+    static func userIDs(_ raw: String?) throws -> Set<UUID>? {
+        guard let raw else { return nil }
+        let parts = raw.split(separator: ",", omittingEmptySubsequences: true)
+        guard parts.count <= Presence.Options.watchLimit else {
+            throw ProblemError.validation(field: "user_ids", code: "too_many",
+                                          message: "at most \(Presence.Options.watchLimit) user ids")
+        }
+        var ids = Set<UUID>()
+        for part in parts {
+            guard let id = UUID(uuidString: part.trimmingCharacters(in: .whitespaces)) else {
+                throw ProblemError.validation(field: "user_ids", code: "invalid", message: "must be user ids separated by commas")
+            }
+            ids.insert(id)
+        }
+        return ids
     }
 }

@@ -162,13 +162,26 @@ struct RealtimeController: RouteCollection {
         let clock = self.clock, presence = self.presence
         // Presence knows this connection from the start; messages it sends are applied in order.
         let connection = Task { await presence.connect(userID: principal.userID) }
-        ws.onText { _, text in
-            // Clients may send `{"type":"typing","conversation_id":"…"}` and
-            // `{"type":"presence","status":"away"|"online"}`; anything else is ignored.
-            struct Incoming: Decodable { let type: String; let conversation_id: String?; let status: PresenceStatus? }
+        // The hub subscription, made at once so that a `presence.subscribe` sent right after
+        // the handshake finds it.
+        let subscribed = Task { try await hub.subscribe(userID: principal.userID) }
+        ws.onText { ws, text in
+            // Clients may send `{"type":"typing","conversation_id":"…"}`,
+            // `{"type":"presence","status":"away"|"online"}` and
+            // `{"type":"presence.subscribe","user_ids":[…]}`; anything else is ignored.
+            struct Incoming: Decodable {
+                let type: String; let conversation_id: String?; let status: PresenceStatus?; let user_ids: [String]?
+            }
             guard let incoming = try? JSONDecoder().decode(Incoming.self, from: Data(text.utf8)) else { return }
             if incoming.type == "presence", let status = incoming.status {
                 Task { await presence.set(status, connection: await connection.value, userID: principal.userID) }
+                return
+            }
+            if incoming.type == "presence.subscribe" {
+                Task {
+                    await Self.watchPresence(incoming.user_ids, for: principal.userID, subscription: subscribed,
+                                             presence: presence, on: db, ws: ws)
+                }
                 return
             }
             guard incoming.type == "typing", let raw = incoming.conversation_id, let conversationID = UUID(uuidString: raw)
@@ -181,7 +194,7 @@ struct RealtimeController: RouteCollection {
         let task = Task {
             var lastSent = since ?? 0
             do {
-                let subscription = try await hub.subscribe(userID: principal.userID)
+                let subscription = try await subscribed.value
                 lastSent = max(lastSent, subscription.startID)
                 try await Self.feed(userID: principal.userID, since: since, subscription: subscription, on: db) { frame in
                     try await ws.send(frame.json())
@@ -202,6 +215,30 @@ struct RealtimeController: RouteCollection {
             slot.close()
             Task { await presence.disconnect(await connection.value, userID: principal.userID) }
         }
+    }
+
+    /// `presence.subscribe`: the connection hears of these users' presence (those who share a
+    /// conversation with the caller; others are left out unsaid), starting with their status
+    /// now. It replaces the previous list; an empty one ends it. A list that is not user ids,
+    /// or too long, is refused with an `error` frame and changes nothing.
+    static func watchPresence(_ raw: [String]?, for userID: UUID, subscription: Task<EventHub.Subscription, any Error>,
+                              presence: Presence, on db: any Database, ws: WebSocket) async {
+        func refuse(_ code: String, _ message: String) async {
+            let frame = #"{"type":"error","data":{"for":"presence.subscribe","field":"user_ids","code":"\#(code)","message":"\#(message)"}}"#
+            try? await ws.send(frame)
+        }
+        guard let raw else { return await refuse("missing", "user_ids is required: a list of user ids") }
+        guard raw.count <= Presence.Options.watchLimit else {
+            return await refuse("too_many", "at most \(Presence.Options.watchLimit) user ids")
+        }
+        var users = Set<UUID>()
+        for text in raw {
+            guard let id = UUID(uuidString: text) else { return await refuse("invalid", "must be a list of user ids") }
+            users.insert(id)
+        }
+        guard let subscription = try? await subscription.value,
+              let visible = try? await Membership.sharing(with: userID, among: users, on: db) else { return }
+        await presence.watch(visible, subscriber: subscription.id)
     }
 
     /// What every connection sends: the events after `since` (replayed from the database up

@@ -2,7 +2,7 @@
 
 import { ApiError, del, get, patch, post, put } from "../lib/api.js";
 import { dialog, fieldErrors, h, clear } from "../lib/dom.js";
-import { emit, loadConversations, members, state, upsertConversation } from "../lib/store.js";
+import { emit, loadConversations, members, state, subscribe, upsertConversation } from "../lib/store.js";
 
 // A people picker: type a handle or name, pick from the matches.
 function peoplePicker({ multiple }) {
@@ -95,8 +95,8 @@ export async function membersDialog(conversation) {
   const list = h("ul", { class: "member-list" });
   const mine = conversation.membership?.role;
   const canManage = mine === "owner" || mine === "admin";
-  const render = async () => {
-    const items = await members(conversation.id, { refresh: true });
+  let items = [];
+  const draw = () => {
     clear(list, items.map((member) => {
       const self = member.user.id === state.me.id;
       // Owners and admins change roles (only the owner hands ownership over) and remove people.
@@ -109,7 +109,7 @@ export async function membersDialog(conversation) {
         } }, roles.map((value) => h("option", { value, text: value, selected: value === member.role })))
         : h("span", { class: "role", text: member.role });
       return h("li", {},
-        h("span", { class: `presence ${state.presence.get(member.user.id) || "offline"}`, "aria-label": state.presence.get(member.user.id) || "offline" }),
+        h("span", { class: `presence ${state.presence.get(member.user.id) || "offline"}`, "aria-label": state.presence.get(member.user.id) || "offline", dataset: { user: member.user.id } }),
         h("strong", { text: member.user.display_name }), ` @${member.user.handle} `,
         member.user.kind === "assistant" ? h("span", { class: "tag", text: "assistant" }) : null,
         role,
@@ -119,6 +119,32 @@ export async function membersDialog(conversation) {
         } }, "×") : null);
     }));
   };
+  // Presence is pushed only through small conversations: ask for the people shown here by
+  // name while the dialog is open (over SSE, read once).
+  const watch = async () => {
+    const ids = items.map((member) => member.user.id).filter((id) => id !== state.me.id).slice(0, 500);
+    if (state.live?.watchPresence(ids) || !ids.length) return;
+    try {
+      const presence = await get(`/v1/presence?user_ids=${ids.join(",")}`);
+      for (const id of ids) state.presence.set(id, "offline");
+      for (const entry of presence.users) state.presence.set(entry.user_id, entry.status);
+      emit("presence");
+    } catch { /* presence is optional */ }
+  };
+  const render = async () => {
+    items = await members(conversation.id, { refresh: true });
+    draw();
+    await watch();
+  };
+  // Changes repaint the dots only (a role menu being used stays as it is).
+  const stopListening = subscribe((kind) => {
+    if (kind !== "presence") return;
+    for (const dot of list.querySelectorAll(".presence[data-user]")) {
+      const status = state.presence.get(dot.dataset.user) || "offline";
+      dot.className = `presence ${status}`;
+      dot.setAttribute("aria-label", status);
+    }
+  });
   const content = h("div", { class: "stack" }, list);
   if (canManage && conversation.kind !== "direct") {
     const picker = peoplePicker({ multiple: true });
@@ -142,7 +168,7 @@ export async function membersDialog(conversation) {
       location.hash = "#/";
     } }));
   }
-  const node = dialog("Members", content);
+  const node = dialog("Members", content, { onClose: () => { stopListening(); state.live?.watchPresence([]); } });
   await render();
 }
 

@@ -20,6 +20,8 @@ export class LiveStream {
     this.watchdog = null;
     this.stopped = true;
     this.status = "connecting";
+    // People whose presence this client asked for by name (see watchPresence).
+    this.watched = [];
     addEventListener("online", () => this.reconnectNow());
     addEventListener("offline", () => this.setStatus("offline"));
   }
@@ -34,6 +36,14 @@ export class LiveStream {
     if (this.socket?.readyState !== WebSocket.OPEN) return false;
     this.socket.send(JSON.stringify(frame));
     return true;
+  }
+
+  // Asks to hear of these people's presence (up to 500; [] to stop), for conversations too big
+  // for the server to push it through. Kept and said again on every new WebSocket; over SSE
+  // (which cannot send) it returns false and the caller reads GET /v1/presence once instead.
+  watchPresence(userIDs) {
+    this.watched = userIDs.slice(0, 500);
+    return this.send({ type: "presence.subscribe", user_ids: this.watched });
   }
 
   stop() {
@@ -69,7 +79,10 @@ export class LiveStream {
     // A WebSocket that closes before a single frame came through (refused, or cut by a proxy
     // that does not pass WebSockets) counts as a failure; three in a row switch to SSE.
     let received = false;
-    socket.onopen = () => this.connected();
+    socket.onopen = () => {
+      if (this.watched.length) socket.send(JSON.stringify({ type: "presence.subscribe", user_ids: this.watched }));
+      this.connected();
+    };
     socket.onmessage = (message) => {
       if (!received) { received = true; this.failedSockets = 0; }
       this.receive(message.data);
