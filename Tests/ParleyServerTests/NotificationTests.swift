@@ -115,6 +115,41 @@ struct NotificationTests {
         }
     }
 
+    @Test("a channel's message reads only the members it can notify (the named, the thread's people, those at level all); @channel reads all")
+    func channelReadsOnlyCandidates() async throws {
+        try await withParley { app, context in
+            let ann = try await app.user("ann"), bob = try await app.user("bob"), cara = try await app.user("cara")
+            let dan = try await app.user("dan"), eve = try await app.user("eve")
+            let channel = try await app.conversation(ann, kind: "channel", title: "general", members: [bob, cara, dan, eve])
+            let group = try await app.conversation(ann, kind: "group", title: "Team", members: [bob, cara])
+            #expect(try await app.send(.PUT, "v1/conversations/\(channel)/membership", json: #"{"notify":"all"}"#, token: bob.token).status == .ok)
+            let id = { (user: TestUser) in UUID(uuidString: user.id)! }
+
+            let narrowed = try await Membership.notificationSettings(of: UUID(uuidString: channel)!, narrowedTo: [id(dan)], on: app.db)
+            #expect(Set(narrowed.members.map(\.userID)) == [id(bob), id(dan)])
+            #expect(narrowed.kind == .channel && !narrowed.complete)
+            let none = try await Membership.notificationSettings(of: UUID(uuidString: channel)!, narrowedTo: [], on: app.db)
+            #expect(none.members.map(\.userID) == [id(bob)])
+            let whole = try await Membership.notificationSettings(of: UUID(uuidString: group)!, narrowedTo: [id(dan)], on: app.db)
+            #expect(Set(whole.members.map(\.userID)) == [id(ann), id(bob), id(cara)] && whole.complete, "a group is read whole")
+
+            // The inbox is what the rules say, with the channel read narrowly.
+            let root = try await app.post("who is in?", in: channel, by: cara)
+            context.clock.advance(by: 1)
+            try await app.post("@dan look", in: channel, by: ann)
+            context.clock.advance(by: 1)
+            try await app.post("me", in: channel, by: eve, replyTo: root.string("id"))
+            context.clock.advance(by: 1)
+            try await app.post("@channel meeting", in: channel, by: ann)
+            try await Self.settle(app)
+            let kinds = { (user: TestUser) in try await Self.inbox(app, user).items.compactMap { $0["kind"] as? String } }
+            #expect(try await kinds(bob) == ["mention", "message", "message", "message"])
+            #expect(try await kinds(cara) == ["mention", "thread_reply"])
+            #expect(try await kinds(dan) == ["mention", "mention"])
+            #expect(try await kinds(eve) == ["mention"])
+        }
+    }
+
     @Test("muting and the notification level are mine to set, and the inbox follows them")
     func settings() async throws {
         try await withParley { app, context in

@@ -336,6 +336,65 @@ struct RealtimeTests {
         }
     }
 
+    /// A direct subscriber's sink that records what it is given and refuses after `accept` frames.
+    final class RecordingSink: FrameSink {
+        let accept: Int
+        let frames = NIOLockedValueBox<[EventFrame]>([])
+        init(accept: Int = .max) { self.accept = accept }
+        func write(_ frame: EventFrame) -> Bool {
+            frames.withLockedValue { frames in
+                guard frames.count < accept else { return false }
+                frames.append(frame)
+                return true
+            }
+        }
+        var seqs: [Int?] { frames.withLockedValue { $0.filter { $0.id != nil }.map(\.seq) } }
+    }
+
+    @Test("a direct subscriber gets the frames held while it replayed, then live ones, each once and in order; a floor skips what it saw")
+    func directSubscriber() async throws {
+        try await withParley { app, _ in
+            let ann = try await app.user("ann")
+            let id = try await app.conversation(ann)
+            let hub = try Self.hub(app)
+            let direct = try await hub.subscribeDirect(userID: UUID(uuidString: ann.id)!)
+            for n in 1...3 { try await app.post("held \(n)", in: id, by: ann) }
+            let held = try await EventLog.lastID(on: app.db)
+            try await within(30, "the hub to hold the three") { await hub.delivered(through: held) }
+            // Seen elsewhere up to the second message: the floor skips it and what came before.
+            let second = try #require(try await Event.query(on: app.db).filter(\.$type == "message.created").sort(\.$id).all()[1].id)
+            let sink = RecordingSink()
+            #expect(await hub.attach(direct.id, sink: sink, floor: second))
+            #expect(sink.seqs == [3])
+            try await app.post("live", in: id, by: ann)
+            let live = try await EventLog.lastID(on: app.db)
+            try await within(30, "the hub to deliver") { await hub.delivered(through: live) }
+            #expect(sink.seqs == [3, 4])
+            #expect(await !hub.attach(direct.id, sink: sink, floor: 0), "attached once")
+            await hub.unsubscribe(direct.id)
+            #expect(await hub.subscriberCount == 0)
+        }
+    }
+
+    @Test("a direct subscriber is cut off when too much is held while it replays, or when its sink refuses a frame")
+    func directSubscriberFallsBehind() async throws {
+        try await withParley({ $0.eventBufferSize = 16 }) { app, _ in
+            let ann = try await app.user("ann")
+            let id = try await app.conversation(ann)
+            let hub = try Self.hub(app)
+            let replaying = try await hub.subscribeDirect(userID: UUID(uuidString: ann.id)!)
+            let slow = try await hub.subscribeDirect(userID: UUID(uuidString: ann.id)!)
+            let refusing = RecordingSink(accept: 2)
+            #expect(await hub.attach(slow.id, sink: refusing, floor: slow.startID))
+            for n in 1...20 { try await app.post("flood \(n)", in: id, by: ann) }
+            let last = try await EventLog.lastID(on: app.db)
+            try await within(30, "the hub to deliver the flood") { await hub.delivered(through: last) }
+            #expect(await hub.subscriberCount == 0, "both were cut off")
+            #expect(refusing.frames.withLockedValue { $0.count } == 2)
+            #expect(await !hub.attach(replaying.id, sink: RecordingSink(), floor: replaying.startID))
+        }
+    }
+
     @Test("SSE over a real socket: id lines, replay from Last-Event-ID, then live")
     func serverSentEvents() async throws {
         try await withParley { app, _ in

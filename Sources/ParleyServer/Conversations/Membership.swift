@@ -188,20 +188,32 @@ extension Membership {
 
     /// The human members of a conversation with their notification settings (the default
     /// level resolved by the conversation's kind), in one statement.
-    static func notificationSettings(of conversationID: UUID, on db: any Database) async throws
-        -> (kind: Conversation.Kind?, members: [NotificationSetting]) {
-        guard let sql = db as? any SQLDatabase else { return (nil, []) }
+    ///
+    /// With `candidates`, a channel's members are narrowed in SQL to those and the members
+    /// who asked for every message: in a channel (default level `mentions`) nobody else can be
+    /// notified unless everyone is mentioned, and a channel of 10,000 would otherwise send
+    /// 10,000 rows for every message. `complete` says whether every member was read (not a
+    /// channel, or no `candidates`), so the answer may serve other messages too.
+    static func notificationSettings(of conversationID: UUID, narrowedTo candidates: Set<UUID>? = nil, on db: any Database) async throws
+        -> (kind: Conversation.Kind?, members: [NotificationSetting], complete: Bool) {
+        guard let sql = db as? any SQLDatabase else { return (nil, [], true) }
         struct Row: Decodable { let user_id: UUID; let muted: Bool; let notify: String?; let kind: String }
-        let rows = try await sql.raw("""
+        var query: SQLQueryString = """
             SELECT m.user_id AS user_id, m.muted AS muted, m.notify AS notify, c.kind AS kind
             FROM memberships m JOIN users u ON u.id = m.user_id JOIN conversations c ON c.id = m.conversation_id
             WHERE m.conversation_id = \(bind: conversationID) AND u.kind = \(bind: User.Kind.human.rawValue)
-            """).all(decoding: Row.self)
+            """
+        if let candidates {
+            query = query + " AND (c.kind <> \(bind: Conversation.Kind.channel.rawValue) OR m.notify = \(bind: NotificationLevel.all.rawValue)"
+            if !candidates.isEmpty { query = query + " OR m.user_id IN (\(SQLList(candidates.map { SQLBind($0) })))" }
+            query = query + ")"
+        }
+        let rows = try await sql.raw(query).all(decoding: Row.self)
         let kind = rows.first.flatMap { Conversation.Kind(rawValue: $0.kind) }
         return (kind, rows.map { row in
             NotificationSetting(userID: row.user_id, muted: row.muted,
                                 level: row.notify.flatMap(NotificationLevel.init(rawValue:)) ?? .defaultLevel(for: kind ?? .group))
-        })
+        }, candidates == nil || (kind != nil && kind != .channel))
     }
 
     /// Sets a member's mute and notification level; nil leaves that part as it is.

@@ -24,7 +24,7 @@ enum Notifier {
     static func plan(_ events: [CommittedEvent], on db: any Database, now: Date) async throws -> LogFollower.Writes? {
         var notifications: [UserNotification] = []
         var reads: [(userID: UUID, conversationID: UUID, seq: Int)] = []
-        // Each conversation's members and settings are read once per batch, not once per message.
+        // A conversation's members and settings, once read whole, serve the rest of the batch.
         var settings: [UUID: (kind: Conversation.Kind?, members: [Membership.NotificationSetting])] = [:]
         for event in events {
             switch event.type {
@@ -33,13 +33,30 @@ enum Notifier {
                 // kept once per person and message, so approving one that was never held (and
                 // notified already) adds none.
                 guard let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)),
-                      message.moderation?.state != .held
+                      message.moderation?.state != .held,
+                      let authorID = UUID(uuidString: message.authorID), let messageID = UUID(uuidString: message.id)
                 else { continue }
-                if settings[event.conversationID] == nil {
-                    settings[event.conversationID] = try await Membership.notificationSettings(of: event.conversationID, on: db)
+                let mentions = MessageFormat.mentions(in: message.content ?? [])
+                let rootID = message.replyTo.flatMap(UUID.init(uuidString:))
+                var participants: Set<UUID> = []
+                if let rootID { participants = try await Message.threadParticipants(root: rootID, on: db) }
+                let members: (kind: Conversation.Kind?, members: [Membership.NotificationSetting])
+                if let cached = settings[event.conversationID] {
+                    members = cached
+                } else {
+                    // Only those named or in the thread can be notified in a channel, besides the
+                    // members who want every message: the rest are not read.
+                    let candidates = mentions.everyone ? nil : Set(mentions.userIDs).union(participants)
+                    let read = try await Membership.notificationSettings(of: event.conversationID, narrowedTo: candidates, on: db)
+                    members = (read.kind, read.members)
+                    if read.complete { settings[event.conversationID] = members }
                 }
-                notifications += try await Self.notifications(about: message, in: event.conversationID,
-                                                              settings: settings[event.conversationID]!, on: db)
+                let recipients = members.kind.map { kind in
+                    NotificationRules.recipients(authorID: authorID, kind: kind, mentions: mentions, isReply: rootID != nil,
+                                                 threadParticipants: participants, members: members.members)
+                } ?? []
+                notifications += Self.notifications(about: message, id: messageID, author: authorID, in: event.conversationID,
+                                                    recipients: recipients)
             case .runApprovalRequested:
                 guard let run = try? EventLog.decoder.decode(RunDTO.self, from: Data(event.payload.utf8)) else { continue }
                 notifications += approvalNotifications(run, in: event.conversationID)
@@ -63,18 +80,9 @@ enum Notifier {
         }
     }
 
-    private static func notifications(about message: MessageDTO, in conversationID: UUID,
-                                      settings: (kind: Conversation.Kind?, members: [Membership.NotificationSetting]),
-                                      on db: any Database) async throws -> [UserNotification] {
-        guard let authorID = UUID(uuidString: message.authorID), let messageID = UUID(uuidString: message.id) else { return [] }
-        let (kind, members) = settings
-        guard let kind, members.contains(where: { $0.userID != authorID }) else { return [] }
-        let rootID = message.replyTo.flatMap(UUID.init(uuidString:))
-        var participants: Set<UUID> = []
-        if let rootID { participants = try await Message.threadParticipants(root: rootID, on: db) }
-        let recipients = NotificationRules.recipients(
-            authorID: authorID, kind: kind, mentions: MessageFormat.mentions(in: message.content ?? []),
-            isReply: rootID != nil, threadParticipants: participants, members: members)
+    private static func notifications(about message: MessageDTO, id messageID: UUID, author authorID: UUID, in conversationID: UUID,
+                                      recipients: [NotificationRules.Recipient]) -> [UserNotification] {
+        guard !recipients.isEmpty else { return [] }
         let excerpt = message.content.map { MessageFormat.plainText($0) } ?? message.body
         return recipients.map { recipient in
             UserNotification(id: UUID(), userID: recipient.userID, kind: recipient.kind, conversationID: conversationID,

@@ -14,6 +14,8 @@ struct EventFrame: Sendable {
 
     /// The frame as JSON, built once however many connections it goes to.
     let text: String
+    /// `text` as bytes, shared (not copied) by every WebSocket it is written to.
+    let bytes: ByteBuffer
 
     init(id: Int?, type: String, conversationID: String?, data: String, at: Date) {
         self.id = id
@@ -22,6 +24,7 @@ struct EventFrame: Sendable {
         self.data = data
         self.at = at
         self.text = Self.encode(id: id, type: type, conversationID: conversationID, data: data, at: at)
+        self.bytes = ByteBuffer(string: text)
     }
 
     init(_ event: CommittedEvent) {

@@ -2,6 +2,13 @@ import Fluent
 import SQLKit
 import Vapor
 
+/// Where the hub writes a direct subscriber's frames (a WebSocket).
+protocol FrameSink: Sendable {
+    /// Sends `frame` without waiting for it to be written. False when the connection has too
+    /// many frames unwritten: the sink has then told it where to resume and closed it.
+    func write(_ frame: EventFrame) -> Bool
+}
+
 /// Delivers committed events to this node's subscribers, in id order, each to the users who
 /// may see it.
 ///
@@ -19,13 +26,32 @@ actor EventHub {
         let frames: AsyncStream<EventFrame>
     }
 
+    /// A subscriber whose frames the hub writes itself (a WebSocket): no task is woken per
+    /// frame and connection, the frame's bytes go to every connection as they are.
+    struct DirectSubscription: Sendable {
+        let id: UUID
+        /// Live frames have ids above this; replay up to and including it.
+        let startID: Int
+    }
+
     private struct Subscriber {
         let userID: UUID
-        let continuation: AsyncStream<EventFrame>.Continuation
+        var delivery: Delivery
+    }
+
+    private enum Delivery {
+        /// Frames go into a stream the connection reads (SSE, and in-process listeners).
+        case stream(AsyncStream<EventFrame>.Continuation)
+        /// A direct subscriber still replaying from the log: live frames wait here, at most
+        /// `bufferSize` of them.
+        case holding([EventFrame])
+        /// Frames are written to the sink at once; those with ids up to `floor` are skipped.
+        case direct(any FrameSink, floor: Int)
     }
 
     private let database: @Sendable () throws -> any Database
-    private let bufferSize: Int
+    /// Frames a subscriber may have waiting before it is cut off.
+    let bufferSize: Int
     private let logger: Logger
     private var lastID = 0
     private var started = false
@@ -106,11 +132,22 @@ actor EventHub {
     }
 
     func subscribe(userID: UUID) async throws -> Subscription {
+        try await waitUntilActive()
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<EventFrame>.makeStream(bufferingPolicy: .bufferingOldest(bufferSize))
+        subscribers[id] = Subscriber(userID: userID, delivery: .stream(continuation))
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(id) }
+        }
+        return Subscription(id: id, startID: lastID, frames: stream)
+    }
+
+    /// Starts the hub if need be. Nothing was read while nobody listened: catch up on the
+    /// position (and forget memberships that may have changed meanwhile) before registering.
+    /// Subscribers that arrive together share one catch-up, and none registers until it is
+    /// done, so no stale position is handed out or written back.
+    private func waitUntilActive() async throws {
         try await start()
-        // Nothing was read while nobody listened: catch up on the position (and forget
-        // memberships that may have changed meanwhile) before registering. Subscribers that
-        // arrive together share one catch-up, and none registers until it is done, so no
-        // stale position is handed out or written back.
         while idle {
             if let catchUp {
                 try await catchUp.value
@@ -120,13 +157,29 @@ actor EventHub {
                 try await task.value
             }
         }
+    }
+
+    /// Registers a subscriber whose frames the hub will write to a sink (`attach`). Until then
+    /// (while it replays the log up to `startID`) its live frames are held, and more than
+    /// `bufferSize` of them cut it off. The caller unsubscribes when its connection closes.
+    func subscribeDirect(userID: UUID) async throws -> DirectSubscription {
+        try await waitUntilActive()
         let id = UUID()
-        let (stream, continuation) = AsyncStream<EventFrame>.makeStream(bufferingPolicy: .bufferingOldest(bufferSize))
-        subscribers[id] = Subscriber(userID: userID, continuation: continuation)
-        continuation.onTermination = { [weak self] _ in
-            Task { await self?.unsubscribe(id) }
+        subscribers[id] = Subscriber(userID: userID, delivery: .holding([]))
+        return DirectSubscription(id: id, startID: lastID)
+    }
+
+    /// Writes the frames held for a direct subscriber, then every live frame as it comes,
+    /// skipping those with ids up to `floor`. False when the subscriber is gone: it fell
+    /// behind while replaying (or its sink refused a held frame and was cut off).
+    func attach(_ id: UUID, sink: any FrameSink, floor: Int) -> Bool {
+        guard let subscriber = subscribers[id], case .holding(let held) = subscriber.delivery else { return false }
+        subscribers[id]?.delivery = .direct(sink, floor: floor)
+        for frame in held {
+            guard subscribers[id] != nil else { return false }
+            deliver(frame, to: id, Subscriber(userID: subscriber.userID, delivery: .direct(sink, floor: floor)))
         }
-        return Subscription(id: id, startID: lastID, frames: stream)
+        return subscribers[id] != nil
     }
 
     private var catchUp: Task<Void, any Error>?
@@ -143,7 +196,7 @@ actor EventHub {
     }
 
     func unsubscribe(_ id: UUID) {
-        subscribers.removeValue(forKey: id)?.continuation.finish()
+        if case .stream(let continuation) = subscribers.removeValue(forKey: id)?.delivery { continuation.finish() }
         unwatchPresence(id)
         if subscribers.isEmpty {
             idle = true
@@ -155,7 +208,9 @@ actor EventHub {
 
     /// Ends every stream (shutdown).
     func finishAll() {
-        for subscriber in subscribers.values { subscriber.continuation.finish() }
+        for subscriber in subscribers.values {
+            if case .stream(let continuation) = subscriber.delivery { continuation.finish() }
+        }
         subscribers.removeAll()
         presenceWatchers.removeAll()
         watching.removeAll()
@@ -276,10 +331,25 @@ actor EventHub {
     }
 
     private func deliver(_ frame: EventFrame, to key: UUID, _ subscriber: Subscriber) {
-        if case .dropped = subscriber.continuation.yield(frame) {
-            // Too far behind: end the stream; the connection closes with its resume point.
-            subscribers.removeValue(forKey: key)
-            subscriber.continuation.finish()
+        switch subscriber.delivery {
+        case .stream(let continuation):
+            if case .dropped = continuation.yield(frame) {
+                // Too far behind: end the stream; the connection closes with its resume point.
+                subscribers.removeValue(forKey: key)
+                continuation.finish()
+            }
+        case .direct(let sink, let floor):
+            if let id = frame.id, id <= floor { return }
+            // A sink that cannot keep up has cut its connection off (with its resume point).
+            if !sink.write(frame) { unsubscribe(key) }
+        case .holding(var held):
+            guard held.count < bufferSize else {
+                // Too far behind while replaying: `attach` says so, and the connection closes.
+                unsubscribe(key)
+                return
+            }
+            held.append(frame)
+            subscribers[key]?.delivery = .holding(held)
         }
     }
 

@@ -163,8 +163,9 @@ struct RealtimeController: RouteCollection {
         // Presence knows this connection from the start; messages it sends are applied in order.
         let connection = Task { await presence.connect(userID: principal.userID) }
         // The hub subscription, made at once so that a `presence.subscribe` sent right after
-        // the handshake finds it.
-        let subscribed = Task { try await hub.subscribe(userID: principal.userID) }
+        // the handshake finds it. The hub holds live frames until the replay below is done,
+        // then writes them to the socket itself.
+        let subscribed = Task { try await hub.subscribeDirect(userID: principal.userID) }
         ws.onText { ws, text in
             // Clients may send `{"type":"typing","conversation_id":"…"}`,
             // `{"type":"presence","status":"away"|"online"}` and
@@ -191,21 +192,20 @@ struct RealtimeController: RouteCollection {
                 await Self.announceTyping(ephemeral, conversationID: conversationID, userID: principal.userID, now: clock.now())
             }
         }
+        let limit = hub.bufferSize
         let task = Task {
             var lastSent = since ?? 0
             do {
                 let subscription = try await subscribed.value
                 lastSent = max(lastSent, subscription.startID)
-                try await Self.feed(userID: principal.userID, since: since, subscription: subscription, on: db) { frame in
+                let floor = try await Self.replay(userID: principal.userID, since: since, upTo: subscription.startID, on: db) { frame in
                     try await ws.send(frame.json())
                     if let id = frame.id ?? frame.resumeID { lastSent = id }
                 }
-                // The stream ended while the socket is open: this client fell behind. Say
-                // where to resume, then close.
-                if !ws.isClosed {
-                    try? await ws.send(#"{"type":"resume","data":{"since":\#(lastSent)}}"#)
-                    try? await ws.close(code: .unknown(4008))
-                }
+                // Live from here. A client that fell behind while it replayed (or stops
+                // reading later) is told where to resume, and closed.
+                let sink = WebSocketSink(ws, limit: limit, lastSent: lastSent)
+                if await !hub.attach(subscription.id, sink: sink, floor: floor) { sink.cutOff() }
             } catch {
                 try? await ws.close(code: .unexpectedServerError)
             }
@@ -213,7 +213,10 @@ struct RealtimeController: RouteCollection {
         ws.onClose.whenComplete { _ in
             task.cancel()
             slot.close()
-            Task { await presence.disconnect(await connection.value, userID: principal.userID) }
+            Task {
+                if let subscription = try? await subscribed.value { await hub.unsubscribe(subscription.id) }
+                await presence.disconnect(await connection.value, userID: principal.userID)
+            }
         }
     }
 
@@ -221,7 +224,7 @@ struct RealtimeController: RouteCollection {
     /// conversation with the caller; others are left out unsaid), starting with their status
     /// now. It replaces the previous list; an empty one ends it. A list that is not user ids,
     /// or too long, is refused with an `error` frame and changes nothing.
-    static func watchPresence(_ raw: [String]?, for userID: UUID, subscription: Task<EventHub.Subscription, any Error>,
+    static func watchPresence(_ raw: [String]?, for userID: UUID, subscription: Task<EventHub.DirectSubscription, any Error>,
                               presence: Presence, on db: any Database, ws: WebSocket) async {
         func refuse(_ code: String, _ message: String) async {
             let frame = #"{"type":"error","data":{"for":"presence.subscribe","field":"user_ids","code":"\#(code)","message":"\#(message)"}}"#
@@ -241,27 +244,32 @@ struct RealtimeController: RouteCollection {
         await presence.watch(visible, subscriber: subscription.id)
     }
 
-    /// What every connection sends: the events after `since` (replayed from the database up
+    /// What an SSE connection sends: the events after `since` (replayed from the database up
     /// to the hub's position), then live frames from the hub; each event once, in id order.
-    /// A cursor the log can no longer serve gets one `resync_required` frame instead of the
-    /// replay.
     static func feed(userID: UUID, since: Int?, subscription: EventHub.Subscription, on db: any Database,
                      _ emit: (EventFrame) async throws -> Void) async throws {
-        var floor = subscription.startID
-        if let since {
-            switch try await EventRetention.check(since: since, on: db) {
-            case .stale:
-                try await emit(.resyncRequired(from: subscription.startID, at: Date()))
-            case .replayable:
-                try await EventReplay.replay(userID: userID, after: since, upTo: subscription.startID, on: db, emit)
-                // Behind a load balancer a client may have seen, on another node, events this
-                // node's hub has not reached yet: never send those twice.
-                floor = max(floor, since)
-            }
-        }
+        let floor = try await replay(userID: userID, since: since, upTo: subscription.startID, on: db, emit)
         for await frame in subscription.frames {
             if let id = frame.id, id <= floor { continue }
             try await emit(frame)
+        }
+    }
+
+    /// The events after `since` up to the hub's position `startID`, from the database; a
+    /// cursor the log can no longer serve gets one `resync_required` frame instead. Returns
+    /// the floor below which live frames were seen already.
+    static func replay(userID: UUID, since: Int?, upTo startID: Int, on db: any Database,
+                       _ emit: (EventFrame) async throws -> Void) async throws -> Int {
+        guard let since else { return startID }
+        switch try await EventRetention.check(since: since, on: db) {
+        case .stale:
+            try await emit(.resyncRequired(from: startID, at: Date()))
+            return startID
+        case .replayable:
+            try await EventReplay.replay(userID: userID, after: since, upTo: startID, on: db, emit)
+            // Behind a load balancer a client may have seen, on another node, events this
+            // node's hub has not reached yet: never send those twice.
+            return max(startID, since)
         }
     }
 }
