@@ -73,6 +73,34 @@ struct DirectSQLiteTests {
         }
     }
 
+    @Test("a full cache finalizes its least recently used statement, so texts that vary pass through without pushing out those in use")
+    func leastRecentlyUsed() async throws {
+        try await withParley { app, context in
+            guard case .sqlite(let path) = context.settings.database else { return }
+            let writer = DirectSQLiteConnection(path: path, threadPool: app.threadPool, logger: app.logger, cacheLimit: 3)
+            defer { writer.close() }
+            let hot = "SELECT 1 AS hot"
+            _ = try writer.execute(hot, [])
+            for n in 1...10 {
+                // A text of its own each time (a value written into it), with the hot one in between.
+                _ = try writer.execute("SELECT \(n) AS once", [])
+                _ = try writer.execute(hot, [])
+            }
+            #expect(writer.statementsPrepared == 11, "the hot statement was prepared once, each varying text once")
+            _ = try writer.execute("SELECT 9 AS once", [])
+            _ = try writer.execute("SELECT 10 AS once", [])
+            #expect(writer.statementsPrepared == 11, "the two latest are still kept")
+            _ = try writer.execute("SELECT 1 AS once", [])
+            #expect(writer.statementsPrepared == 12, "an old one was finalized")
+            _ = try writer.execute("SELECT 10 AS once", [])
+            _ = try writer.execute("SELECT 1 AS once", [])
+            _ = try writer.execute("SELECT 2 AS once", [])
+            #expect(writer.statementsPrepared == 13)
+            _ = try writer.execute(hot, [])
+            #expect(writer.statementsPrepared == 14, "the least recently used, here the hot one, went first")
+        }
+    }
+
     @Test("a kept `SELECT *` sees a column another connection added since")
     func schemaChange() async throws {
         try await withWriter { app, _, db in

@@ -31,9 +31,11 @@ import VaporCSQLite
 /// The file's settings (WAL, `synchronous = NORMAL`, busy timeout, foreign keys) are those
 /// every pool connection gets.
 final class DirectSQLiteConnection: @unchecked Sendable {
-    /// Statements kept at most; past this the cache is emptied (statements whose text varies
-    /// with a list's length would otherwise grow it without bound).
-    static let cacheLimit = 256
+    /// Statements kept at most; past this the least recently used one is finalized. Texts
+    /// that vary (a list's length, or values written into the text, as AgentGraph's checkpoint
+    /// inserts do) would otherwise grow the cache without bound; this way they pass through it
+    /// without pushing out the statements in steady use.
+    let cacheLimit: Int
 
     let path: String
     let logger: Logger
@@ -44,18 +46,22 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     private var statements: [String: CachedStatement] = [:]
     private var closed = false
     private var prepares = 0
+    /// Counts executions; each kept statement notes when it was last used.
+    private var clock: UInt64 = 0
 
     private struct CachedStatement {
         let handle: OpaquePointer
         let columns: DirectSQLiteColumns
         /// How often SQLite had prepared it again when `columns` were read.
         var reprepared: Int32 = 0
+        var lastUsed: UInt64 = 0
     }
 
     /// Opened for reading only: writes fail instead of waiting for the write lock.
     let readOnly: Bool
 
-    init(path: String, threadPool: NIOThreadPool, logger: Logger, readOnly: Bool = false) {
+    init(path: String, threadPool: NIOThreadPool, logger: Logger, readOnly: Bool = false, cacheLimit: Int = 256) {
+        self.cacheLimit = max(1, cacheLimit)
         self.path = path
         self.threadPool = threadPool
         self.logger = logger
@@ -100,7 +106,8 @@ final class DirectSQLiteConnection: @unchecked Sendable {
                     let reprepared = Self.reprepareCount(handle)
                     if reprepared != statement.reprepared {
                         columns = Self.columns(of: handle)
-                        statements[sql] = CachedStatement(handle: handle, columns: columns, reprepared: reprepared)
+                        statements[sql] = CachedStatement(handle: handle, columns: columns, reprepared: reprepared,
+                                                          lastUsed: statement.lastUsed)
                     }
                 }
                 rows.append(DirectSQLiteRow(columns: columns, values: try Self.values(of: handle, count: columns.names.count)))
@@ -153,16 +160,20 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     }
 
     private func preparedLocked(_ sql: String, on db: OpaquePointer) throws -> CachedStatement {
-        if let cached = statements[sql] { return cached }
-        if statements.count >= Self.cacheLimit {
-            for statement in statements.values { sqlite_nio_sqlite3_finalize(statement.handle) }
-            statements = [:]
+        clock += 1
+        if statements[sql] != nil {
+            statements[sql]!.lastUsed = clock
+            return statements[sql]!
+        }
+        if statements.count >= cacheLimit, let oldest = statements.min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
+            sqlite_nio_sqlite3_finalize(oldest.value.handle)
+            statements.removeValue(forKey: oldest.key)
         }
         var statement: OpaquePointer?
         let code = sqlite_nio_sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard code == SQLITE_OK, let statement else { throw DirectSQLiteError(code: code, db: db) }
         prepares += 1
-        let cached = CachedStatement(handle: statement, columns: Self.columns(of: statement))
+        let cached = CachedStatement(handle: statement, columns: Self.columns(of: statement), lastUsed: clock)
         statements[sql] = cached
         return cached
     }
