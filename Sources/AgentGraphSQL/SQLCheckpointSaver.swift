@@ -2,6 +2,16 @@ import AgentGraph
 import Foundation
 import SQLKit
 
+/// Runs a unit of work in a database transaction of the application's choosing: its own
+/// write queue, for instance, so that checkpoint writes commit with the application's other
+/// writes and on its connection, rather than on another connection that competes with them
+/// for SQLite's write lock.
+public protocol SQLTransactionRunner: Sendable {
+    /// Runs `body` in a transaction on the database it is given, and commits; if `body`
+    /// throws, nothing it wrote stays.
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T
+}
+
 /// AgentGraph checkpoints in SQL, through SQLKit: the same code on SQLite and PostgreSQL.
 ///
 /// Tables (created by `prepare()`, prefixed by `tablePrefix`):
@@ -18,6 +28,7 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     let checkpoints: String
     let gate: TransactionGate?
     let alongside: (@Sendable (_ db: any SQLDatabase, _ thread: String) async throws -> Void)?
+    let runner: (any SQLTransactionRunner)?
 
     /// - Parameters:
     ///   - database: any SQLKit database. With a single SQLite connection, transactions are
@@ -25,13 +36,17 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     ///   - tablePrefix: prepended to the table names.
     ///   - alongside: the application's own writes to make in each checkpoint's transaction
     ///     (rows that must commit with the step, such as a trace), on the transaction's `db`.
+    ///   - transactions: where writes run (each a transaction); by default the saver begins and
+    ///     commits its own on `database`. Reads still go to `database`.
     public init(database: any SQLDatabase, tablePrefix: String = "agentgraph_",
-                alongside: (@Sendable (_ db: any SQLDatabase, _ thread: String) async throws -> Void)? = nil) {
+                alongside: (@Sendable (_ db: any SQLDatabase, _ thread: String) async throws -> Void)? = nil,
+                transactions: (any SQLTransactionRunner)? = nil) {
         self.database = database
         self.threads = tablePrefix + "threads"
         self.checkpoints = tablePrefix + "checkpoints"
-        self.gate = database.dialect.name == "sqlite" ? TransactionGate() : nil
+        self.gate = transactions == nil && database.dialect.name == "sqlite" ? TransactionGate() : nil
         self.alongside = alongside
+        self.runner = transactions
     }
 
     /// Creates the tables and index if they do not exist.
@@ -62,10 +77,17 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     public func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
         // Through the gate: on one SQLite connection a statement must not land inside another
         // caller's open transaction (and be rolled back with it).
-        try await TransactionGate.run(gate) { try await self.claimStatements(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil) }
+        if let runner {
+            return try await runner.transaction { db in
+                try await self.claimStatement(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil, on: db)
+            }
+        }
+        return try await TransactionGate.run(gate) {
+            try await self.claimStatement(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil, on: self.database)
+        }
     }
 
-    private func claimStatements(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
+    private func claimStatement(thread: String, runID: String, now: Date, leaseUntil: Date, on database: any SQLDatabase) async throws -> Int64 {
         // One statement: the thread's row is created, or taken when free (no run holds it, this
         // run does, or the holder's lease ran out); when held by another live run it is left
         // alone and nothing is returned.
@@ -151,12 +173,14 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     }
 
     public func release(thread: String, runID: String) async throws {
-        try await TransactionGate.run(gate) {
-            try await self.database.raw("""
+        let statement: @Sendable (any SQLDatabase) async throws -> Void = { db in
+            try await db.raw("""
                 UPDATE \(ident: self.threads) SET run_id = NULL, lease_until = 0
                 WHERE thread_id = \(bind: thread) AND run_id = \(bind: runID)
                 """).run()
         }
+        if let runner { return try await runner.transaction(statement) }
+        try await TransactionGate.run(gate) { try await statement(self.database) }
     }
 
     public func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
@@ -220,6 +244,7 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     }
 
     func transaction(_ body: @escaping @Sendable (any SQLDatabase) async throws -> Void) async throws {
+        if let runner { return try await runner.transaction(body) }
         try await TransactionGate.run(gate) {
             try await self.database.withSession { db in
                 let sqlite = db.dialect.name == "sqlite"

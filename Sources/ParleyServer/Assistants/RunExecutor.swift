@@ -111,7 +111,9 @@ final class RunExecutor: Sendable {
         let prompt = neverStarted ? try await prompt(for: run, on: db) : nil
         let store = SQLStore(database: sql, now: { d.clock.now() })
         let graph = try await makeGraph(run, assistant, resolved, trace: trace, store: store, handles: prompt?.handles ?? [:], on: db)
-            .compile(checkpointer: SQLCheckpointSaver(database: sql, alongside: { db, _ in try await trace.flush(on: db) }), store: store)
+            .compile(checkpointer: SQLCheckpointSaver(database: sql, alongside: { db, _ in try await trace.flush(on: db) },
+                                                      transactions: GatedTransactions(database: d.database, writes: d.writes)),
+                     store: store)
         var config = RunConfig(threadID: run.threadID)
         config.recursionLimit = assistant.maxSteps
         config.durability = .sync

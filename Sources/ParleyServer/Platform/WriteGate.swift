@@ -1,4 +1,5 @@
 import Fluent
+import AgentGraphSQL
 import NIOConcurrencyHelpers
 import SQLKit
 
@@ -82,5 +83,21 @@ extension Database {
         }
         gate?.committed(outbox.commit)
         return result
+    }
+}
+
+/// Another library's write transactions (AgentGraph's checkpoints) run as this process's own:
+/// queued at the write gate and committed with the rest, on the write connection. On SQLite a
+/// second writing connection would compete with the gate's for the file's write lock, and
+/// wait on it by sleeping.
+struct GatedTransactions: SQLTransactionRunner {
+    let database: @Sendable () throws -> any Database
+    let writes: WriteGate
+
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
+        try await database().writeTransaction(writes) { tx in
+            guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
+            return try await body(sql)
+        }
     }
 }
