@@ -75,8 +75,9 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     }
 
     public func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
-        // Through the gate: on one SQLite connection a statement must not land inside another
-        // caller's open transaction (and be rolled back with it).
+        // In the application's transaction when it runs them; otherwise through the gate: on one
+        // SQLite connection a statement must not land inside another caller's open transaction
+        // (and be rolled back with it).
         if let runner {
             return try await runner.transaction { db in
                 try await self.claimStatement(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil, on: db)

@@ -16,6 +16,16 @@ func nextFrame(_ frames: AsyncStream<EventFrame>, _ types: Set<String>) async th
 }
 
 extension EventFrame {
+    /// A `presence.snapshot` frame's statuses by user id.
+    var snapshot: [String: String]? {
+        guard type == "presence.snapshot" else { return nil }
+        struct Entry: Decodable { let user_id: String; let status: String }
+        struct Payload: Decodable { let users: [Entry] }
+        return (try? JSONDecoder().decode(Payload.self, from: Data(data.utf8))).map {
+            Dictionary(uniqueKeysWithValues: $0.users.map { ($0.user_id, $0.status) })
+        }
+    }
+
     var presence: (user: String, status: String)? {
         guard type == "presence" else { return nil }
         struct Payload: Decodable { let user_id: String; let status: String }
@@ -171,19 +181,23 @@ struct PresenceTests {
             let many = (0...Presence.Options.watchLimit).map { _ in UUID().uuidString }.joined(separator: ",")
             #expect(try await app.send(.GET, "v1/presence?user_ids=\(many)", token: ann.token).status == .unprocessableEntity)
 
-            // Ann watches Ben and Dan by name: their status now, then Ben's changes.
-            await presence.watch([benID, UUID(uuidString: dan.id)!], subscriber: anns.id)
-            let now = [try await nextFrame(anns.frames, ["presence"]), try await nextFrame(anns.frames, ["presence"])]
-                .compactMap(\.presence).sorted { $0.user < $1.user }
-            #expect(now.map(\.user) == [ben.id, dan.id].sorted())
-            #expect(now.first { $0.user == ben.id }?.status == "online" && now.first { $0.user == dan.id }?.status == "offline")
+            // Ann watches Ben and Dan by name: their status now in one frame, then Ben's changes.
+            await presence.watch([benID, UUID(uuidString: dan.id)!], subscriber: anns.id, sequence: 2)
+            let snapshot = try await nextFrame(anns.frames, ["presence", "presence.snapshot"])
+            #expect(snapshot.type == "presence.snapshot")
+            #expect(snapshot.snapshot == [ben.id: "online", dan.id: "offline"])
             await presence.disconnect(bens, userID: benID)
             context.clock.advance(by: 1)
             let frame = try await nextFrame(anns.frames, ["presence"])
             #expect(frame.presence?.user == ben.id && frame.presence?.status == "offline")
 
+            // A list asked for earlier but checked later is not applied over the newer one.
+            await presence.watch([], subscriber: anns.id, sequence: 1)
+            await hub.publish(benOnline, toPeersOf: benID, inConversationsUpTo: 3)
+            #expect(try await nextFrame(anns.frames, ["presence", "presence.snapshot"]).presence?.status == "online", "still watched")
             // An empty list ends the watch: Ben's changes are no longer heard.
-            await presence.watch([], subscriber: anns.id)
+            await presence.watch([], subscriber: anns.id, sequence: 3)
+            #expect(try await nextFrame(anns.frames, ["presence.snapshot"]).snapshot == [:])
             await hub.publish(benOnline, toPeersOf: benID, inConversationsUpTo: 3)
             try await app.send(.POST, "v1/conversations/\(big)/typing", token: dan.token)
             #expect(try await nextFrame(anns.frames, ["presence", "typing"]).type == "typing", "Ben is no longer watched")
@@ -232,15 +246,15 @@ struct PresenceTests {
                 #expect((refused["data"] as? [String: Any])?["code"] as? String == "invalid")
                 // Eve is online but shares nothing with Ann: only Ben's status comes back.
                 try await socket.send(#"{"type":"presence.subscribe","user_ids":["\#(eve.id)","\#(ben.id)"]}"#)
-                let status = try await next(["error", "presence"])
-                #expect(status["type"] as? String == "presence")
-                #expect((status["data"] as? [String: Any])?["user_id"] as? String == ben.id)
-                #expect((status["data"] as? [String: Any])?["status"] as? String == "online")
-                // The next presence frame is Cat's, watched later, not Eve's.
+                let status = try await next(["error", "presence", "presence.snapshot"])
+                #expect(status["type"] as? String == "presence.snapshot")
+                let users = ((status["data"] as? [String: Any])?["users"] as? [[String: Any]]) ?? []
+                #expect(users.map { $0["user_id"] as? String } == [ben.id] && users.first?["status"] as? String == "online")
+                // A new list replaces it: Cat's status, not Eve's.
                 try await socket.send(#"{"type":"presence.subscribe","user_ids":["\#(eve.id)","\#(cat.id)"]}"#)
-                let later = try await next(["error", "presence"])
-                #expect((later["data"] as? [String: Any])?["user_id"] as? String == cat.id)
-                #expect((later["data"] as? [String: Any])?["status"] as? String == "offline")
+                let later = try await next(["error", "presence", "presence.snapshot"])
+                let laterUsers = ((later["data"] as? [String: Any])?["users"] as? [[String: Any]]) ?? []
+                #expect(laterUsers.map { $0["user_id"] as? String } == [cat.id] && laterUsers.first?["status"] as? String == "offline")
                 try await socket.close()
             } catch {
                 await app.server.shutdown()

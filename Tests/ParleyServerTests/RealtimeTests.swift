@@ -340,7 +340,9 @@ struct RealtimeTests {
     final class RecordingSink: FrameSink {
         let accept: Int
         let frames = NIOLockedValueBox<[EventFrame]>([])
+        let cut = NIOLockedValueBox(false)
         init(accept: Int = .max) { self.accept = accept }
+        func cutOff() { cut.withLockedValue { $0 = true } }
         func write(_ frame: EventFrame) -> Bool {
             frames.withLockedValue { frames in
                 guard frames.count < accept else { return false }
@@ -371,7 +373,9 @@ struct RealtimeTests {
             try await within(30, "the hub to deliver") { await hub.delivered(through: live) }
             #expect(sink.seqs == [3, 4])
             #expect(await !hub.attach(direct.id, sink: sink, floor: 0), "attached once")
-            await hub.unsubscribe(direct.id)
+            // Shutting down tells a direct subscriber where to resume.
+            await hub.finishAll()
+            #expect(sink.cut.withLockedValue { $0 })
             #expect(await hub.subscriberCount == 0)
         }
     }

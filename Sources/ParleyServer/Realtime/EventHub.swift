@@ -7,6 +7,8 @@ protocol FrameSink: Sendable {
     /// Sends `frame` without waiting for it to be written. False when the connection has too
     /// many frames unwritten: the sink has then told it where to resume and closed it.
     func write(_ frame: EventFrame) -> Bool
+    /// Stops writing, tells the connection where to resume, and closes it (once).
+    func cutOff()
 }
 
 /// Delivers committed events to this node's subscribers, in id order, each to the users who
@@ -59,6 +61,7 @@ actor EventHub {
     /// Users whose presence a subscriber asked for by name → those subscribers, and back.
     private var presenceWatchers: [UUID: Set<UUID>] = [:]
     private var watching: [UUID: Set<UUID>] = [:]
+    private var watchSequence: [UUID: Int] = [:]
     /// Conversation → member ids, loaded on first use and kept current by member events.
     private var members: [UUID: Set<UUID>] = [:]
     /// Counts catch-ups (each forgets `members`): a load begun before one is not cached.
@@ -198,6 +201,7 @@ actor EventHub {
     func unsubscribe(_ id: UUID) {
         if case .stream(let continuation) = subscribers.removeValue(forKey: id)?.delivery { continuation.finish() }
         unwatchPresence(id)
+        watchSequence[id] = nil
         if subscribers.isEmpty {
             idle = true
             resumePositionWaiters()
@@ -209,11 +213,17 @@ actor EventHub {
     /// Ends every stream (shutdown).
     func finishAll() {
         for subscriber in subscribers.values {
-            if case .stream(let continuation) = subscriber.delivery { continuation.finish() }
+            switch subscriber.delivery {
+            case .stream(let continuation): continuation.finish()
+            // Told where to resume, as a client that fell behind is.
+            case .direct(let sink, _): sink.cutOff()
+            case .holding: break   // its `attach` finds it gone and cuts it off
+            }
         }
         subscribers.removeAll()
         presenceWatchers.removeAll()
         watching.removeAll()
+        watchSequence.removeAll()
     }
 
     /// Sends an ephemeral frame (typing) to the members of a conversation, except one.
@@ -242,14 +252,17 @@ actor EventHub {
     }
 
     /// Makes `subscriber` watch the presence of `users` (replacing what it watched before),
-    /// and sends it `current`, their status now, after which changes follow.
-    func watchPresence(of users: Set<UUID>, subscriber key: UUID, current: [EventFrame]) {
-        guard let subscriber = subscribers[key] else { return }
+    /// and sends it `snapshot`, their status now, after which changes follow. A list with a
+    /// lower `sequence` than one already applied (asked for earlier, answered later) is ignored.
+    func watchPresence(of users: Set<UUID>, subscriber key: UUID, snapshot: EventFrame, sequence: Int) {
+        guard let subscriber = subscribers[key], sequence > (watchSequence[key] ?? 0) else { return }
+        watchSequence[key] = sequence
         unwatchPresence(key)
-        guard !users.isEmpty else { return }
-        watching[key] = users
-        for user in users { presenceWatchers[user, default: []].insert(key) }
-        for frame in current { deliver(frame, to: key, subscriber) }
+        if !users.isEmpty {
+            watching[key] = users
+            for user in users { presenceWatchers[user, default: []].insert(key) }
+        }
+        deliver(snapshot, to: key, subscriber)
     }
 
     private func unwatchPresence(_ key: UUID) {
@@ -342,12 +355,16 @@ actor EventHub {
             if let id = frame.id, id <= floor { return }
             // A sink that cannot keep up has cut its connection off (with its resume point).
             if !sink.write(frame) { unsubscribe(key) }
-        case .holding(var held):
+        case .holding:
+            // The stored list, not the caller's copy (several frames may go to one subscriber
+            // in a row); taken out while it grows, so it is not copied for every frame.
+            guard case .holding(var held) = subscribers[key]?.delivery else { return }
             guard held.count < bufferSize else {
                 // Too far behind while replaying: `attach` says so, and the connection closes.
                 unsubscribe(key)
                 return
             }
+            subscribers[key]?.delivery = .holding([])
             held.append(frame)
             subscribers[key]?.delivery = .holding(held)
         }

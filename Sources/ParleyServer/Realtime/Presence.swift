@@ -194,16 +194,16 @@ actor Presence {
     }
 
     /// Subscribes one hub subscriber to the presence of `users` (replacing what it watched),
-    /// and sends it their current status, offline included. The caller has checked that it
-    /// may see them.
-    func watch(_ users: Set<UUID>, subscriber: UUID) async {
+    /// and sends it their current status, offline included, in one `presence.snapshot` frame.
+    /// The caller has checked that it may see them; `sequence` orders one connection's lists.
+    func watch(_ users: Set<UUID>, subscriber: UUID, sequence: Int) async {
         guard options.enabled else { return }
-        let now = clock.now()
-        let current = users.sorted { $0.wire < $1.wire }.map { userID in
-            EventFrame(id: nil, type: "presence", conversationID: nil,
-                       data: #"{"user_id":"\#(userID.wire)","status":"\#((combined[userID] ?? .offline).rawValue)"}"#, at: now)
+        let entries = users.sorted { $0.wire < $1.wire }.map { userID in
+            #"{"user_id":"\#(userID.wire)","status":"\#((combined[userID] ?? .offline).rawValue)"}"#
         }
-        await hub.watchPresence(of: users, subscriber: subscriber, current: current)
+        let snapshot = EventFrame(id: nil, type: "presence.snapshot", conversationID: nil,
+                                  data: #"{"users":[\#(entries.joined(separator: ","))]}"#, at: clock.now())
+        await hub.watchPresence(of: users, subscriber: subscriber, snapshot: snapshot, sequence: sequence)
     }
 
     /// The combined status of the given users; offline ones are left out.

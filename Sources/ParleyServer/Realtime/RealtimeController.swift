@@ -166,6 +166,7 @@ struct RealtimeController: RouteCollection {
         // the handshake finds it. The hub holds live frames until the replay below is done,
         // then writes them to the socket itself.
         let subscribed = Task { try await hub.subscribeDirect(userID: principal.userID) }
+        let subscribeCount = NIOLockedValueBox(0)
         ws.onText { ws, text in
             // Clients may send `{"type":"typing","conversation_id":"…"}`,
             // `{"type":"presence","status":"away"|"online"}` and
@@ -179,9 +180,12 @@ struct RealtimeController: RouteCollection {
                 return
             }
             if incoming.type == "presence.subscribe" {
+                // Numbered as they arrive: the checks run concurrently, and a list that finishes
+                // them after a later one is not applied over it.
+                let sequence = subscribeCount.withLockedValue { $0 += 1; return $0 }
                 Task {
                     await Self.watchPresence(incoming.user_ids, for: principal.userID, subscription: subscribed,
-                                             presence: presence, on: db, ws: ws)
+                                             sequence: sequence, presence: presence, on: db, ws: ws)
                 }
                 return
             }
@@ -221,10 +225,10 @@ struct RealtimeController: RouteCollection {
     }
 
     /// `presence.subscribe`: the connection hears of these users' presence (those who share a
-    /// conversation with the caller; others are left out unsaid), starting with their status
-    /// now. It replaces the previous list; an empty one ends it. A list that is not user ids,
+    /// conversation with the caller; others are left out unsaid), starting with one
+    /// `presence.snapshot` frame of their status now. It replaces the previous list; an empty one ends it. A list that is not user ids,
     /// or too long, is refused with an `error` frame and changes nothing.
-    static func watchPresence(_ raw: [String]?, for userID: UUID, subscription: Task<EventHub.DirectSubscription, any Error>,
+    static func watchPresence(_ raw: [String]?, for userID: UUID, subscription: Task<EventHub.DirectSubscription, any Error>, sequence: Int,
                               presence: Presence, on db: any Database, ws: WebSocket) async {
         func refuse(_ code: String, _ message: String) async {
             let frame = #"{"type":"error","data":{"for":"presence.subscribe","field":"user_ids","code":"\#(code)","message":"\#(message)"}}"#
@@ -241,7 +245,7 @@ struct RealtimeController: RouteCollection {
         }
         guard let subscription = try? await subscription.value,
               let visible = try? await Membership.sharing(with: userID, among: users, on: db) else { return }
-        await presence.watch(visible, subscriber: subscription.id)
+        await presence.watch(visible, subscriber: subscription.id, sequence: sequence)
     }
 
     /// What an SSE connection sends: the events after `since` (replayed from the database up

@@ -347,6 +347,11 @@ export function applyFrame(frame) {
       state.presence.set(data.user_id, data.status);
       emit("presence");
       break;
+    case "presence.snapshot":
+      // The answer to a presence.subscribe: the named people's status now.
+      for (const entry of data.users || []) state.presence.set(entry.user_id, entry.status);
+      emit("presence");
+      break;
     case "assistant.delta": {
       const delta = state.deltas.get(data.run_id) || { text: "", conversationID, assistantID: data.assistant_id, turn: data.turn };
       if (delta.turn !== data.turn) { delta.text = ""; delta.turn = data.turn; }
