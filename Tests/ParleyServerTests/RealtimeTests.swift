@@ -319,6 +319,12 @@ struct RealtimeTests {
         return frames.filter { $0.conversationID == conversation }.map(\.type)
     }
 
+    /// Returns once the hub has delivered everything committed so far.
+    static func settle(_ hub: EventHub, _ app: Application, _ what: String) async throws {
+        let last = try await EventLog.lastID(on: app.db)
+        try await within(30, what) { await hub.delivered(through: last) }
+    }
+
     @Test("a subscriber that falls behind is cut off instead of growing the server's memory")
     func slowSubscriber() async throws {
         try await withParley({ $0.eventBufferSize = 16 }) { app, _ in
@@ -328,8 +334,7 @@ struct RealtimeTests {
             let slow = try await hub.subscribe(userID: UUID(uuidString: ann.id)!)
             for n in 1...40 { try await app.post("flood \(n)", in: id, by: ann) }
             // Nothing has read the stream while the hub delivered all forty.
-            let last = try await EventLog.lastID(on: app.db)
-            try await within(30, "the hub to deliver the flood") { await hub.delivered(through: last) }
+            try await Self.settle(hub, app, "the hub to deliver the flood")
             #expect(await hub.subscriberCount == 0)
             let frames = try await take(slow.frames) { _ in false }   // runs until the stream ends
             #expect(frames.count == 16, "the buffer holds 16 frames, then the stream ends")
@@ -361,16 +366,14 @@ struct RealtimeTests {
             let hub = try Self.hub(app)
             let direct = try await hub.subscribeDirect(userID: UUID(uuidString: ann.id)!)
             for n in 1...3 { try await app.post("held \(n)", in: id, by: ann) }
-            let held = try await EventLog.lastID(on: app.db)
-            try await within(30, "the hub to hold the three") { await hub.delivered(through: held) }
+            try await Self.settle(hub, app, "the hub to hold the three")
             // Seen elsewhere up to the second message: the floor skips it and what came before.
             let second = try #require(try await Event.query(on: app.db).filter(\.$type == "message.created").sort(\.$id).all()[1].id)
             let sink = RecordingSink()
             #expect(await hub.attach(direct.id, sink: sink, floor: second))
             #expect(sink.seqs == [3])
             try await app.post("live", in: id, by: ann)
-            let live = try await EventLog.lastID(on: app.db)
-            try await within(30, "the hub to deliver") { await hub.delivered(through: live) }
+            try await Self.settle(hub, app, "the hub to deliver")
             #expect(sink.seqs == [3, 4])
             #expect(await !hub.attach(direct.id, sink: sink, floor: 0), "attached once")
             // Shutting down tells a direct subscriber where to resume.
@@ -391,8 +394,7 @@ struct RealtimeTests {
             let refusing = RecordingSink(accept: 2)
             #expect(await hub.attach(slow.id, sink: refusing, floor: slow.startID))
             for n in 1...20 { try await app.post("flood \(n)", in: id, by: ann) }
-            let last = try await EventLog.lastID(on: app.db)
-            try await within(30, "the hub to deliver the flood") { await hub.delivered(through: last) }
+            try await Self.settle(hub, app, "the hub to deliver the flood")
             #expect(await hub.subscriberCount == 0, "both were cut off")
             #expect(refusing.frames.withLockedValue { $0.count } == 2)
             #expect(await !hub.attach(replaying.id, sink: RecordingSink(), floor: replaying.startID))

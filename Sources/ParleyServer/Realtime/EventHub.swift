@@ -177,10 +177,11 @@ actor EventHub {
     /// behind while replaying (or its sink refused a held frame and was cut off).
     func attach(_ id: UUID, sink: any FrameSink, floor: Int) -> Bool {
         guard let subscriber = subscribers[id], case .holding(let held) = subscriber.delivery else { return false }
-        subscribers[id]?.delivery = .direct(sink, floor: floor)
+        let direct = Subscriber(userID: subscriber.userID, delivery: .direct(sink, floor: floor))
+        subscribers[id] = direct
         for frame in held {
             guard subscribers[id] != nil else { return false }
-            deliver(frame, to: id, Subscriber(userID: subscriber.userID, delivery: .direct(sink, floor: floor)))
+            deliver(frame, to: id, direct)
         }
         return subscribers[id] != nil
     }

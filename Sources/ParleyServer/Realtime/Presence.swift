@@ -33,6 +33,28 @@ actor Presence {
         static let watchLimit = 500
     }
 
+    /// Why a list of people to watch was refused: `code` and `message` for the `user_ids` field.
+    struct WatchListError: Error {
+        let code: String
+        let message: String
+    }
+
+    /// The user ids of a watch list (`presence.subscribe`, `GET /v1/presence?user_ids=`): at
+    /// most `Options.watchLimit`, each a user id.
+    nonisolated static func watchList(_ texts: [some StringProtocol]) throws(WatchListError) -> Set<UUID> {
+        guard texts.count <= Options.watchLimit else {
+            throw WatchListError(code: "too_many", message: "at most \(Options.watchLimit) user ids")
+        }
+        var users = Set<UUID>()
+        for text in texts {
+            guard let id = UUID(uuidString: text.trimmingCharacters(in: .whitespaces)) else {
+                throw WatchListError(code: "invalid", message: "must be user ids")
+            }
+            users.insert(id)
+        }
+        return users
+    }
+
     nonisolated let nodeID = UUID()
     nonisolated let options: Options
     private let hub: EventHub

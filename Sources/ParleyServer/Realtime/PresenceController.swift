@@ -49,21 +49,13 @@ struct PresenceController: RouteCollection {
         return Listing(enabled: true, pushLimit: limit, users: users)
     }
 
-    /// `user_ids`: comma-separated user ids, at most `Presence.Options.watchLimit`.
+    /// `user_ids`: user ids separated by commas (`Presence.watchList`).
     static func userIDs(_ raw: String?) throws -> Set<UUID>? {
         guard let raw else { return nil }
-        let parts = raw.split(separator: ",", omittingEmptySubsequences: true)
-        guard parts.count <= Presence.Options.watchLimit else {
-            throw ProblemError.validation(field: "user_ids", code: "too_many",
-                                          message: "at most \(Presence.Options.watchLimit) user ids")
+        do {
+            return try Presence.watchList(raw.split(separator: ",", omittingEmptySubsequences: true))
+        } catch {
+            throw ProblemError.validation(field: "user_ids", code: error.code, message: error.message)
         }
-        var ids = Set<UUID>()
-        for part in parts {
-            guard let id = UUID(uuidString: part.trimmingCharacters(in: .whitespaces)) else {
-                throw ProblemError.validation(field: "user_ids", code: "invalid", message: "must be user ids separated by commas")
-            }
-            ids.insert(id)
-        }
-        return ids
     }
 }

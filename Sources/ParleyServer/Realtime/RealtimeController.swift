@@ -226,8 +226,9 @@ struct RealtimeController: RouteCollection {
 
     /// `presence.subscribe`: the connection hears of these users' presence (those who share a
     /// conversation with the caller; others are left out unsaid), starting with one
-    /// `presence.snapshot` frame of their status now. It replaces the previous list; an empty one ends it. A list that is not user ids,
-    /// or too long, is refused with an `error` frame and changes nothing.
+    /// `presence.snapshot` frame of their status now. It replaces the previous list; an empty
+    /// one ends it. A list that is not user ids, or too long, is refused with an `error` frame
+    /// and changes nothing.
     static func watchPresence(_ raw: [String]?, for userID: UUID, subscription: Task<EventHub.DirectSubscription, any Error>, sequence: Int,
                               presence: Presence, on db: any Database, ws: WebSocket) async {
         func refuse(_ code: String, _ message: String) async {
@@ -235,13 +236,11 @@ struct RealtimeController: RouteCollection {
             try? await ws.send(frame)
         }
         guard let raw else { return await refuse("missing", "user_ids is required: a list of user ids") }
-        guard raw.count <= Presence.Options.watchLimit else {
-            return await refuse("too_many", "at most \(Presence.Options.watchLimit) user ids")
-        }
-        var users = Set<UUID>()
-        for text in raw {
-            guard let id = UUID(uuidString: text) else { return await refuse("invalid", "must be a list of user ids") }
-            users.insert(id)
+        let users: Set<UUID>
+        do {
+            users = try Presence.watchList(raw)
+        } catch {
+            return await refuse(error.code, error.message)
         }
         guard let subscription = try? await subscription.value,
               let visible = try? await Membership.sharing(with: userID, among: users, on: db) else { return }
