@@ -80,9 +80,11 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     // On a SQLite file, write transactions commit on a connection of Parley's own, which
     // keeps its prepared statements and runs them without a thread hop each (DirectSQLiteConnection).
     var writer: DirectSQLiteConnection?
+    // Its WAL is copied into the file by a checkpointer of its own, off the commit path.
     if case .sqlite(let path) = settings.database {
-        writer = DirectSQLiteConnection(path: path, threadPool: app.threadPool, logger: app.logger)
-        app.lifecycle.use(DirectSQLiteLifecycle(writer: writer!))
+        let checkpointer = WALCheckpointer(path: path, logger: app.logger)
+        writer = DirectSQLiteConnection(path: path, threadPool: app.threadPool, logger: app.logger, walHook: checkpointer.hook)
+        app.lifecycle.use(DirectSQLiteLifecycle(writer: writer!, checkpointer: checkpointer))
     }
     let writes = WriteGate(serialize: settings.database.isSQLite, writer: writer)
     app.storage[WriteGateKey.self] = writes

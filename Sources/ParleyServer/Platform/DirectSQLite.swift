@@ -59,13 +59,19 @@ final class DirectSQLiteConnection: @unchecked Sendable {
 
     /// Opened for reading only: writes fail instead of waiting for the write lock.
     let readOnly: Bool
+    /// Told the WAL's length after each commit, in place of SQLite's own automatic checkpoint.
+    private let walHook: WALHook?
 
-    init(path: String, threadPool: NIOThreadPool, logger: Logger, readOnly: Bool = false, cacheLimit: Int = 256) {
+    /// - Parameter walHook: given, the connection never checkpoints the WAL itself after a commit
+    ///   (`wal_autocheckpoint`); the hook learns the WAL's length instead (`WALCheckpointer`).
+    init(path: String, threadPool: NIOThreadPool, logger: Logger, readOnly: Bool = false, cacheLimit: Int = 256,
+         walHook: WALHook? = nil) {
         self.cacheLimit = max(1, cacheLimit)
         self.path = path
         self.threadPool = threadPool
         self.logger = logger
         self.readOnly = readOnly
+        self.walHook = walHook
     }
 
     deinit { closeLocked() }
@@ -115,6 +121,20 @@ final class DirectSQLiteConnection: @unchecked Sendable {
         }
     }
 
+    /// A passive checkpoint: copies what it can of the WAL into the database file without
+    /// waiting for readers or the writer. Returns the WAL's length and how many of its frames
+    /// are now in the file.
+    func checkpoint() throws -> (walFrames: Int, checkpointed: Int) {
+        try lock.withLock {
+            let db = try openLocked()
+            var log: Int32 = 0
+            var done: Int32 = 0
+            let code = sqlite_nio_sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, &log, &done)
+            guard code == SQLITE_OK else { throw DirectSQLiteError(code: code, db: db) }
+            return (Int(log), Int(done))
+        }
+    }
+
     /// How many statements were prepared (not found kept) since the connection was made.
     var statementsPrepared: Int { lock.withLock { prepares } }
 
@@ -153,6 +173,18 @@ final class DirectSQLiteConnection: @unchecked Sendable {
                 sqlite_nio_sqlite3_close_v2(db)
                 throw error
             }
+        }
+        if let walHook {
+            // Replaces the automatic checkpoint (SQLite's `wal_autocheckpoint` is this same hook).
+            sqlite_nio_sqlite3_wal_hook(db, { context, db, name, frames in
+                guard let context, Unmanaged<WALHook>.fromOpaque(context).takeUnretainedValue().committed(Int(frames)) else {
+                    return SQLITE_OK
+                }
+                // What SQLite's own hook does in every commit past its threshold. A checkpoint
+                // that finds another running returns at once (busy) and is tried at the next commit.
+                _ = sqlite_nio_sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+                return SQLITE_OK
+            }, Unmanaged.passUnretained(walHook).toOpaque())
         }
         handle = db
         logger.debug("SQLite connection opened", metadata: ["read_only": .stringConvertible(readOnly)])

@@ -10,11 +10,13 @@ struct ThreadPoolLifecycle: LifecycleHandler {
     }
 }
 
-/// Closes the write gate's SQLite connection with the application.
+/// Closes the write gate's SQLite connection, then its checkpointer, with the application.
 struct DirectSQLiteLifecycle: LifecycleHandler {
     let writer: DirectSQLiteConnection
+    let checkpointer: WALCheckpointer
 
     func shutdownAsync(_ application: Application) async {
         writer.close()
+        await checkpointer.close()
     }
 }

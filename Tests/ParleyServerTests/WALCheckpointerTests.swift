@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import NIOPosix
+import SQLiteNIO
+import Testing
+@testable import ParleyServer
+
+/// The write connection's WAL is copied into the database file by the checkpointer's thread,
+/// never inside a commit.
+@Suite("WAL checkpoints off the commit path")
+struct WALCheckpointerTests {
+    private let logger = Logger(label: "test.wal")
+
+    /// A fresh SQLite file (WAL mode, as every Parley connection sets it) with one table.
+    private func withFile(_ body: (String) async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("parley-wal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await body(directory.appendingPathComponent("wal.sqlite").path)
+    }
+
+    /// Commits `count` transactions of one 6 KB row each (three pages: the row and its overflow).
+    private func write(_ count: Int, on writer: DirectSQLiteConnection) throws {
+        for n in 0..<count {
+            _ = try writer.execute("BEGIN IMMEDIATE", [])
+            _ = try writer.execute("INSERT INTO wal_probe (n, bytes) VALUES (?1, ?2)", [.integer(n), .blob(ByteBuffer(repeating: 7, count: 6_000))])
+            _ = try writer.execute("COMMIT", [])
+        }
+    }
+
+    private func size(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    }
+
+    private func rows(_ path: String) throws -> Int {
+        let reader = DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger, readOnly: true)
+        defer { reader.close() }
+        return try reader.execute("SELECT COUNT(*) AS n FROM wal_probe", []).first?.decode(column: "n", as: Int.self) ?? -1
+    }
+
+    @Test("with the hook a writer never checkpoints inside a commit; without it SQLite does, past 1,000 pages")
+    func noInlineCheckpoint() async throws {
+        for hooked in [true, false] {
+            try await withFile { path in
+                // A threshold that is never reached: nothing but the writer could copy the WAL.
+                let checkpointer = WALCheckpointer(path: path, logger: logger, threshold: .max)
+                let writer = DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger,
+                                                    walHook: hooked ? checkpointer.hook : nil)
+                _ = try writer.execute("CREATE TABLE wal_probe (n INTEGER NOT NULL, bytes BLOB NOT NULL)", [])
+                let before = try size(path)
+                try write(400, on: writer)
+                #expect(try rows(path) == 400)
+                if hooked {
+                    #expect(try size(path) == before, "the database file is as it was: every page is still in the WAL")
+                    #expect(try size(path + "-wal") > 1_000 * 4_096)
+                } else {
+                    #expect(try size(path) > before + 100 * 4_096, "SQLite's automatic checkpoint copied the WAL in a commit")
+                }
+                writer.close()
+                await checkpointer.close()
+            }
+        }
+    }
+
+    @Test("past its threshold the checkpointer copies the WAL into the file while the writer goes on")
+    func checkpointsInBackground() async throws {
+        try await withFile { path in
+            let checkpointer = WALCheckpointer(path: path, logger: logger, threshold: 60)
+            let writer = DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger, walHook: checkpointer.hook)
+            _ = try writer.execute("CREATE TABLE wal_probe (n INTEGER NOT NULL, bytes BLOB NOT NULL)", [])
+            let before = try size(path)
+            // About 105 frames: past the threshold, short of where the writer would copy itself.
+            try write(30, on: writer)
+            await checkpointer.idle()
+            #expect(checkpointer.completed >= 1)
+            #expect(try size(path) > before + 20 * 4_096, "the checkpointer copied pages into the database file")
+            #expect(try rows(path) == 30)
+            try write(70, on: writer)
+            #expect(try rows(path) == 100)
+            await checkpointer.idle()
+            // Under unbroken commits the writer finishes the copy itself at twice the threshold,
+            // so the WAL starts over instead of growing for good.
+            let (frames, _) = try writer.checkpoint()
+            #expect(frames < 300, "the WAL holds \(frames) frames after about 350 were written")
+            writer.close()
+            await checkpointer.close()
+        }
+    }
+}
