@@ -103,10 +103,72 @@ final class Assistant: Model, @unchecked Sendable {
 }
 
 extension Assistant {
+    /// A configuration as plain SQL reads it: every run reads its assistant's, and Fluent's
+    /// model decoding reflects over the model's properties on every row.
+    struct Row: Decodable {
+        let id: UUID
+        let provider: String
+        let model: String
+        let system_prompt: String
+        let tool_calling: ToolCalling
+        let tool_choice: ToolChoice
+        let tools: String
+        let approval_tools: String
+        let http_tools: String
+        let mcp_servers: String
+        let busy_policy: BusyPolicy
+        let daily_tokens_per_conversation: Int?
+        let daily_tokens_per_user: Int?
+        let max_steps: Int
+        let run_timeout_seconds: Int
+        let temperature: Double?
+        let max_tokens: Int?
+        let created_at: Date?
+        let updated_at: Date?
+    }
+
+    /// A stored configuration, whole, as if Fluent had read it.
+    convenience init(_ row: Row) {
+        self.init()
+        id = row.id
+        $id.exists = true
+        provider = row.provider
+        model = row.model
+        systemPrompt = row.system_prompt
+        toolCalling = row.tool_calling
+        toolChoice = row.tool_choice
+        toolsJSON = row.tools
+        approvalToolsJSON = row.approval_tools
+        httpToolsJSON = row.http_tools
+        mcpServersJSON = row.mcp_servers
+        busyPolicy = row.busy_policy
+        dailyTokensPerConversation = row.daily_tokens_per_conversation
+        dailyTokensPerUser = row.daily_tokens_per_user
+        maxSteps = row.max_steps
+        runTimeoutSeconds = row.run_timeout_seconds
+        temperature = row.temperature
+        maxTokens = row.max_tokens
+        createdAt = row.created_at
+        updatedAt = row.updated_at
+    }
+
+    private static let columns: SQLQueryString = """
+        id, provider, model, system_prompt, tool_calling, tool_choice, tools, approval_tools, http_tools, mcp_servers,
+        busy_policy, daily_tokens_per_conversation, daily_tokens_per_user, max_steps, run_timeout_seconds, temperature,
+        max_tokens, created_at, updated_at
+        """
+
     /// The assistants among `userIDs`, by id.
     static func find(_ userIDs: [UUID], on db: any Database) async throws -> [UUID: Assistant] {
         guard !userIDs.isEmpty else { return [:] }
-        let rows = try await Assistant.query(on: db).filter(\.$id ~~ userIDs).all()
-        return Dictionary(rows.compactMap { row in row.id.map { ($0, row) } }, uniquingKeysWith: { first, _ in first })
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        let rows = try await sql.raw("SELECT \(columns) FROM assistants WHERE id IN (\(SQLList(userIDs.map { SQLBind($0) })))")
+            .all(decoding: Row.self)
+        return Dictionary(rows.map { ($0.id, Assistant($0)) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// One assistant's configuration.
+    static func find(_ id: UUID, on db: any Database) async throws -> Assistant? {
+        try await find([id], on: db)[id]
     }
 }

@@ -202,16 +202,12 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
                 status = .rejected
             case .interrupt:
                 for run in busy {
-                    guard let id = run.id else { continue }
                     if run.status == .running {
-                        _ = try await AssistantRun.transition(id, from: [.running], to: .running, set: [("cancel_requested", true)], on: tx)
-                        stopping.append(id)
-                    } else if try await AssistantRun.transition(id, from: [run.status], to: .cancelled,
-                                                                  set: [("finished_at", now), ("error", "interrupted by a newer message")], on: tx) {
-                        run.status = .cancelled
-                        run.finishedAt = now
-                        run.error = "interrupted by a newer message"
-                        try await outbox.record(RunCancelled(RunDTO(run)), in: conversationID, at: now)
+                        _ = try await AssistantRun.transition(run.id, from: [.running], to: .running, set: [("cancel_requested", true)], on: tx)
+                        stopping.append(run.id)
+                    } else if let cancelled = try await AssistantRun.transitioned(run.id, from: [run.status], to: .cancelled,
+                                                                                  set: [("finished_at", now), ("error", "interrupted by a newer message")], on: tx) {
+                        try await outbox.record(RunCancelled(RunDTO(cancelled)), in: conversationID, at: now)
                     }
                 }
                 status = stopping.isEmpty ? .queued : .pending
@@ -241,20 +237,19 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
         guard try await AssistantRun.insert(run, on: tx) else { return Start(stopping: stopping) }
         if let slot {
             try await outbox.record(RunStarted(RunDTO(run)), in: conversationID, at: now)
-            try await enqueue(run, round: 0, at: now, in: outbox, runningIn: slot)
+            try await enqueue(runID: run.id!, round: 0, at: now, in: outbox, runningIn: slot)
             return Start(stopping: stopping, startedHere: run)
         }
         if status == .queued || status == .rejected {
-            try await enqueue(run, round: 0, at: now, in: outbox)
+            try await enqueue(runID: run.id!, round: 0, at: now, in: outbox)
         }
         return Start(stopping: stopping)
     }
 
     /// The job that executes (or resumes) a run; one per run and approval round. With a
     /// `slot`, claimed by this node's worker, which runs it when the transaction commits.
-    static func enqueue(_ run: AssistantRun, round: Int, at now: Date, in outbox: Outbox,
+    static func enqueue(runID id: UUID, round: Int, at now: Date, in outbox: Outbox,
                         runningIn slot: JobWorker.Slot? = nil) async throws {
-        guard let id = run.id else { return }
         let job = try JobQueue.NewJob(queue: jobQueue, payload: RunJob(runID: id), dedupeKey: "assistant-run:\(id.wire):\(round)",
                                       maxAttempts: 5)
         if let slot {
@@ -269,10 +264,10 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
     static func promoteNext(assistantID: UUID, conversationID: UUID, at now: Date, tx: any Database, outbox: Outbox) async throws {
         let active = try await AssistantRun.active(assistantID: assistantID, conversationID: conversationID, on: tx)
         guard !active.contains(where: { $0.status == .queued || $0.status == .running }),
-              let next = active.first(where: { $0.status == .pending }), let id = next.id,
-              try await AssistantRun.transition(id, from: [.pending], to: .queued, on: tx)
+              let next = active.first(where: { $0.status == .pending }),
+              try await AssistantRun.transition(next.id, from: [.pending], to: .queued, on: tx)
         else { return }
-        try await enqueue(next, round: 0, at: now, in: outbox)
+        try await enqueue(runID: next.id, round: 0, at: now, in: outbox)
     }
 
     struct RunJob: Codable, Sendable {

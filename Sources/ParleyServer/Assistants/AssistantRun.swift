@@ -85,12 +85,86 @@ struct ApprovalDecision: Codable, Sendable, Equatable {
 typealias Citation = MessageCitation
 
 extension AssistantRun {
+    /// A run as plain SQL reads it. Every run a worker executes is read or returned this way:
+    /// Fluent's model decoding reflects over the model's properties on every row, which cost
+    /// more than the statement (seen in perf).
+    struct Row: Decodable {
+        let id: UUID
+        let assistant_id: UUID
+        let conversation_id: UUID
+        let trigger_message_id: UUID
+        let trigger_seq: Int
+        let requester_id: UUID
+        let status: Status
+        let reply_seq: Int?
+        let error: String?
+        let prompt_tokens: Int
+        let completion_tokens: Int
+        let cost_usd: Double
+        let approval: String?
+        let decision: String?
+        let approval_round: Int
+        let cancel_requested: Bool
+        let citations: String?
+        let created_at: Date
+        let started_at: Date?
+        let finished_at: Date?
+    }
+
+    /// The columns of `Row`, in a select list.
+    static let columns: SQLQueryString = """
+        id, assistant_id, conversation_id, trigger_message_id, trigger_seq, requester_id, status, reply_seq, error,
+        prompt_tokens, completion_tokens, cost_usd, approval, decision, approval_round, cancel_requested, citations,
+        created_at, started_at, finished_at
+        """
+
+    /// A stored run, whole, as if Fluent had read it.
+    convenience init(_ row: Row) {
+        self.init()
+        id = row.id
+        $id.exists = true
+        assistantID = row.assistant_id
+        conversationID = row.conversation_id
+        triggerMessageID = row.trigger_message_id
+        triggerSeq = row.trigger_seq
+        requesterID = row.requester_id
+        status = row.status
+        replySeq = row.reply_seq
+        error = row.error
+        promptTokens = row.prompt_tokens
+        completionTokens = row.completion_tokens
+        costUSD = row.cost_usd
+        approvalJSON = row.approval
+        decisionJSON = row.decision
+        approvalRound = row.approval_round
+        cancelRequested = row.cancel_requested
+        citationsJSON = row.citations
+        createdAt = row.created_at
+        startedAt = row.started_at
+        finishedAt = row.finished_at
+    }
+
+    /// One run by id.
+    static func find(_ id: UUID, on db: any Database) async throws -> AssistantRun? {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        return try await sql.raw("SELECT \(columns) FROM assistant_runs WHERE id = \(bind: id)").first(decoding: Row.self).map(AssistantRun.init)
+    }
+
+    /// What deciding about the next run needs of an active one.
+    struct ActiveRun: Decodable {
+        let id: UUID
+        let status: Status
+    }
+
     /// The active runs of one assistant in one conversation, oldest first.
-    static func active(assistantID: UUID, conversationID: UUID, on db: any Database) async throws -> [AssistantRun] {
-        try await AssistantRun.query(on: db)
-            .filter(\.$assistantID == assistantID).filter(\.$conversationID == conversationID)
-            .filter(\.$status ~~ Status.active)
-            .sort(\.$createdAt).sort(\.$id).all()
+    static func active(assistantID: UUID, conversationID: UUID, on db: any Database) async throws -> [ActiveRun] {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        let states = SQLList(Status.active.map { SQLBind($0.rawValue) })
+        return try await sql.raw("""
+            SELECT id, status FROM assistant_runs
+            WHERE conversation_id = \(bind: conversationID) AND assistant_id = \(bind: assistantID) AND status IN (\(states))
+            ORDER BY created_at, id
+            """).all(decoding: ActiveRun.self)
     }
 
     /// A conversation's runs, newest first.
@@ -119,24 +193,25 @@ extension AssistantRun {
     /// was not in one of those states (someone else moved it first).
     static func transition(_ id: UUID, from: [Status], to: Status, set extra: [(String, any Encodable & Sendable)] = [],
                            on db: any Database) async throws -> Bool {
-        struct Row: Decodable { let id: UUID }
-        return try await !moving(id, from: from, to: to, set: extra, on: db).returning("id").all(decoding: Row.self).isEmpty
+        struct Moved: Decodable { let id: UUID }
+        return try await !moving(id, from: from, to: to, set: extra, returning: "id", on: db).all(decoding: Moved.self).isEmpty
     }
 
     /// `transition`, returning the run as the change left it (one statement); nil when the run
     /// was not in one of `from`.
     static func transitioned(_ id: UUID, from: [Status], to: Status, set extra: [(String, any Encodable & Sendable)] = [],
                              on db: any Database) async throws -> AssistantRun? {
-        try await moving(id, from: from, to: to, set: extra, on: db).returning(SQLLiteral.all).first()?
-            .decode(fluentModel: AssistantRun.self)
+        try await moving(id, from: from, to: to, set: extra, returning: columns, on: db).first(decoding: Row.self).map(AssistantRun.init)
     }
 
+    /// `extra`'s columns are this file's callers' own names, never input.
     private static func moving(_ id: UUID, from: [Status], to: Status, set extra: [(String, any Encodable & Sendable)],
-                               on db: any Database) throws -> SQLUpdateBuilder {
+                               returning: SQLQueryString, on db: any Database) throws -> SQLRawBuilder {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
-        var update = sql.update(schema).set("status", to: to.rawValue)
-        for (column, value) in extra { update = update.set(SQLIdentifier(column), to: SQLBind(value)) }
-        return update.where("id", .equal, id).where("status", .in, from.map(\.rawValue))
+        var assignments: SQLQueryString = "status = \(bind: to.rawValue)"
+        for (column, value) in extra { assignments = assignments + ", \(ident: column) = \(bind: value)" }
+        let states = SQLList(from.map { SQLBind($0.rawValue) })
+        return sql.raw("UPDATE assistant_runs SET \(assignments) WHERE id = \(bind: id) AND status IN (\(states)) RETURNING \(returning)")
     }
 
     /// Adds a model call's usage to the run.
@@ -163,7 +238,10 @@ extension AssistantRun {
 
     /// Whether someone asked for this run to stop.
     static func cancelRequested(_ id: UUID, on db: any Database) async throws -> Bool {
-        try await AssistantRun.query(on: db).filter(\.$id == id).field(\.$id).field(\.$cancelRequested).first()?.cancelRequested ?? false
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Flag: Decodable { let cancel_requested: Bool }
+        return try await sql.raw("SELECT cancel_requested FROM assistant_runs WHERE id = \(bind: id)")
+            .first(decoding: Flag.self)?.cancel_requested ?? false
     }
 }
 

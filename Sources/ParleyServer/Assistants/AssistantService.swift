@@ -249,7 +249,7 @@ struct AssistantService: Sendable {
                                               detail: ["decision": .object(["approved": .bool(decision.approved), "reason": decision.reason.map { .string($0) } ?? .null,
                                                                             "by": .string(decision.by)])], on: tx)
             try await outbox.record(RunApprovalDecided(RunDTO(current)), in: current.conversationID, at: now)
-            try await AssistantDispatcher.enqueue(current, round: current.approvalRound, at: now, in: outbox)
+            try await AssistantDispatcher.enqueue(runID: id, round: current.approvalRound, at: now, in: outbox)
             return current
         }
         guard let updated else { throw AssistantError.conflict("Someone answered this approval request first.") }

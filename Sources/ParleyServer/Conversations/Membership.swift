@@ -162,8 +162,12 @@ extension Membership {
     /// Whether every one of `userIDs` is a member of the conversation.
     static func allMembers(_ userIDs: Set<UUID>, of conversationID: UUID, on db: any Database) async throws -> Bool {
         guard !userIDs.isEmpty else { return true }
-        let found = try await Membership.query(on: db).filter(\.$conversation.$id == conversationID)
-            .filter(\.$user.$id ~~ Array(userIDs)).count()
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let n: Int }
+        let found = try await sql.raw("""
+            SELECT COUNT(*) AS n FROM memberships
+            WHERE conversation_id = \(bind: conversationID) AND user_id IN (\(SQLList(userIDs.map { SQLBind($0) })))
+            """).first(decoding: Row.self)?.n ?? 0
         return found == userIDs.count
     }
 
