@@ -101,6 +101,26 @@ struct DirectSQLiteTests {
         }
     }
 
+    @Test("`begin` takes a free write lock on the calling thread, and waits for one another connection holds")
+    func beginWaitsOnlyWhenHeld() async throws {
+        try await withWriter { app, writer, _ in
+            let loop = app.eventLoopGroup.any()
+            try await writer.begin(on: loop, logger: app.logger)
+            _ = try writer.execute("COMMIT", [])
+            #expect(writer.beginsThatWaited == 0)
+
+            let other = DirectSQLiteConnection(path: writer.path, threadPool: app.threadPool, logger: app.logger)
+            defer { other.close() }
+            try await other.begin(on: loop, logger: app.logger)
+            let waiting = Task { try await writer.begin(on: loop, logger: app.logger) }
+            while writer.beginsThatWaited == 0 { await Task.yield() }
+            _ = try other.execute("COMMIT", [])
+            try await waiting.value
+            _ = try writer.execute("COMMIT", [])
+            #expect(writer.beginsThatWaited == 1)
+        }
+    }
+
     @Test("a kept `SELECT *` sees a column another connection added since")
     func schemaChange() async throws {
         try await withWriter { app, _, db in

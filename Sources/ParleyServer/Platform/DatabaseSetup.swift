@@ -49,7 +49,7 @@ enum DatabaseSetup {
     /// send with its triggers passes (measured: more `pwrite`s to `/var/tmp` than to the WAL,
     /// and a temporary file opened per transaction). Only temporary tables and large sorts
     /// also use it, and Parley makes none on the write path.
-    static let sqlitePragmas = ["busy_timeout = 10000", "journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
+    static let sqlitePragmas = ["busy_timeout = \(DirectSQLiteConnection.busyTimeoutMilliseconds)", "journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON",
                                 "temp_store = MEMORY"]
 
     /// Per-connection SQLite settings. sqlite-kit opens one connection per event loop and

@@ -46,6 +46,7 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     private var statements: [String: CachedStatement] = [:]
     private var closed = false
     private var prepares = 0
+    private var lockWaits = 0
     /// Counts executions; each kept statement notes when it was last used.
     private var clock: UInt64 = 0
 
@@ -76,14 +77,39 @@ final class DirectSQLiteConnection: @unchecked Sendable {
 
     deinit { closeLocked() }
 
-    /// `BEGIN IMMEDIATE` on the thread pool: it waits (up to the busy timeout) while another
-    /// connection holds the write lock.
+    /// `BEGIN IMMEDIATE`. Tried first on the calling thread without waiting: in a serving
+    /// process every write goes through this connection, so the write lock is nearly always
+    /// free, and a hop to the thread pool and back costs two thread switches a transaction.
+    /// When another connection holds the lock (a `parley` command in another process), it is
+    /// waited for on the thread pool, up to the busy timeout, so a wait never holds a thread of
+    /// Swift's cooperative pool.
     func begin(on eventLoop: any EventLoop, logger: Logger) async throws {
         DirectSQLite.log("BEGIN IMMEDIATE", to: logger)
+        do {
+            try beginWithoutWaiting()
+            return
+        } catch let error as DirectSQLiteError where error.code & 0xFF == SQLITE_BUSY {
+            // Held elsewhere: wait for it off the cooperative pool.
+            lock.withLock { lockWaits += 1 }
+        }
         try await threadPool.runIfActive(eventLoop: eventLoop) {
             _ = try self.execute("BEGIN IMMEDIATE", [])
         }.get()
     }
+
+    /// `BEGIN IMMEDIATE` with the busy handler off for this one statement: busy at once.
+    private func beginWithoutWaiting() throws {
+        try lock.withLock {
+            let db = try openLocked()
+            sqlite_nio_sqlite3_busy_timeout(db, 0)
+            defer { sqlite_nio_sqlite3_busy_timeout(db, Self.busyTimeoutMilliseconds) }
+            let code = sqlite_nio_sqlite3_exec(db, "BEGIN IMMEDIATE", nil, nil, nil)
+            guard code == SQLITE_OK else { throw DirectSQLiteError(code: code, db: db) }
+        }
+    }
+
+    /// As `DatabaseSetup.sqlitePragmas` sets it.
+    static let busyTimeoutMilliseconds: Int32 = 10_000
 
     /// Runs one statement with `binds` on this thread and returns its rows. The rows are
     /// handed over after the lock is released, so whatever the caller does with them may run
@@ -135,6 +161,9 @@ final class DirectSQLiteConnection: @unchecked Sendable {
         }
     }
 
+    /// How many `begin`s found the write lock held by another connection and waited for it.
+    var beginsThatWaited: Int { lock.withLock { lockWaits } }
+
     /// How many statements were prepared (not found kept) since the connection was made.
     var statementsPrepared: Int { lock.withLock { prepares } }
 
@@ -166,7 +195,7 @@ final class DirectSQLiteConnection: @unchecked Sendable {
             throw error
         }
         // A reader needs only the busy timeout (WAL is the file's, kept by the writers).
-        for pragma in readOnly ? ["busy_timeout = 10000"] : DatabaseSetup.sqlitePragmas {
+        for pragma in readOnly ? ["busy_timeout = \(Self.busyTimeoutMilliseconds)"] : DatabaseSetup.sqlitePragmas {
             let code = sqlite_nio_sqlite3_exec(db, "PRAGMA \(pragma)", nil, nil, nil)
             guard code == SQLITE_OK else {
                 let error = DirectSQLiteError(code: code, db: db)
