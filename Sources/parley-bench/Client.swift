@@ -74,9 +74,12 @@ final class Subscriber: Sendable {
         self.socket = socket
     }
 
-    static func connect(_ base: String, token: String, on group: any EventLoopGroup,
+    /// `since`: replay from that event id before going live, so that nothing sent after the
+    /// call starts can be missed. Without it the stream starts live once the server has
+    /// registered the connection, which may be a moment after the upgrade completes.
+    static func connect(_ base: String, token: String, since: Int? = nil, on group: any EventLoopGroup,
                         onMessage: @escaping @Sendable (Substring) -> Void) async throws -> Subscriber {
-        let url = base.replacingOccurrences(of: "http://", with: "ws://") + "/v1/events"
+        let url = base.replacingOccurrences(of: "http://", with: "ws://") + "/v1/events" + (since.map { "?since=\($0)" } ?? "")
         let promise = group.any().makePromise(of: WebSocket.self)
         WebSocket.connect(to: url, headers: ["Authorization": "Bearer \(token)"], configuration: .init(maxFrameSize: 1 << 20), on: group) { ws in
             ws.onText { _, text in
@@ -134,14 +137,25 @@ final class Countdown: Sendable {
         waiter?.resume()
     }
 
+    /// How many are still to come.
+    var left: Int { state.withLockedValue { $0.left } }
+
+    /// Returns at zero, or when the task is cancelled (a waiter that gives up must not hang).
     func wait() async {
-        await withCheckedContinuation { continuation in
-            let done = state.withLockedValue { state -> Bool in
-                if state.left <= 0 { return true }
-                state.waiter = continuation
-                return false
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let done = state.withLockedValue { state -> Bool in
+                    if state.left <= 0 || Task.isCancelled { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if done { continuation.resume() }
             }
-            if done { continuation.resume() }
+        } onCancel: {
+            state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }?.resume()
         }
     }
 }

@@ -8,7 +8,10 @@ import Vapor
 final class WakeSignal: Sendable {
     private struct State {
         var pending = false
-        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        /// Numbers the waiters (a counter: Foundation's `UUID()` reads /dev/urandom each time,
+        /// and the log's followers and the job worker wait after every commit).
+        var lastWaiter = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -27,7 +30,10 @@ final class WakeSignal: Sendable {
 
     /// Returns when signalled (at once if a signal is pending) or when the task is cancelled.
     func wait() async {
-        let id = UUID()
+        let id = state.withLockedValue { state -> Int in
+            state.lastWaiter += 1
+            return state.lastWaiter
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let now = state.withLockedValue { state -> Bool in
