@@ -92,7 +92,9 @@ struct Run {
         }
         let arrived = Countdown(count)
         // From the receiver's first event: the first sends may commit before the server has
-        // registered a live-only connection, and those messages would never come.
+        // registered a live-only connection, and those messages would never come. (The
+        // benchmark's database is fresh, so nothing has been pruned, and the receiver's
+        // history is the few events of its conversations' creation.)
         let subscriber = try await Subscriber.connect(api.base, token: receiver.token, since: 0, on: group) { _ in arrived.tick() }
         let before = sample()
         let start = now()

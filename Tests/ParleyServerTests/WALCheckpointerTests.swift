@@ -78,12 +78,36 @@ struct WALCheckpointerTests {
             try write(70, on: writer)
             #expect(try rows(path) == 100)
             await checkpointer.idle()
-            // Under unbroken commits the writer finishes the copy itself at twice the threshold,
-            // so the WAL starts over instead of growing for good.
-            let (frames, _) = try writer.checkpoint()
-            #expect(frames < 300, "the WAL holds \(frames) frames after about 350 were written")
             writer.close()
             await checkpointer.close()
+        }
+    }
+
+    @Test("a commit is told to checkpoint itself only from twice the threshold, and one that does lets the WAL start over")
+    func inlineFromTwiceTheThreshold() async throws {
+        let checkpointer = WALCheckpointer(path: "/nonexistent/never-opened.sqlite", logger: logger, threshold: .max)
+        #expect(checkpointer.walGrew(to: 10) == false)
+        #expect(checkpointer.inlineThreshold == .max)
+        try await withFile { path in
+            let decisions = WALCheckpointer(path: path, logger: logger, threshold: 60)
+            #expect(decisions.walGrew(to: 59) == false)
+            #expect(decisions.walGrew(to: 119) == false, "past the threshold: the background checkpointer's turn")
+            #expect(decisions.walGrew(to: 120) == true)
+            await decisions.idle()
+            await decisions.close()
+
+            // A hook that asks every commit from 40 frames on to checkpoint itself, with no
+            // background checkpointer: only the commits' own checkpoints can restart the WAL.
+            let writer = DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger,
+                                                walHook: WALHook { frames in frames >= 40 })
+            _ = try writer.execute("CREATE TABLE wal_probe (n INTEGER NOT NULL, bytes BLOB NOT NULL)", [])
+            let before = try size(path)
+            try write(100, on: writer)
+            let (frames, _) = try writer.checkpoint()
+            #expect(frames < 60, "the WAL holds \(frames) frames after about 350 were written")
+            #expect(try size(path) > before + 50 * 4_096, "the commits copied the WAL into the file")
+            #expect(try rows(path) == 100)
+            writer.close()
         }
     }
 }

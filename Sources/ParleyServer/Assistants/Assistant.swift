@@ -127,7 +127,7 @@ extension Assistant {
         let updated_at: Date?
     }
 
-    /// A stored configuration, whole, as if Fluent had read it.
+    /// A stored configuration, for reading (see `configurations`).
     convenience init(_ row: Row) {
         self.init()
         id = row.id
@@ -158,17 +158,14 @@ extension Assistant {
         max_tokens, created_at, updated_at
         """
 
-    /// The assistants among `userIDs`, by id.
-    static func find(_ userIDs: [UUID], on db: any Database) async throws -> [UUID: Assistant] {
+    /// The configurations of the assistants among `userIDs`, by id, for reading. Filled from
+    /// plain rows, so Fluent sees every field as set: saving one would write every column.
+    /// What is edited and saved is read with Fluent (`AssistantService`).
+    static func configurations(_ userIDs: [UUID], on db: any Database) async throws -> [UUID: Assistant] {
         guard !userIDs.isEmpty else { return [:] }
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
         let rows = try await sql.raw("SELECT \(columns) FROM assistants WHERE id IN (\(SQLList(userIDs.map { SQLBind($0) })))")
             .all(decoding: Row.self)
         return Dictionary(rows.map { ($0.id, Assistant($0)) }, uniquingKeysWith: { first, _ in first })
-    }
-
-    /// One assistant's configuration.
-    static func find(_ id: UUID, on db: any Database) async throws -> Assistant? {
-        try await find([id], on: db)[id]
     }
 }

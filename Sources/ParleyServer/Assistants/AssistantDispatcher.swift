@@ -91,7 +91,7 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
             progress.withLockedValue { $0.position = through }
             return true
         }
-        let configs = try await Assistant.find(Array(Set(triggers.map(\.assistantID))), on: db)
+        let configs = try await Assistant.configurations(Array(Set(triggers.map(\.assistantID))), on: db)
         let now = clock.now()
         let registry = self.registry, reserveSlot = self.reserveSlot
         let cancelled: [UUID]? = try await db.writeTransaction(writes) { tx, outbox in

@@ -118,7 +118,8 @@ extension AssistantRun {
         created_at, started_at, finished_at
         """
 
-    /// A stored run, whole, as if Fluent had read it.
+    /// A stored run, for reading: Fluent sees every field as set, so saving one through Fluent
+    /// would write every column. Runs change only through this file's SQL.
     convenience init(_ row: Row) {
         self.init()
         id = row.id

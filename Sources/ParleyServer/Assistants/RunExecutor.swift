@@ -87,7 +87,7 @@ final class RunExecutor: Sendable {
             return
         }
         var loaded = preloaded
-        if loaded == nil { loaded = try await Assistant.find(run.assistantID, on: db) }
+        if loaded == nil { loaded = try await Assistant.configurations([run.assistantID], on: db)[run.assistantID] }
         guard let assistant = loaded else {
             try await finish(run, .failed, error: "the assistant was removed", notice: nil, job: job)
             return

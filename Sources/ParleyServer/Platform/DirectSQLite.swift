@@ -85,12 +85,15 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     /// Swift's cooperative pool.
     func begin(on eventLoop: any EventLoop, logger: Logger) async throws {
         DirectSQLite.log("BEGIN IMMEDIATE", to: logger)
-        do {
-            try beginWithoutWaiting()
-            return
-        } catch let error as DirectSQLiteError where error.code & 0xFF == SQLITE_BUSY {
-            // Held elsewhere: wait for it off the cooperative pool.
-            lock.withLock { lockWaits += 1 }
+        // The first use opens the file (and may wait for it) on the thread pool below.
+        if lock.withLock({ handle != nil }) {
+            do {
+                try beginWithoutWaiting()
+                return
+            } catch let error as DirectSQLiteError where error.code & 0xFF == SQLITE_BUSY {
+                // Held elsewhere: wait for it off the cooperative pool.
+                lock.withLock { lockWaits += 1 }
+            }
         }
         try await threadPool.runIfActive(eventLoop: eventLoop) {
             _ = try self.execute("BEGIN IMMEDIATE", [])

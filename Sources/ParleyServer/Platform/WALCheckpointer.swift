@@ -51,6 +51,7 @@ final class WALCheckpointer: Sendable {
         /// A commit asked again while one ran: run another after it.
         var again = false
         var completed = 0
+        var inlineRequests = 0
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = NIOLockedValueBox(State())
@@ -69,11 +70,17 @@ final class WALCheckpointer: Sendable {
     /// Checkpoints that have finished (including ones SQLite could only do in part).
     var completed: Int { state.withLockedValue { $0.completed } }
 
+    /// Commits told to checkpoint themselves (the WAL had reached `inlineThreshold`).
+    var inlineRequests: Int { state.withLockedValue { $0.inlineRequests } }
+
     /// Called on the committing thread after each commit: notes the request, and says whether
     /// the writer should checkpoint itself.
     func walGrew(to frames: Int) -> Bool {
         guard frames >= threshold else { return false }
-        if frames >= inlineThreshold { return true }
+        if frames >= inlineThreshold {
+            state.withLockedValue { $0.inlineRequests += 1 }
+            return true
+        }
         let submit = state.withLockedValue { state -> Bool in
             guard !state.closed else { return false }
             if state.busy {
@@ -91,6 +98,11 @@ final class WALCheckpointer: Sendable {
 
     private func run() {
         while true {
+            // A checkpoint queued when the checkpointer closed is not run.
+            if state.withLockedValue({ $0.closed }) {
+                finished(more: false)
+                return
+            }
             do {
                 let (frames, copied) = try connection.checkpoint()
                 logger.debug("WAL checkpoint", metadata: ["wal_frames": .stringConvertible(frames), "checkpointed": .stringConvertible(copied)])
@@ -100,19 +112,25 @@ final class WALCheckpointer: Sendable {
             } catch {
                 logger.warning("WAL checkpoint failed", metadata: ["error": .string(String(describing: error))])
             }
-            let (more, waiters) = state.withLockedValue { state -> (Bool, [CheckedContinuation<Void, Never>]) in
-                state.completed += 1
-                if state.again && !state.closed {
-                    state.again = false
-                    return (true, [])
-                }
-                state.busy = false
-                defer { state.idleWaiters = [] }
-                return (false, state.idleWaiters)
-            }
-            for waiter in waiters { waiter.resume() }
-            if !more { return }
+            if !finished(more: true) { return }
         }
+    }
+
+    /// Notes a finished pass; true when another should run (`more`, and a commit asked again).
+    @discardableResult
+    private func finished(more: Bool) -> Bool {
+        let (again, waiters) = state.withLockedValue { state -> (Bool, [CheckedContinuation<Void, Never>]) in
+            if more { state.completed += 1 }
+            if more && state.again && !state.closed {
+                state.again = false
+                return (true, [])
+            }
+            state.busy = false
+            defer { state.idleWaiters = [] }
+            return (false, state.idleWaiters)
+        }
+        for waiter in waiters { waiter.resume() }
+        return again
     }
 
     /// Returns once no checkpoint is queued or running.
