@@ -214,7 +214,8 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
             }
         }
         let run = AssistantRun()
-        run.id = UUID()
+        let runID = UUID()
+        run.id = runID
         run.assistantID = trigger.assistantID
         run.conversationID = conversationID
         run.triggerMessageID = messageID
@@ -237,11 +238,11 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
         guard try await AssistantRun.insert(run, on: tx) else { return Start(stopping: stopping) }
         if let slot {
             try await outbox.record(RunStarted(RunDTO(run)), in: conversationID, at: now)
-            try await enqueue(runID: run.id!, round: 0, at: now, in: outbox, runningIn: slot)
+            try await enqueue(runID: runID, round: 0, at: now, in: outbox, runningIn: slot)
             return Start(stopping: stopping, startedHere: run)
         }
         if status == .queued || status == .rejected {
-            try await enqueue(runID: run.id!, round: 0, at: now, in: outbox)
+            try await enqueue(runID: runID, round: 0, at: now, in: outbox)
         }
         return Start(stopping: stopping)
     }

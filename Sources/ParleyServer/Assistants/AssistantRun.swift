@@ -112,7 +112,7 @@ extension AssistantRun {
     }
 
     /// The columns of `Row`, in a select list.
-    static let columns: SQLQueryString = """
+    private static let columns: SQLQueryString = """
         id, assistant_id, conversation_id, trigger_message_id, trigger_seq, requester_id, status, reply_seq, error,
         prompt_tokens, completion_tokens, cost_usd, approval, decision, approval_round, cancel_requested, citations,
         created_at, started_at, finished_at

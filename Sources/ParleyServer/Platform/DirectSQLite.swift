@@ -85,15 +85,11 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     /// Swift's cooperative pool.
     func begin(on eventLoop: any EventLoop, logger: Logger) async throws {
         DirectSQLite.log("BEGIN IMMEDIATE", to: logger)
-        // The first use opens the file (and may wait for it) on the thread pool below.
-        if lock.withLock({ handle != nil }) {
-            do {
-                try beginWithoutWaiting()
-                return
-            } catch let error as DirectSQLiteError where error.code & 0xFF == SQLITE_BUSY {
-                // Held elsewhere: wait for it off the cooperative pool.
-                lock.withLock { lockWaits += 1 }
-            }
+        do {
+            if try beginWithoutWaiting() { return }
+        } catch let error as DirectSQLiteError where error.code & 0xFF == SQLITE_BUSY {
+            // Held elsewhere: wait for it off the cooperative pool.
+            lock.withLock { lockWaits += 1 }
         }
         try await threadPool.runIfActive(eventLoop: eventLoop) {
             _ = try self.execute("BEGIN IMMEDIATE", [])
@@ -101,13 +97,16 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     }
 
     /// `BEGIN IMMEDIATE` with the busy handler off for this one statement: busy at once.
-    private func beginWithoutWaiting() throws {
+    /// False, without trying, when the connection is not open yet: the first open (which may
+    /// wait for the file) happens on the thread pool.
+    private func beginWithoutWaiting() throws -> Bool {
         try lock.withLock {
-            let db = try openLocked()
+            guard let db = handle else { return false }
             sqlite_nio_sqlite3_busy_timeout(db, 0)
             defer { sqlite_nio_sqlite3_busy_timeout(db, Self.busyTimeoutMilliseconds) }
             let code = sqlite_nio_sqlite3_exec(db, "BEGIN IMMEDIATE", nil, nil, nil)
             guard code == SQLITE_OK else { throw DirectSQLiteError(code: code, db: db) }
+            return true
         }
     }
 

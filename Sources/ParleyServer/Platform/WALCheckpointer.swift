@@ -51,7 +51,6 @@ final class WALCheckpointer: Sendable {
         /// A commit asked again while one ran: run another after it.
         var again = false
         var completed = 0
-        var inlineRequests = 0
         var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = NIOLockedValueBox(State())
@@ -70,17 +69,11 @@ final class WALCheckpointer: Sendable {
     /// Checkpoints that have finished (including ones SQLite could only do in part).
     var completed: Int { state.withLockedValue { $0.completed } }
 
-    /// Commits told to checkpoint themselves (the WAL had reached `inlineThreshold`).
-    var inlineRequests: Int { state.withLockedValue { $0.inlineRequests } }
-
     /// Called on the committing thread after each commit: notes the request, and says whether
     /// the writer should checkpoint itself.
     func walGrew(to frames: Int) -> Bool {
         guard frames >= threshold else { return false }
-        if frames >= inlineThreshold {
-            state.withLockedValue { $0.inlineRequests += 1 }
-            return true
-        }
+        if frames >= inlineThreshold { return true }
         let submit = state.withLockedValue { state -> Bool in
             guard !state.closed else { return false }
             if state.busy {
