@@ -22,6 +22,19 @@ struct SettingsTests {
         #expect(settings.mode == .development)
     }
 
+    @Test("PARLEY_JOB_CONCURRENCY sets how many jobs the node runs at once, and is checked")
+    func jobConcurrency() throws {
+        #expect(try Settings.load(from: [:]).jobWorker.concurrency == 32)
+        #expect(try Settings.load(from: ["PARLEY_JOB_CONCURRENCY": "8"]).jobWorker.concurrency == 8)
+        for bad in ["0", "1001", "many"] {
+            #expect {
+                try Settings.load(from: ["PARLEY_JOB_CONCURRENCY": bad])
+            } throws: { error in
+                (error as? SettingsError)?.description.contains("PARLEY_JOB_CONCURRENCY") == true
+            }
+        }
+    }
+
     @Test("production without a secret refuses, naming the variable")
     func productionNeedsSecret() {
         #expect {

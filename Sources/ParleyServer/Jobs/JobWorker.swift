@@ -17,7 +17,11 @@ final class JobWorker: LifecycleHandler, Sendable {
     typealias Handler = @Sendable (JobQueue.ClaimedJob) async throws -> Void
 
     struct Options: Sendable {
-        var concurrency = 4
+        /// Jobs this node runs at once. Handlers mostly wait (on a model provider, a push
+        /// service, a mail server; image work has its own one-thread pool), so a worker can hold
+        /// many: an assistant run that finds no free slot is not started at once but queued, and
+        /// pays for a claim, a read of its run and a status write of its own.
+        var concurrency = 32
         var pollInterval: Duration = .seconds(1)
         /// How often queue depths and ages are read for the metrics.
         var metricsInterval: Duration = .seconds(15)

@@ -257,6 +257,10 @@ extension Settings {
             if let length = Int(raw), (1...100_000).contains(length) { settings.maxMessageLength = length }
             else { problems.append("PARLEY_MAX_MESSAGE_LENGTH must be a number of characters in 1...100000") }
         }
+        if let raw = env["PARLEY_JOB_CONCURRENCY"] {
+            if let count = Int(raw), (1...1000).contains(count) { settings.jobWorker.concurrency = count }
+            else { problems.append("PARLEY_JOB_CONCURRENCY must be a number of jobs in 1...1000") }
+        }
         if let raw = env["PARLEY_EVENT_BUFFER"] {
             if let size = Int(raw), (16...1_000_000).contains(size) { settings.eventBufferSize = size }
             else { problems.append("PARLEY_EVENT_BUFFER must be a number of frames in 16...1000000") }
