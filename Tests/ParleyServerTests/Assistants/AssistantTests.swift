@@ -543,4 +543,39 @@ struct DeltaStreamTests {
         #expect(frames.map(\.0) == [0, 1, 2])
         #expect(frames.map(\.1) == ["Hel", "lo, world", "!"])
     }
+
+    @Test("after a frame, pieces wait out the interval together, and flush sends them without waiting", .timeLimit(.minutes(1)))
+    func throttles() async throws {
+        let sent = NIOLockedValueBox<[(Int, String)]>([])
+        let (frames, framesContinuation) = AsyncStream<Void>.makeStream()
+        // An interval no test run lasts: only flush can send the second frame.
+        let stream = DeltaStream(interval: .seconds(3600)) { index, text in
+            sent.withLockedValue { $0.append((index, text)) }
+            framesContinuation.yield()
+        }
+        var arrivals = frames.makeAsyncIterator()
+        stream.write("The ")
+        _ = await arrivals.next()
+        for word in ["answer ", "is ", "42."] { stream.write(word) }
+        await stream.flush()
+        let got = sent.withLockedValue { $0 }
+        #expect(got.map(\.0) == [0, 1])
+        #expect(got.map(\.1) == ["The ", "answer is 42."])
+    }
+
+    @Test("without a flush, what waited goes out once the interval has passed", .timeLimit(.minutes(1)))
+    func sendsAfterTheInterval() async throws {
+        let sent = NIOLockedValueBox<[String]>([])
+        let (frames, framesContinuation) = AsyncStream<Void>.makeStream()
+        let stream = DeltaStream(interval: .milliseconds(30)) { _, text in
+            sent.withLockedValue { $0.append(text) }
+            framesContinuation.yield()
+        }
+        var arrivals = frames.makeAsyncIterator()
+        stream.write("one ")
+        _ = await arrivals.next()
+        stream.write("two")
+        _ = await arrivals.next()
+        #expect(sent.withLockedValue { $0 } == ["one ", "two"])
+    }
 }
