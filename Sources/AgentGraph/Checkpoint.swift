@@ -44,7 +44,10 @@ public struct CheckpointRecord: Sendable, Equatable {
 ///
 /// A run `claim`s the thread (refused with `CheckpointConflict.busy` while another run's lease
 /// is live), `put`s checkpoints whose ids continue from the claimed version (refused with
-/// `.versionMismatch` if the version moved or the lease was taken), and `release`s it.
+/// `.versionMismatch` if the version moved or the lease was taken), and `release`s it. A run
+/// on a thread it knows is new claims it with its first checkpoints (`create`), and a run
+/// stores its last ones with the release (`putAndRelease`): a saver that can do each in one
+/// write (the SQL saver, in one transaction) saves a write at each end of every run.
 public protocol CheckpointSaver: Sendable {
     /// Takes the thread's lease until `leaseUntil`; returns its version (the last checkpoint
     /// id, 0 for a new thread).
@@ -54,11 +57,36 @@ public protocol CheckpointSaver: Sendable {
     /// list only extends the lease.
     func put(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date) async throws
     func release(thread: String, runID: String) async throws
+    /// Takes the lease of a thread never written (version 0) and stores its first checkpoints,
+    /// whose ids start at 1; throws `CheckpointConflict.busy` when the thread has checkpoints
+    /// or another run's live lease. The default claims, then puts.
+    func create(_ records: [CheckpointRecord], thread: String, runID: String, now: Date, leaseUntil: Date) async throws
+    /// Stores a run's last checkpoints, as `put` does, and gives up its lease; with no records
+    /// it only releases. The default puts, then releases.
+    func putAndRelease(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64) async throws
     /// A namespace's checkpoints, oldest first.
     func records(thread: String, namespace: String) async throws -> [CheckpointRecord]
     /// Deletes checkpoints and stores snapshots on others, in one transaction.
     func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws
     func deleteThread(_ thread: String) async throws
+}
+
+extension CheckpointSaver {
+    public func create(_ records: [CheckpointRecord], thread: String, runID: String, now: Date, leaseUntil: Date) async throws {
+        let version = try await claim(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
+        guard version == 0 else {
+            try? await release(thread: thread, runID: runID)
+            throw CheckpointConflict.busy
+        }
+        try await put(records, thread: thread, runID: runID, expectedVersion: 0, leaseUntil: leaseUntil)
+    }
+
+    public func putAndRelease(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64) async throws {
+        if !records.isEmpty {
+            try await put(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: Date())
+        }
+        try await release(thread: thread, runID: runID)
+    }
 }
 
 /// Checkpoints in process memory, for tests and single-process use.
@@ -363,6 +391,9 @@ public enum Durability: Sendable {
 /// Stores one run's checkpoints (its subgraphs' too) in order, batching those that queue up
 /// while a write is in flight. Queuing is synchronous (a lock, no actor hop), so a step
 /// under `.async` durability pays only for encoding its checkpoint.
+///
+/// A writer for a run on a new thread (`claimed: false`) takes the thread with its first
+/// write (`CheckpointSaver.create`); `finish` stores what is still queued with the release.
 final class CheckpointWriter: Sendable {
     struct State {
         var nextID: Int64
@@ -370,6 +401,10 @@ final class CheckpointWriter: Sendable {
         var queue: [CheckpointRecord] = []
         var draining: Task<Void, Never>?
         var failure: (any Error)?
+        /// Whether the run holds the thread's lease (false until a new thread's first write).
+        var claimed: Bool
+        /// Set by `finish`: the lease is given up, nothing more is stored.
+        var finished = false
     }
 
     let saver: any CheckpointSaver
@@ -379,28 +414,30 @@ final class CheckpointWriter: Sendable {
     let now: @Sendable () -> Date
     private let state: Mutex<State>
 
-    init(saver: any CheckpointSaver, thread: String, runID: String, version: Int64, leaseDuration: Duration, now: @escaping @Sendable () -> Date) {
+    init(saver: any CheckpointSaver, thread: String, runID: String, version: Int64, leaseDuration: Duration,
+         now: @escaping @Sendable () -> Date, claimed: Bool = true) {
         self.saver = saver
         self.thread = thread
         self.runID = runID
         self.leaseDuration = leaseDuration
         self.now = now
-        self.state = Mutex(State(nextID: version + 1, version: version))
+        self.state = Mutex(State(nextID: version + 1, version: version, claimed: claimed))
     }
 
     var leaseUntil: Date { now().addingTimeInterval(leaseDuration.seconds) }
 
-    /// Queues a checkpoint, giving it the next id.
+    /// Queues a checkpoint, giving it the next id. Until the thread is claimed, a checkpoint
+    /// is stored before this returns, whatever the durability: no node runs without the lease.
     func append(_ record: CheckpointRecord, durability: Durability) async throws -> Int64 {
-        let id: Int64 = try state.withLock { state in
+        let (id, claimed): (Int64, Bool) = try state.withLock { state in
             if let failure = state.failure { throw failure }
             var record = record
             record.id = state.nextID
             state.nextID += 1
             state.queue.append(record)
-            return record.id
+            return (record.id, state.claimed)
         }
-        switch durability {
+        switch claimed ? durability : .sync {
         case .sync:
             try await flush()
         case .async:
@@ -420,12 +457,48 @@ final class CheckpointWriter: Sendable {
         if let failure = state.withLock({ $0.failure }) { throw failure }
     }
 
+    /// Stores what is still queued and gives up the thread's lease, in one write where the
+    /// saver can (`CheckpointSaver.putAndRelease`). A run's last checkpoint waits for this
+    /// (see `Runner.checkpoint(final:)`), so a run ends with one write, not two. Afterwards
+    /// the writer stores nothing; a second call does nothing.
+    func finish() async throws {
+        while let draining = state.withLock({ $0.draining }) {
+            await draining.value
+        }
+        let taken: (batch: [CheckpointRecord], version: Int64, failure: (any Error)?, claimed: Bool)? = state.withLock { state in
+            guard !state.finished else { return nil }
+            state.finished = true
+            defer { state.queue = [] }
+            return (state.queue, state.version, state.failure, state.claimed)
+        }
+        guard let (batch, version, failure, claimed) = taken else { return }
+        if let failure {
+            if claimed { try? await saver.release(thread: thread, runID: runID) }
+            throw failure
+        }
+        if !claimed {
+            // The first write never happened (or failed): there is no lease to give up.
+            guard !batch.isEmpty else { return }
+            try await saver.create(batch, thread: thread, runID: runID, now: now(), leaseUntil: leaseUntil)
+            try? await saver.release(thread: thread, runID: runID)
+            return
+        }
+        do {
+            try await saver.putAndRelease(batch, thread: thread, runID: runID, expectedVersion: version)
+            if let last = batch.last { state.withLock { $0.version = last.id } }
+        } catch {
+            // Not stored: at least let the thread go (a lost lease is not ours to release).
+            try? await saver.release(thread: thread, runID: runID)
+            throw error
+        }
+    }
+
     /// Extends the lease while a long step runs. A lost lease is recorded, so the run stops
     /// at its next checkpoint instead of running on beside the thread's new holder; other
     /// errors (a database hiccup) are left for the next write to meet.
     func renew() async {
         let version: Int64? = state.withLock { state in
-            state.draining != nil || state.failure != nil ? nil : state.version
+            state.draining != nil || state.failure != nil || !state.claimed || state.finished ? nil : state.version
         }
         guard let version else { return }
         do {
@@ -440,25 +513,32 @@ final class CheckpointWriter: Sendable {
 
     private func startDraining() {
         state.withLock { state in
-            guard state.draining == nil, !state.queue.isEmpty, state.failure == nil else { return }
+            guard state.draining == nil, !state.queue.isEmpty, state.failure == nil, !state.finished else { return }
             state.draining = Task { await self.drain() }
         }
     }
 
     private func drain() async {
         while true {
-            let next: (batch: [CheckpointRecord], version: Int64)? = state.withLock { state in
+            let next: (batch: [CheckpointRecord], version: Int64, claimed: Bool)? = state.withLock { state in
                 guard !state.queue.isEmpty, state.failure == nil else {
                     state.draining = nil
                     return nil
                 }
                 defer { state.queue = [] }
-                return (state.queue, state.version)
+                return (state.queue, state.version, state.claimed)
             }
             guard let next else { return }
             do {
-                try await saver.put(next.batch, thread: thread, runID: runID, expectedVersion: next.version, leaseUntil: leaseUntil)
-                state.withLock { $0.version = next.batch[next.batch.count - 1].id }
+                if next.claimed {
+                    try await saver.put(next.batch, thread: thread, runID: runID, expectedVersion: next.version, leaseUntil: leaseUntil)
+                } else {
+                    try await saver.create(next.batch, thread: thread, runID: runID, now: now(), leaseUntil: leaseUntil)
+                }
+                state.withLock {
+                    $0.version = next.batch[next.batch.count - 1].id
+                    $0.claimed = true
+                }
             } catch {
                 state.withLock { $0.failure = error }
             }

@@ -134,9 +134,11 @@ public final class CompiledGraph<S: GraphState>: Sendable {
         guard let thread = config.threadID else { throw GraphError(.threadRequired) }
         let environment = config.environment
         let runID = UUID().uuidString
+        // A new thread is claimed with the run's first checkpoint (the writer's first write).
+        let fresh = config.threadIsNew && config.checkpointID == nil
         let version: Int64
         do {
-            version = try await saver.claim(
+            version = fresh ? 0 : try await saver.claim(
                 thread: thread, runID: runID, now: environment.now(),
                 leaseUntil: environment.now().addingTimeInterval(config.leaseDuration.seconds)
             )
@@ -144,7 +146,8 @@ public final class CompiledGraph<S: GraphState>: Sendable {
             throw GraphError(.threadBusy, thread: thread)
         }
         let writer = CheckpointWriter(
-            saver: saver, thread: thread, runID: runID, version: version, leaseDuration: config.leaseDuration, now: environment.now
+            saver: saver, thread: thread, runID: runID, version: version, leaseDuration: config.leaseDuration, now: environment.now,
+            claimed: !fresh
         )
         let scope = RunScope(config: config, runID: runID, writer: writer, store: store, sink: sink)
         let heartbeat = Task {
@@ -160,16 +163,19 @@ public final class CompiledGraph<S: GraphState>: Sendable {
             // Version 0: the thread has no checkpoint yet, so there is nothing to read.
             if version == 0, config.checkpointID == nil { runner.startFresh = true }
             let result = try await runner.run(input, checkpointID: config.checkpointID)
-            try await writer.flush()
-            try? await saver.release(thread: thread, runID: runID)
+            // The last checkpoint is stored with the release, in one write.
+            try await writer.finish()
             return result
         } catch {
-            let flushError: (any Error)? = await { () async -> (any Error)? in
-                do { try await writer.flush(); return nil } catch { return error }
+            let finishError: (any Error)? = await { () async -> (any Error)? in
+                do { try await writer.finish(); return nil } catch { return error }
             }()
-            try? await saver.release(thread: thread, runID: runID)
-            if let conflict = (flushError ?? error) as? CheckpointConflict, conflict == .versionMismatch {
-                throw GraphError(.concurrentUpdate, thread: thread)
+            if let conflict = (finishError ?? error) as? CheckpointConflict {
+                switch conflict {
+                case .versionMismatch: throw GraphError(.concurrentUpdate, thread: thread)
+                // Only a new thread's first write meets this: another run has the thread.
+                case .busy: throw GraphError(.threadBusy, thread: thread)
+                }
             }
             throw error
         }

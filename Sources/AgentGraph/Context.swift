@@ -15,6 +15,12 @@ public struct RunConfig: Sendable {
     /// How long a run holds its thread without storing a checkpoint before another run may
     /// take it over (after a crash, say). A running node renews it.
     public var leaseDuration: Duration = .seconds(60)
+    /// The caller knows the thread has never been written (its id was made for this run): the
+    /// run takes the thread's lease with its first checkpoint, in one write, instead of in a
+    /// write of its own before it. That first checkpoint is stored before any node runs,
+    /// whatever the durability. A thread that exists after all fails the run with
+    /// `.threadBusy`, before any node ran.
+    public var threadIsNew = false
     public var environment: RunEnvironment = .live
 
     public init(

@@ -612,7 +612,7 @@ final class Runner<S: GraphState> {
             if !pending.isEmpty { pending = [:] }
             if !memories.isEmpty { memories = [:] }
             next = targets.tasks(names: definition.names, step: step + 1)
-            try await checkpoint(source: "loop", writes: writes)
+            try await checkpoint(source: "loop", writes: writes, final: next.isEmpty)
             if let emit {
                 if modes.contains(.updates) {
                     for (task, finished) in done {
@@ -765,7 +765,11 @@ final class Runner<S: GraphState> {
 
     // MARK: Checkpoints
 
-    func checkpoint(source: String, writes: [NodeWrite], body extra: ((inout CheckpointBody<S>) -> Void)? = nil) async throws {
+    /// `final`: the run returns (or throws) right after this checkpoint. The top-level run's
+    /// last checkpoint is then left queued, and stored with the thread's release, in one write
+    /// (`CheckpointWriter.finish`), before the run returns, as `.sync` promises.
+    func checkpoint(source: String, writes: [NodeWrite], final: Bool = false,
+                    body extra: ((inout CheckpointBody<S>) -> Void)? = nil) async throws {
         guard let writer = scope.writer, saver != nil, let thread else { return }
         var body = CheckpointBody<S>()
         body.writes = writes.map(EncodedWrite.init)
@@ -776,7 +780,7 @@ final class Runner<S: GraphState> {
             threadID: thread, namespace: namespace, id: 0, parentID: headID, step: step, source: source,
             createdAt: scope.config.environment.now(), snapshot: nil, body: try body.encoded()
         )
-        headID = try await writer.append(record, durability: scope.config.durability)
+        headID = try await writer.append(record, durability: final && namespace.isEmpty ? .exit : scope.config.durability)
         if scope.sink.wants(.debug), let headID {
             scope.sink.send?(.debug(.checkpoint(id: headID, step: step, namespace: namespace, source: source)))
         }
@@ -808,7 +812,7 @@ final class Runner<S: GraphState> {
                 let taskResumes = memory.resumes
                 if !taskResumes.isEmpty { resumes[id] = taskResumes }
             }
-            try await checkpoint(source: source, writes: []) { body in
+            try await checkpoint(source: source, writes: [], final: true) { body in
                 body.pending = pendingRecords.isEmpty ? nil : pendingRecords
                 body.interrupts = interrupts.isEmpty ? nil : interrupts
                 body.resumes = resumes.isEmpty ? nil : resumes

@@ -106,14 +106,51 @@ public final class SQLCheckpointSaver: CheckpointSaver {
     public func put(
         _ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date
     ) async throws {
-        let newVersion = records.last?.id ?? expectedVersion
+        try await store(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: leaseUntil)
+    }
+
+    /// One transaction: the version moves (checked) and the lease is given up with it.
+    public func putAndRelease(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64) async throws {
+        try await store(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: nil)
+    }
+
+    /// One transaction: the thread's row is made (or taken, if it has no checkpoint and no
+    /// live holder) at the first records' version, and the records stored.
+    public func create(_ records: [CheckpointRecord], thread: String, runID: String, now: Date, leaseUntil: Date) async throws {
+        let version = records.last?.id ?? 0
         try await transaction { db in
             let row = try await db.raw("""
-                UPDATE \(ident: self.threads) SET version = \(bind: newVersion), lease_until = \(bind: leaseUntil.timeIntervalSince1970)
+                INSERT INTO \(ident: self.threads) AS t (thread_id, version, run_id, lease_until)
+                VALUES (\(bind: thread), \(bind: version), \(bind: runID), \(bind: leaseUntil.timeIntervalSince1970))
+                ON CONFLICT (thread_id) DO UPDATE SET version = excluded.version, run_id = excluded.run_id, lease_until = excluded.lease_until
+                WHERE t.version = 0 AND (t.run_id IS NULL OR t.run_id = excluded.run_id OR t.lease_until <= \(bind: now.timeIntervalSince1970))
+                RETURNING version
+                """).first()
+            guard row != nil else { throw CheckpointConflict.busy }
+            try await self.insert(records, thread: thread, on: db)
+            try await self.alongside?(db, thread)
+        }
+    }
+
+    /// `leaseUntil` nil: the lease is given up in the same statement.
+    private func store(
+        _ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date?
+    ) async throws {
+        let newVersion = records.last?.id ?? expectedVersion
+        try await transaction { db in
+            let lease: SQLQueryString = leaseUntil.map { "lease_until = \(bind: $0.timeIntervalSince1970)" } ?? "run_id = NULL, lease_until = 0"
+            let row = try await db.raw("""
+                UPDATE \(ident: self.threads) SET version = \(bind: newVersion), \(lease)
                 WHERE thread_id = \(bind: thread) AND run_id = \(bind: runID) AND version = \(bind: expectedVersion)
                 RETURNING version
                 """).first()
             guard row != nil else { throw CheckpointConflict.versionMismatch }
+            try await self.insert(records, thread: thread, on: db)
+            try await self.alongside?(db, thread)
+        }
+    }
+
+    private func insert(_ records: [CheckpointRecord], thread: String, on db: any SQLDatabase) async throws {
             // One raw statement per 100 rows. Only the bodies (and any snapshots) are bound: the
             // thread and namespace are bound once and their placeholders repeated, and the
             // numbers and the source (one of a few fixed words) are literals. Binding all nine
@@ -169,8 +206,6 @@ public final class SQLCheckpointSaver: CheckpointSaver {
                 }
                 try await db.raw(insert).run()
             }
-            try await self.alongside?(db, thread)
-        }
     }
 
     public func release(thread: String, runID: String) async throws {

@@ -119,6 +119,10 @@ final class RunExecutor: Sendable {
         config.durability = .sync
         // Shorter than the job's lease, so whoever takes the job over finds the thread free.
         config.leaseDuration = .seconds(20)
+        // A run that never started has a thread of its own, never written: it is taken with the
+        // first checkpoint (one transaction fewer). If it exists after all, the run fails with
+        // threadBusy before any node ran, and the job's next attempt resumes from the thread.
+        config.threadIsNew = prompt != nil
 
         let input: RunInput<AssistantState>
         if let prompt {

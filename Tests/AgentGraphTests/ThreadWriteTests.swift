@@ -1,0 +1,124 @@
+@testable import AgentGraph
+import Foundation
+import Synchronization
+import Testing
+
+/// Forwards to a saver and records which of its writes a run used, in order.
+final class RecordingSaver: CheckpointSaver {
+    let inner: any CheckpointSaver
+    private let log = Mutex<[String]>([])
+
+    init(_ inner: any CheckpointSaver) { self.inner = inner }
+
+    var calls: [String] { log.withLock { $0 } }
+    private func note(_ call: String) { log.withLock { $0.append(call) } }
+
+    func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
+        note("claim")
+        return try await inner.claim(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
+    }
+
+    func put(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date) async throws {
+        note(records.isEmpty ? "renew" : "put")
+        try await inner.put(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: leaseUntil)
+    }
+
+    func release(thread: String, runID: String) async throws {
+        note("release")
+        try await inner.release(thread: thread, runID: runID)
+    }
+
+    func create(_ records: [CheckpointRecord], thread: String, runID: String, now: Date, leaseUntil: Date) async throws {
+        note("create")
+        try await inner.create(records, thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
+    }
+
+    func putAndRelease(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64) async throws {
+        note("putAndRelease")
+        try await inner.putAndRelease(records, thread: thread, runID: runID, expectedVersion: expectedVersion)
+    }
+
+    func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
+        try await inner.records(thread: thread, namespace: namespace)
+    }
+
+    func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws {
+        try await inner.prune(thread: thread, namespace: namespace, deleting: deleting, snapshots: snapshots)
+    }
+
+    func deleteThread(_ thread: String) async throws {
+        try await inner.deleteThread(thread)
+    }
+}
+
+@Suite("A run's first and last writes")
+struct ThreadWriteTests {
+    private func syncConfig(_ thread: String, new: Bool) -> RunConfig {
+        var config = RunConfig(threadID: thread, durability: .sync)
+        config.threadIsNew = new
+        return config
+    }
+
+    @Test("a run on a new thread takes it with its first checkpoint and stores its last with the release", arguments: SaverKind.available)
+    func newThreadWrites(kind: SaverKind) async throws {
+        try await withSaver(kind) { base in
+            let saver = RecordingSaver(base)
+            let graph = try counterLoop(limit: 3, checkpointer: saver)
+            let result = try await graph.invoke(StateUpdate(), config: syncConfig("fresh", new: true))
+            #expect(result.state.count == 3)
+            // Input, then one checkpoint a step: no claim and no release of their own.
+            #expect(saver.calls == ["create", "put", "put", "putAndRelease"])
+            #expect(try await graph.history(thread: "fresh").count == 4)
+            // The lease is free and the version is the last checkpoint's: another run takes it at once.
+            let version = try await base.claim(thread: "fresh", runID: "next", now: Date(), leaseUntil: Date().addingTimeInterval(60))
+            #expect(version == result.checkpointID)
+        }
+    }
+
+    @Test("a run on an existing thread claims it first, and still stores its last checkpoint with the release", arguments: SaverKind.available)
+    func existingThreadWrites(kind: SaverKind) async throws {
+        try await withSaver(kind) { base in
+            let saver = RecordingSaver(base)
+            var graph = StateGraph(Counter.self)
+            graph.addNode("ask") { _, context in
+                let answer = try context.interrupt("approve?", resumeAs: String.self)
+                return .update(\.note, answer)
+            }
+            graph.addEdge(START, "ask")
+            graph.addEdge("ask", END)
+            let compiled = try graph.compile(checkpointer: saver)
+            let stopped = try await compiled.invoke(StateUpdate(), config: syncConfig("asked", new: true))
+            #expect(stopped.status == .interrupted)
+            #expect(saver.calls == ["create", "putAndRelease"])
+            let done = try await compiled.invoke(.resume("yes"), config: syncConfig("asked", new: false))
+            #expect(done.state.note == "yes")
+            #expect(saver.calls == ["create", "putAndRelease", "claim", "putAndRelease"])
+            #expect(try await compiled.state(thread: "asked")?.next.isEmpty == true)
+        }
+    }
+
+    @Test("a run told its thread is new finds checkpoints there: threadBusy, and no node ran", arguments: SaverKind.available)
+    func newThreadThatExists(kind: SaverKind) async throws {
+        try await withSaver(kind) { saver in
+            let calls = Calls()
+            var graph = StateGraph(Counter.self)
+            graph.addNode("inc") { state, _ in
+                calls.hit("inc")
+                return .update(\.count, state.count + 1)
+            }
+            graph.addEdge(START, "inc")
+            graph.addEdge("inc", END)
+            let compiled = try graph.compile(checkpointer: saver)
+            _ = try await compiled.invoke(StateUpdate(), config: syncConfig("taken", new: false))
+            #expect(calls["inc"] == 1)
+            await #expect {
+                _ = try await compiled.invoke(StateUpdate(), config: syncConfig("taken", new: true))
+            } throws: { error in
+                if case .threadBusy = (error as? GraphError)?.kind { return true }
+                return false
+            }
+            #expect(calls["inc"] == 1)
+            #expect(try await compiled.history(thread: "taken").count == 2)
+        }
+    }
+}
