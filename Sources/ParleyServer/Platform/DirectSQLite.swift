@@ -46,7 +46,8 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     private var statements: [String: CachedStatement] = [:]
     private var closed = false
     private var prepares = 0
-    private var lockWaits = 0
+    /// Under a lock of its own: a `begin` waiting on the thread pool holds `lock` meanwhile.
+    private let lockWaits = NIOLockedValueBox(0)
     /// Counts executions; each kept statement notes when it was last used.
     private var clock: UInt64 = 0
 
@@ -89,7 +90,7 @@ final class DirectSQLiteConnection: @unchecked Sendable {
             if try beginWithoutWaiting() { return }
         } catch let error as DirectSQLiteError where error.code & 0xFF == SQLITE_BUSY {
             // Held elsewhere: wait for it off the cooperative pool.
-            lock.withLock { lockWaits += 1 }
+            lockWaits.withLockedValue { $0 += 1 }
         }
         try await threadPool.runIfActive(eventLoop: eventLoop) {
             _ = try self.execute("BEGIN IMMEDIATE", [])
@@ -164,7 +165,7 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     }
 
     /// How many `begin`s found the write lock held by another connection and waited for it.
-    var beginsThatWaited: Int { lock.withLock { lockWaits } }
+    var beginsThatWaited: Int { lockWaits.withLockedValue { $0 } }
 
     /// How many statements were prepared (not found kept) since the connection was made.
     var statementsPrepared: Int { lock.withLock { prepares } }
