@@ -302,25 +302,25 @@ final class RunExecutor: Sendable {
         return valid
     }
 
-    /// Ends a run: posts the reply or notice as the assistant, then records the status and its
-    /// event, queues the next waiting run and, given the `job` that executes the run, marks it
-    /// done, in one transaction.
+    /// Ends a run: posts the reply or notice as the assistant and, in the same transaction,
+    /// records the status and its event, queues the next waiting run and, given the `job` that
+    /// executes the run, marks it done. (In a transaction of its own when there is nothing to
+    /// post, when the assistant can no longer post there, or when the reply was posted before.)
     func finish(_ run: AssistantRun, _ status: AssistantRun.Status, error: String?, notice: String?,
                 citations: [Citation] = [], job: JobQueue.ClaimedJob? = nil) async throws {
         guard let id = run.id else { return }
         let d = dependencies
-        var replySeq: Int?
-        if let notice { replySeq = try await post(notice, for: run, key: status == .completed ? "reply" : "notice", citations: citations) }
         let now = d.clock.now()
         var extra: [(String, any Encodable & Sendable)] = [("finished_at", now)]
-        if let replySeq { extra.append(("reply_seq", replySeq)) }
         if let error { extra.append(("error", error)) }
         if !citations.isEmpty { extra.append(("citations", String(decoding: try EventLog.encoder.encode(citations), as: UTF8.self))) }
         let trace = traces.withLockedValue { $0[id] }
-        let finished: AssistantRun? = try await d.database().writeTransaction(d.writes) { [extra] tx, outbox in
+        let end: @Sendable (any Database, Outbox, Int?) async throws -> AssistantRun? = { [extra] tx, outbox, replySeq in
             if let trace, let sql = tx as? any SQLDatabase { try await trace.flush(on: sql) }
+            var set = extra
+            if let replySeq { set.append(("reply_seq", replySeq)) }
             guard let current = try await AssistantRun.transitioned(id, from: [.pending, .queued, .running, .awaitingApproval], to: status,
-                                                                     set: extra, on: tx)
+                                                                     set: set, on: tx)
             else { return nil }
             let dto = RunDTO(current)
             switch status {
@@ -333,15 +333,49 @@ final class RunExecutor: Sendable {
             if let job { try await JobQueue.succeed(job, at: now, in: outbox) }
             return current
         }
+        var finished: AssistantRun?
+        var ended = false
+        if let notice {
+            let recorded = NIOLockedValueBox<AssistantRun?>(nil)
+            let posted = try await post(notice, for: run, key: status == .completed ? "reply" : "notice", citations: citations) { tx, outbox, seq in
+                recorded.withLockedValue { $0 = nil }
+                let current = try await end(tx, outbox, seq)
+                recorded.withLockedValue { $0 = current }
+            }
+            switch posted {
+            case .withEnd:
+                finished = recorded.withLockedValue { $0 }
+                ended = true
+            case .before(let seq):
+                finished = try await d.database().writeTransaction(d.writes) { tx, outbox in try await end(tx, outbox, seq) }
+                ended = true
+            case .notPosted:
+                break
+            }
+        }
+        if !ended {
+            finished = try await d.database().writeTransaction(d.writes) { tx, outbox in try await end(tx, outbox, nil) }
+        }
         if let finished {
             d.metrics.runFinished(status: status.rawValue, duration: .milliseconds(Int64(max(0, now.timeIntervalSince(finished.createdAt)) * 1000)))
         }
     }
 
+    /// What `post` did with a message and the writes given to commit with it.
+    enum Posted {
+        /// Posted now, with the writes, in one transaction.
+        case withEnd(seq: Int)
+        /// Posted by an earlier attempt (same key); the writes were not made.
+        case before(seq: Int)
+        /// The assistant can no longer post there; the writes were not made.
+        case notPosted
+    }
+
     /// Posts a message as the assistant, once per run and `key` (an idempotency key), in the
-    /// thread the request was asked in. Nil when the assistant can no longer post there.
-    private func post(_ body: String, for run: AssistantRun, key: String, citations: [Citation] = []) async throws -> Int? {
-        guard let id = run.id else { return nil }
+    /// thread the request was asked in, with `alongside` in its transaction.
+    private func post(_ body: String, for run: AssistantRun, key: String, citations: [Citation] = [],
+                      alongside: @escaping MessageService.AlongsideWrite) async throws -> Posted {
+        guard let id = run.id else { return .notPosted }
         let d = dependencies, db = try d.database()
         let limit = d.chat.maxMessageLength
         let text = body.count > limit ? String(body.prefix(limit - 1)) + "…" : body
@@ -354,12 +388,22 @@ final class RunExecutor: Sendable {
                 thread = try await Message.find(conversationID: run.conversationID, seq: run.triggerSeq, on: db)?.replyToID
             }
             let sent = try await messages.send(access, SendMessageRequest(body: text, replyTo: thread?.wire),
-                                               authorID: run.assistantID, idempotencyKey: "run:\(id.wire):\(key)", citations: citations)
-            return sent.message.seq
+                                               authorID: run.assistantID, idempotencyKey: "run:\(id.wire):\(key)", citations: citations,
+                                               alongside: alongside)
+            return sent.replayed ? .before(seq: sent.message.seq) : .withEnd(seq: sent.message.seq)
         } catch let error as ConversationError {
             d.logger.notice("an assistant could not post in a conversation",
                             metadata: ["run_id": .string(id.wire), "error": .string(String(describing: error))])
-            return nil
+            return .notPosted
+        }
+    }
+
+    /// Posts a message as the assistant (see the other `post`) with nothing to commit with it.
+    /// Nil when the assistant can no longer post there.
+    private func post(_ body: String, for run: AssistantRun, key: String) async throws -> Int? {
+        switch try await post(body, for: run, key: key, alongside: { _, _, _ in }) {
+        case .withEnd(let seq), .before(let seq): seq
+        case .notPosted: nil
         }
     }
 

@@ -124,8 +124,14 @@ struct MessageService: Sendable {
         var replayed: Bool
     }
 
+    /// The caller's own writes to commit with a message, in its transaction, after the message
+    /// and its event (`seq`: the message's). If they throw, the message is not sent either.
+    typealias AlongsideWrite = @Sendable (_ tx: any Database, _ outbox: Outbox, _ seq: Int) async throws -> Void
+
+    /// `alongside` runs in the message's transaction; not for a replayed send (an earlier
+    /// request with the key committed, with its own writes).
     func send(_ access: ConversationService.Access, _ input: SendMessageRequest, authorID: UUID, idempotencyKey: String?,
-              citations: [MessageCitation] = []) async throws -> Sent {
+              citations: [MessageCitation] = [], alongside: AlongsideWrite? = nil) async throws -> Sent {
         _ = try access.requireMember()
         var validator = Validator()
         let fileIDs = Self.attachmentIDs(input.attachments ?? nil, into: &validator)
@@ -168,6 +174,7 @@ struct MessageService: Sendable {
                 message.seq = try await Self.insert(message, on: sql)
                 try hooks.afterSeqAssigned?(message.seq)
                 try await Self.record(message, as: MessageSent.self, in: outbox, at: now)
+                try await alongside?(tx, outbox, message.seq)
                 return message
             }
             return Sent(message: try MessageDTO(message), replayed: false)

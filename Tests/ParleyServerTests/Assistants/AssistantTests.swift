@@ -49,6 +49,10 @@ struct AssistantTests {
             let hub = try #require(app.storage[EventHubKey.self])
             let bobID = try #require(UUID(uuidString: fixture.bob.id))
             let subscription = try await hub.subscribe(userID: bobID)
+            let commits = NIOLockedValueBox<[[EventType]]>([])
+            try #require(app.storage[WriteGateKey.self]).onCommit { commit in
+                commits.withLockedValue { $0.append(commit.events.map(\.type)) }
+            }
             try await app.post("no mention here", in: fixture.conversation, by: fixture.ann)
             try await app.post("@helper what is the answer?", in: fixture.conversation, by: fixture.ann)
             let started = try await fixture.next(["run.started"])
@@ -56,6 +60,8 @@ struct AssistantTests {
             let end = try await fixture.runEnd()
             #expect(end.type == "run.completed", "\(end.data)")
             #expect(end.data["reply_seq"] as? Int == 3)
+            // The reply and the run's end commit together: no moment with one and not the other.
+            #expect(commits.withLockedValue { $0 }.contains { $0.contains(.messageCreated) && $0.contains(.runCompleted) })
 
             // Bob's connection saw the deltas (in order, adding up to the reply), then the stored reply.
             var text = ""
