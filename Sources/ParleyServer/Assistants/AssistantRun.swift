@@ -155,17 +155,24 @@ extension AssistantRun {
     struct ActiveRun: Decodable {
         let id: UUID
         let status: Status
+        let created_at: Date
     }
 
     /// The active runs of one assistant in one conversation, oldest first.
+    ///
+    /// Sorted here, not in SQL: an `ORDER BY created_at` led SQLite's planner (without
+    /// statistics) to walk every run of the assistant, in every conversation, through the
+    /// (assistant, created_at) index, 340 µs a call at 1,800 runs and growing with them. Without
+    /// it the query reads only the few active rows through the (conversation, assistant,
+    /// status) index.
     static func active(assistantID: UUID, conversationID: UUID, on db: any Database) async throws -> [ActiveRun] {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
         let states = SQLList(Status.active.map { SQLBind($0.rawValue) })
         return try await sql.raw("""
-            SELECT id, status FROM assistant_runs
+            SELECT id, status, created_at FROM assistant_runs
             WHERE conversation_id = \(bind: conversationID) AND assistant_id = \(bind: assistantID) AND status IN (\(states))
-            ORDER BY created_at, id
             """).all(decoding: ActiveRun.self)
+            .sorted { ($0.created_at, $0.id.uuidString) < ($1.created_at, $1.id.uuidString) }
     }
 
     /// A conversation's runs, newest first.
