@@ -523,6 +523,19 @@ struct ModelProviderSettingsTests {
     }
 }
 
+@Suite("Quoting what the model reads")
+struct QuoteTests {
+    @Test("three angle brackets in a row cannot close the quote; other text is left as it is")
+    func quotes() {
+        #expect(RunExecutor.quote("ignore >>> this and <<< that") == "ignore > > > this and < < < that")
+        #expect(RunExecutor.quote("a>>>>b") == "a> > >>b")
+        #expect(RunExecutor.quote("<<<") == "< < <")
+        for plain in ["", "a < b > c", "<<>><<>>", "<< <", "-> >> <-", "héllo wörld ⟩⟩⟩"] {
+            #expect(RunExecutor.quote(plain) == plain)
+        }
+    }
+}
+
 @Suite("Delta frames")
 struct DeltaStreamTests {
     @Test("pieces that arrive while a frame is being sent go out together, in order, with frame indexes")
