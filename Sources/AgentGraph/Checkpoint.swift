@@ -78,14 +78,22 @@ extension CheckpointSaver {
             try? await release(thread: thread, runID: runID)
             throw CheckpointConflict.busy
         }
-        try await put(records, thread: thread, runID: runID, expectedVersion: 0, leaseUntil: leaseUntil)
+        do {
+            try await put(records, thread: thread, runID: runID, expectedVersion: 0, leaseUntil: leaseUntil)
+        } catch {
+            // The writer never counts the thread as claimed: let it go here.
+            try? await release(thread: thread, runID: runID)
+            throw error
+        }
     }
 
+    /// A failed release is not the run's failure: its checkpoints are stored, and the lease
+    /// runs out by itself.
     public func putAndRelease(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64) async throws {
         if !records.isEmpty {
             try await put(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: Date())
         }
-        try await release(thread: thread, runID: runID)
+        try? await release(thread: thread, runID: runID)
     }
 }
 
@@ -378,7 +386,9 @@ struct CheckpointBody<S: GraphState>: Codable, Sendable {
 
 /// How eagerly checkpoints reach the checkpointer.
 public enum Durability: Sendable {
-    /// Each step's checkpoint is stored before the next step starts.
+    /// Each step's checkpoint is stored before the next step starts. The top-level run's last
+    /// one is stored with the release of the thread, as the run returns: `invoke` returns
+    /// after it is stored, but a stream's events for that last step may arrive before.
     case sync
     /// Checkpoints are stored in the background, in batches, while later steps run; the run
     /// waits for all of them before it returns, interrupts or fails. A crash loses at most
@@ -431,6 +441,8 @@ final class CheckpointWriter: Sendable {
     func append(_ record: CheckpointRecord, durability: Durability) async throws -> Int64 {
         let (id, claimed): (Int64, Bool) = try state.withLock { state in
             if let failure = state.failure { throw failure }
+            // The lease is given up: nothing more may be stored under it.
+            if state.finished { throw CheckpointConflict.versionMismatch }
             var record = record
             record.id = state.nextID
             state.nextID += 1

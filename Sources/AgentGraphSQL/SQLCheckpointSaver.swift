@@ -109,8 +109,10 @@ public final class SQLCheckpointSaver: CheckpointSaver {
         try await store(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: leaseUntil)
     }
 
-    /// One transaction: the version moves (checked) and the lease is given up with it.
+    /// One transaction: the version moves (checked) and the lease is given up with it. With
+    /// nothing to store, only the release (which leaves a lease another run took alone).
     public func putAndRelease(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64) async throws {
+        guard !records.isEmpty else { return try await release(thread: thread, runID: runID) }
         try await store(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: nil)
     }
 

@@ -51,6 +51,26 @@ final class RecordingSaver: CheckpointSaver {
     }
 }
 
+/// Claims through an in-memory saver but fails every `put`: a saver whose `create` is the
+/// default (claim, then put).
+final class FailingPutSaver: CheckpointSaver {
+    let inner = InMemorySaver()
+    struct Refused: Error {}
+
+    func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
+        try await inner.claim(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
+    }
+
+    func put(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date) async throws {
+        throw Refused()
+    }
+
+    func release(thread: String, runID: String) async throws { try await inner.release(thread: thread, runID: runID) }
+    func records(thread: String, namespace: String) async throws -> [CheckpointRecord] { try await inner.records(thread: thread, namespace: namespace) }
+    func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws {}
+    func deleteThread(_ thread: String) async throws { try await inner.deleteThread(thread) }
+}
+
 @Suite("A run's first and last writes")
 struct ThreadWriteTests {
     private func syncConfig(_ thread: String, new: Bool) -> RunConfig {
@@ -95,6 +115,18 @@ struct ThreadWriteTests {
             #expect(saver.calls == ["create", "putAndRelease", "claim", "putAndRelease"])
             #expect(try await compiled.state(thread: "asked")?.next.isEmpty == true)
         }
+    }
+
+    @Test("a new thread's first write that fails leaves the thread free, with the default create")
+    func failedCreateReleases() async throws {
+        let saver = FailingPutSaver()
+        let graph = try counterLoop(limit: 2, checkpointer: saver)
+        await #expect(throws: FailingPutSaver.Refused.self) {
+            _ = try await graph.invoke(StateUpdate(), config: syncConfig("refused", new: true))
+        }
+        // Not held until the 60-second lease runs out: another run takes it at once.
+        let version = try await saver.claim(thread: "refused", runID: "next", now: Date(), leaseUntil: Date().addingTimeInterval(60))
+        #expect(version == 0)
     }
 
     @Test("a run told its thread is new finds checkpoints there: threadBusy, and no node ran", arguments: SaverKind.available)
