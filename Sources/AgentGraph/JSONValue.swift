@@ -69,9 +69,48 @@ public enum JSONValue: Codable, Sendable, Hashable {
         return nil
     }
 
-    /// Compact JSON text, keys sorted, for logs, cache keys and embedding input.
+    /// Compact JSON text, keys sorted (by `String`'s order), for logs, cache keys, trace rows
+    /// and embedding input; "null" when it holds a number JSON cannot write (NaN, infinity).
+    /// Written here rather than by `JSONEncoder`, whose generic path was most of the cost of
+    /// storing an assistant's trace step; a non-integral number still goes through it.
     public var jsonText: String {
-        (try? String(decoding: JSONCoding.sortedEncoder.encode(self), as: UTF8.self)) ?? "null"
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(128)
+        guard append(to: &buffer) else { return "null" }
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
+    private func append(to buffer: inout [UInt8]) -> Bool {
+        switch self {
+        case .null:
+            buffer.append(contentsOf: "null".utf8)
+        case .bool(let value):
+            buffer.append(contentsOf: (value ? "true" : "false").utf8)
+        case .integer(let value):
+            buffer.append(contentsOf: String(value).utf8)
+        case .number(let value):
+            guard value.isFinite, let text = try? JSONCoding.sortedEncoder.encode(value) else { return false }
+            buffer.append(contentsOf: text)
+        case .string(let value):
+            JSONText.appendString(value, to: &buffer)
+        case .array(let items):
+            buffer.append(UInt8(ascii: "["))
+            for (position, item) in items.enumerated() {
+                if position > 0 { buffer.append(UInt8(ascii: ",")) }
+                guard item.append(to: &buffer) else { return false }
+            }
+            buffer.append(UInt8(ascii: "]"))
+        case .object(let object):
+            buffer.append(UInt8(ascii: "{"))
+            for (position, key) in object.keys.sorted().enumerated() {
+                if position > 0 { buffer.append(UInt8(ascii: ",")) }
+                JSONText.appendString(key, to: &buffer)
+                buffer.append(UInt8(ascii: ":"))
+                guard object[key]?.append(to: &buffer) ?? false else { return false }
+            }
+            buffer.append(UInt8(ascii: "}"))
+        }
+        return true
     }
 }
 

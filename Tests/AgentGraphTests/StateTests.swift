@@ -109,3 +109,28 @@ struct StateTests {
         #expect(error?.node == "n")
     }
 }
+
+@Suite("JSON text")
+struct JSONTextTests {
+    @Test("compact, keys sorted, strings escaped, numbers as JSONEncoder writes them, and it reads back the same")
+    func writes() throws {
+        let value: JSONValue = [
+            "b": [1, 2.5, true, .null, "x"],
+            "a": ["quote \" back\\slash\nline\ttab \u{1} é ∑ /": .integer(-7)],
+            "c": .object([:]),
+            "d": .array([]),
+            "e": .number(1e-7),
+        ]
+        let text = value.jsonText
+        #expect(text.hasPrefix(#"{"a":{"quote \" back\\slash\nline\ttab \u0001 é ∑ /":-7},"b":[1,2.5,true,null,"x"],"c":{},"d":[],"e":"#))
+        let expectedNumber = String(decoding: try JSONEncoder().encode(1e-7), as: UTF8.self)
+        #expect(text.hasSuffix(expectedNumber + "}"))
+        #expect(try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) == value)
+    }
+
+    @Test("a number JSON cannot hold makes the whole text null, as before")
+    func nonFinite() {
+        #expect(JSONValue.array([1, .number(.nan)]).jsonText == "null")
+        #expect(JSONValue.object(["x": .number(.infinity)]).jsonText == "null")
+    }
+}
