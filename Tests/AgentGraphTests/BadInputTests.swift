@@ -4,19 +4,12 @@ import Foundation
 import Testing
 
 /// A checkpointer whose stored bodies were damaged (a field renamed, bytes cut off).
-final class DamagingSaver: CheckpointSaver {
-    let inner = InMemorySaver()
+final class DamagingSaver: ForwardingSaver {
+    let inner: any CheckpointSaver = InMemorySaver()
     let damage: @Sendable (Data) -> Data
 
     init(damage: @escaping @Sendable (Data) -> Data) { self.damage = damage }
 
-    func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
-        try await inner.claim(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
-    }
-    func put(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date) async throws {
-        try await inner.put(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: leaseUntil)
-    }
-    func release(thread: String, runID: String) async throws { try await inner.release(thread: thread, runID: runID) }
     func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
         try await inner.records(thread: thread, namespace: namespace).map { record in
             var damaged = record
@@ -24,10 +17,6 @@ final class DamagingSaver: CheckpointSaver {
             return damaged
         }
     }
-    func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws {
-        try await inner.prune(thread: thread, namespace: namespace, deleting: deleting, snapshots: snapshots)
-    }
-    func deleteThread(_ thread: String) async throws { try await inner.deleteThread(thread) }
 }
 
 @Suite("Bad input")

@@ -6,7 +6,7 @@ import Testing
 
 /// Wraps a checkpointer and dies like a process would after `allowedPuts` writes: the next
 /// write never lands, and the lease is never released.
-final class CrashingSaver: CheckpointSaver {
+final class CrashingSaver: ForwardingSaver {
     struct SimulatedCrash: Error {}
     let inner: any CheckpointSaver
     private let remaining: Mutex<Int>
@@ -14,10 +14,6 @@ final class CrashingSaver: CheckpointSaver {
     init(_ inner: any CheckpointSaver, allowedPuts: Int) {
         self.inner = inner
         self.remaining = Mutex(allowedPuts)
-    }
-
-    func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
-        try await inner.claim(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
     }
 
     func put(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date) async throws {
@@ -30,18 +26,6 @@ final class CrashingSaver: CheckpointSaver {
     }
 
     func release(thread: String, runID: String) async throws {}
-
-    func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
-        try await inner.records(thread: thread, namespace: namespace)
-    }
-
-    func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws {
-        try await inner.prune(thread: thread, namespace: namespace, deleting: deleting, snapshots: snapshots)
-    }
-
-    func deleteThread(_ thread: String) async throws {
-        try await inner.deleteThread(thread)
-    }
 }
 
 /// A node that waits until the test lets it go.

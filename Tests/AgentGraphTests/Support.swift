@@ -208,17 +208,14 @@ func counterLoop(limit: Int, checkpointer: (any CheckpointSaver)? = nil, calls: 
     return try graph.compile(checkpointer: checkpointer)
 }
 
-/// An in-memory saver that says when a run lets go of a thread (after its last checkpoint),
-/// so a test can wait for a run it cannot await.
-final class ReleaseSignallingSaver: CheckpointSaver {
-    private let inner = InMemorySaver()
-    let releases: AsyncStream<String>
-    private let continuation: AsyncStream<String>.Continuation
+/// A test double around another saver: every write and read goes to `inner` unless the
+/// double says otherwise. (`create` and `putAndRelease` keep `CheckpointSaver`'s defaults,
+/// which go through the double's own `claim`, `put` and `release`.)
+protocol ForwardingSaver: CheckpointSaver {
+    var inner: any CheckpointSaver { get }
+}
 
-    init() {
-        (releases, continuation) = AsyncStream<String>.makeStream()
-    }
-
+extension ForwardingSaver {
     func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
         try await inner.claim(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
     }
@@ -229,7 +226,6 @@ final class ReleaseSignallingSaver: CheckpointSaver {
 
     func release(thread: String, runID: String) async throws {
         try await inner.release(thread: thread, runID: runID)
-        continuation.yield(thread)
     }
 
     func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
@@ -242,6 +238,23 @@ final class ReleaseSignallingSaver: CheckpointSaver {
 
     func deleteThread(_ thread: String) async throws {
         try await inner.deleteThread(thread)
+    }
+}
+
+/// An in-memory saver that says when a run lets go of a thread (after its last checkpoint),
+/// so a test can wait for a run it cannot await.
+final class ReleaseSignallingSaver: ForwardingSaver {
+    let inner: any CheckpointSaver = InMemorySaver()
+    let releases: AsyncStream<String>
+    private let continuation: AsyncStream<String>.Continuation
+
+    init() {
+        (releases, continuation) = AsyncStream<String>.makeStream()
+    }
+
+    func release(thread: String, runID: String) async throws {
+        try await inner.release(thread: thread, runID: runID)
+        continuation.yield(thread)
     }
 }
 

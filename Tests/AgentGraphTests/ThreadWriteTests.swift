@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 
 /// Forwards to a saver and records which of its writes a run used, in order.
-final class RecordingSaver: CheckpointSaver {
+final class RecordingSaver: ForwardingSaver {
     let inner: any CheckpointSaver
     private let log = Mutex<[String]>([])
 
@@ -38,37 +38,17 @@ final class RecordingSaver: CheckpointSaver {
         try await inner.putAndRelease(records, thread: thread, runID: runID, expectedVersion: expectedVersion)
     }
 
-    func records(thread: String, namespace: String) async throws -> [CheckpointRecord] {
-        try await inner.records(thread: thread, namespace: namespace)
-    }
-
-    func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws {
-        try await inner.prune(thread: thread, namespace: namespace, deleting: deleting, snapshots: snapshots)
-    }
-
-    func deleteThread(_ thread: String) async throws {
-        try await inner.deleteThread(thread)
-    }
 }
 
 /// Claims through an in-memory saver but fails every `put`: a saver whose `create` is the
 /// default (claim, then put).
-final class FailingPutSaver: CheckpointSaver {
-    let inner = InMemorySaver()
+final class FailingPutSaver: ForwardingSaver {
+    let inner: any CheckpointSaver = InMemorySaver()
     struct Refused: Error {}
-
-    func claim(thread: String, runID: String, now: Date, leaseUntil: Date) async throws -> Int64 {
-        try await inner.claim(thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
-    }
 
     func put(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date) async throws {
         throw Refused()
     }
-
-    func release(thread: String, runID: String) async throws { try await inner.release(thread: thread, runID: runID) }
-    func records(thread: String, namespace: String) async throws -> [CheckpointRecord] { try await inner.records(thread: thread, namespace: namespace) }
-    func prune(thread: String, namespace: String, deleting: [Int64], snapshots: [Int64: Data]) async throws {}
-    func deleteThread(_ thread: String) async throws { try await inner.deleteThread(thread) }
 }
 
 @Suite("A run's first and last writes")
