@@ -333,28 +333,20 @@ final class RunExecutor: Sendable {
             if let job { try await JobQueue.succeed(job, at: now, in: outbox) }
             return current
         }
-        var finished: AssistantRun?
-        var ended = false
+        // Set by `end` when it ran in the reply's transaction (which then committed, or `post` threw).
+        let endedWithReply = NIOLockedValueBox<(ended: Bool, run: AssistantRun?)>((false, nil))
+        var replySeq: Int?
         if let notice {
-            let recorded = NIOLockedValueBox<AssistantRun?>(nil)
             let posted = try await post(notice, for: run, key: status == .completed ? "reply" : "notice", citations: citations) { tx, outbox, seq in
-                recorded.withLockedValue { $0 = nil }
                 let current = try await end(tx, outbox, seq)
-                recorded.withLockedValue { $0 = current }
+                endedWithReply.withLockedValue { $0 = (true, current) }
             }
-            switch posted {
-            case .withEnd:
-                finished = recorded.withLockedValue { $0 }
-                ended = true
-            case .before(let seq):
-                finished = try await d.database().writeTransaction(d.writes) { tx, outbox in try await end(tx, outbox, seq) }
-                ended = true
-            case .notPosted:
-                break
-            }
+            if case .before(let seq) = posted { replySeq = seq }
         }
+        let (ended, withReply) = endedWithReply.withLockedValue { $0 }
+        var finished = withReply
         if !ended {
-            finished = try await d.database().writeTransaction(d.writes) { tx, outbox in try await end(tx, outbox, nil) }
+            finished = try await d.database().writeTransaction(d.writes) { [replySeq] tx, outbox in try await end(tx, outbox, replySeq) }
         }
         if let finished {
             d.metrics.runFinished(status: status.rawValue, duration: .milliseconds(Int64(max(0, now.timeIntervalSince(finished.createdAt)) * 1000)))
