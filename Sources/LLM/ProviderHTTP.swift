@@ -44,7 +44,21 @@ enum ProviderHTTP {
     static func check(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: Data) throws(LLMError) {
         guard status.code >= 400 else { return }
         struct Wire: Decodable {
-            struct Detail: Decodable { let message: String?; let code: String?; let type: String? }
+            struct Detail: Decodable {
+                let message: String?, code: String?, type: String?
+
+                enum CodingKeys: String, CodingKey { case message, code, type }
+
+                init(from decoder: any Decoder) throws {
+                    let container = try decoder.container(keyedBy: CodingKeys.self)
+                    message = try? container.decodeIfPresent(String.self, forKey: .message)
+                    type = try? container.decodeIfPresent(String.self, forKey: .type)
+                    // OpenAI sends a string code ("context_length_exceeded"); llama.cpp and vLLM
+                    // send the HTTP status as a number. Either must leave the message readable.
+                    code = (try? container.decodeIfPresent(String.self, forKey: .code))
+                        ?? (try? container.decodeIfPresent(Int.self, forKey: .code)).flatMap { $0.map(String.init) }
+                }
+            }
             let error: Detail?
         }
         let detail = (try? JSONDecoder().decode(Wire.self, from: body))?.error
@@ -57,7 +71,8 @@ enum ProviderHTTP {
         case 400, 413, 422:
             let code = detail?.code ?? ""
             let lower = message.lowercased()
-            if code == "context_length_exceeded" || lower.contains("context length") || lower.contains("maximum context")
+            if code == "context_length_exceeded" || detail?.type == "exceed_context_size_error"
+                || lower.contains("context length") || lower.contains("maximum context") || lower.contains("context size")
                 || lower.contains("context window") || lower.contains("too many tokens") || lower.contains("prompt is too long") {
                 throw .contextTooLong(message)
             }

@@ -102,7 +102,7 @@ struct OpenAICompatibleModelTests {
         }
     }
 
-    @Test("errors are typed: 429 with Retry-After, 401, a context too long, another 400, a 500, malformed output")
+    @Test("errors are typed: 429 with Retry-After, 401, a context too long (OpenAI's and llama.cpp's), another 400, a 500, malformed output")
     func errors() async throws {
         try await Self.withProvider { provider, model in
             provider.answer(
@@ -110,12 +110,15 @@ struct OpenAICompatibleModelTests {
                 .json(.unauthorized, #"{"error":{"message":"Incorrect API key provided"}}"#),
                 .json(.badRequest, #"{"error":{"message":"This model's maximum context length is 8192 tokens","code":"context_length_exceeded"}}"#),
                 .json(.badRequest, #"{"error":{"message":"unknown model"}}"#),
+                // llama.cpp's body, as its server answers a prompt longer than a slot's context.
+                .json(.badRequest, #"{"error":{"code":400,"message":"request (6031 tokens) exceeds the available context size (2048 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":6031,"n_ctx":2048}}"#),
+                .json(.serviceUnavailable, #"{"error":{"message":"Loading model","type":"unavailable_error","code":503}}"#),
                 .json(.internalServerError, #"{"error":{"message":"overloaded"}}"#),
                 .json(.ok, #"{"choices":"nope"}"#),
                 .json(.tooManyRequests, "{}", headers: [("retry-after-ms", "1500")]))
             let request = ChatRequest(messages: [.user("hi")])
             var errors: [LLMError] = []
-            for _ in 0..<7 {
+            for _ in 0..<9 {
                 do throws(LLMError) {
                     _ = try await model.complete(request)
                     Issue.record("expected an error")
@@ -126,9 +129,10 @@ struct OpenAICompatibleModelTests {
             #expect(errors == [
                 .rateLimited(retryAfter: 7), .authentication("Incorrect API key provided"),
                 .contextTooLong("This model's maximum context length is 8192 tokens"), .badRequest("unknown model"),
-                .unavailable("500: overloaded"), .invalidOutput("the reply is not a chat completion"), .rateLimited(retryAfter: 1.5),
+                .contextTooLong("request (6031 tokens) exceeds the available context size (2048 tokens), try increasing it"),
+                .unavailable("503: Loading model"), .unavailable("500: overloaded"), .invalidOutput("the reply is not a chat completion"), .rateLimited(retryAfter: 1.5),
             ])
-            #expect(errors.map(\.isRetryable) == [true, false, false, false, true, false, true])
+            #expect(errors.map(\.isRetryable) == [true, false, false, false, false, true, true, false, true])
             for error in errors { #expect(!error.description.contains(Self.key)) }
         }
     }

@@ -71,3 +71,31 @@ struct RealModelTests {
         }
     }
 }
+
+extension RealModelTests {
+    @Test("a prompt longer than the model's context is `contextTooLong`, streamed or not, with the server's own words")
+    func contextTooLong() async throws {
+        // llama.cpp gives each of scripts/local-model's two slots 2,048 tokens.
+        let request = ChatRequest(messages: [.user(String(repeating: "word ", count: 6000))], maxTokens: 4)
+        do throws(LLMError) {
+            _ = try await Self.model.complete(request)
+            Issue.record("a 6,000-token prompt was answered")
+        } catch {
+            guard case .contextTooLong(let detail) = error else {
+                Issue.record("expected contextTooLong, got \(error)")
+                return
+            }
+            #expect(detail.contains("context"))
+        }
+        var streamed: (any Error)?
+        do {
+            for try await _ in Self.model.stream(request) {}
+        } catch {
+            streamed = error
+        }
+        guard case .contextTooLong? = streamed as? LLMError else {
+            Issue.record("expected contextTooLong from the stream, got \(String(describing: streamed))")
+            return
+        }
+    }
+}

@@ -275,10 +275,12 @@ def test_real_model_streams_deltas_then_the_reply_and_approves_a_tool():
                 requests.post(f"{node.url}/v1/runs/{run_id}/approval", headers=ann, json={"approved": False, "reason": "one ticket is enough"})
             return state if state["status"] in ("completed", "failed") else None
         final = wait_until(finished, 180, "the approved run to end")
-        # After the tool's result the tiny model may also loop to the step limit, or write a turn
-        # that cannot be used even when asked twice: either way the run ends with a notice.
+        # After the tool's result the tiny model may also loop to the step limit, write a turn
+        # that cannot be used even when asked twice, or keep asking (each refusal resumes the run)
+        # until its prompt outgrows llama.cpp's context: each way the run ends with a notice.
         error = final.get("error") or ""
-        assert final["status"] == "completed" or "step" in error or "invalid model output" in error, final
+        assert final["status"] == "completed" or "step" in error or "invalid model output" in error \
+            or "context too long" in error, final
         assert len(tickets.effects) == 1, tickets.calls
         assert "printer" in json.loads(tickets.calls[0][1])["title"].lower() or tickets.calls[0][1]
         kinds = [s["kind"] for s in final["steps"]]
