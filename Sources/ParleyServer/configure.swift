@@ -41,6 +41,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     app.migrations.add(CreateModeration())
     app.migrations.add(AddModelMonitoring())
     app.migrations.add(AddMessageInsertTriggers())
+    app.migrations.add(DropAssistantCursor())
 
     // HTTP server.
     app.http.server.configuration.hostname = settings.host
@@ -178,8 +179,8 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         app.lifecycle.use(listener)
     }
 
-    // Assistants: runs start from committed messages (the dispatcher follows the event log)
-    // and execute as jobs on any serving node.
+    // Assistants: a message that asks an assistant commits with its run and the run's job
+    // (a reaction in the message's transaction); runs execute as jobs on any serving node.
     let catalog = ModelCatalog(providers: settings.modelProviders)
     for provider in settings.modelProviders {
         app.logger.info("model provider configured", metadata: ["provider": .string(provider.description)])
@@ -197,9 +198,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
         database: jobDatabase, writes: writes, clock: clock, catalog: catalog, chat: chat, bus: ephemeral, registry: runRegistry,
         metrics: AssistantMetrics(registry: metrics.registry), client: OpenAICompatibleModel.sharedClient, mcp: mcp, logger: app.logger))
     jobs.register(AssistantDispatcher.jobQueue) { job in try await executor.handle(job) }
-    app.storage[AssistantDispatcherKey.self] = AssistantDispatcher(
-        database: jobDatabase, writes: writes, clock: clock, domainEvents: domainEvents, registry: runRegistry,
-        reserveSlot: { jobs.reserveSlot(for: $0) }, logger: app.logger)
+    AssistantDispatcher(clock: clock, registry: runRegistry, reserveSlot: { jobs.reserveSlot(for: $0) }).attach(to: writes)
 
     // Notifications: a durable follower of the event log turns messages, approval requests and
     // read markers into each person's inbox.
@@ -300,9 +299,6 @@ public func prepareToServe(_ app: Application) async throws {
         // Only a serving node runs jobs; `migrate` and the other commands leave them alone.
         app.lifecycle.use(jobs)
     }
-    if let dispatcher = app.storage[AssistantDispatcherKey.self] {
-        app.lifecycle.use(dispatcher)
-    }
     if let notifications = app.storage[NotificationFollowerKey.self] {
         app.lifecycle.use(notifications)
     }
@@ -367,7 +363,6 @@ struct EventRetentionKey: StorageKey { typealias Value = EventRetention }
 struct PresenceKey: StorageKey { typealias Value = Presence }
 struct PostgresEventListenerKey: StorageKey { typealias Value = PostgresEventListener }
 struct AssistantsKey: StorageKey { typealias Value = AssistantDependencies }
-struct AssistantDispatcherKey: StorageKey { typealias Value = AssistantDispatcher }
 
 extension Application {
     public var settings: Settings {

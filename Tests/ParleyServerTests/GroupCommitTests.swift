@@ -85,4 +85,39 @@ struct GroupCommitTests {
             #expect(seen.withLockedValue { $0 } == logged.map(\.id), "observers see every commit, in log order")
         }
     }
+
+    struct Echo: DomainEvent {
+        static let type = EventType("test.echo")
+        let n: Int
+    }
+
+    @Test("a reaction writes in the transaction that records its event: its writes commit or roll back with it, a reaction that throws fails it, and after-commit work runs only after a commit")
+    func reactions() async throws {
+        try await withParley { app, context in
+            let gate = WriteGate(serialize: context.settings.database.isSQLite)
+            let afterCommit = NIOLockedValueBox<[Int]>([])
+            gate.react(to: Probe.type) { event, conversationID, outbox in
+                let n = try #require(event as? Probe).n
+                if n == 3 { throw Boom() }
+                try await outbox.record(Echo(n: n), in: conversationID, at: Date())
+                outbox.afterCommit { afterCommit.withLockedValue { $0.append(n) } }
+            }
+            let conversation = try #require(UUID(uuidString: try await app.conversation(try await app.user("ann"))))
+            func write(_ n: Int, thenFail: Bool = false) async throws {
+                try await app.db.writeTransaction(gate) { _, outbox in
+                    try await outbox.record(Probe(n: n), in: conversation, at: Date())
+                    if thenFail { throw Boom() }
+                }
+            }
+            try await write(1)
+            await #expect(throws: Boom.self) { try await write(2, thenFail: true) }
+            await #expect(throws: Boom.self) { try await write(3) }
+            try await write(4)
+            let logged = try await EventLog.events(after: 0, limit: 1000, on: app.db)
+                .filter { [Probe.type, Echo.type].contains($0.type) }
+                .map { "\($0.type)" + ($0.type == Probe.type ? "\(try #require(try $0.decode(Probe.self)).n)" : "\(try #require(try $0.decode(Echo.self)).n)") }
+            #expect(logged == ["test.probe1", "test.echo1", "test.probe4", "test.echo4"])
+            #expect(afterCommit.withLockedValue { $0 } == [1, 4])
+        }
+    }
 }

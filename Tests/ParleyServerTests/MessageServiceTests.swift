@@ -128,6 +128,9 @@ struct MessageServiceTests {
         try await withParley(logLevel: .debug) { app, context in
             let ann = try await app.user("ann")
             let id = try await app.conversation(ann)
+            // The first message a node sees in a conversation also reads, once, whether the
+            // conversation is a direct one with an assistant (for the runs it would start).
+            try await app.post("first", in: id, by: ann)
             context.logs.reset()
             let response = try await app.post("counted", in: id, by: ann)
             #expect(response.status == .created)

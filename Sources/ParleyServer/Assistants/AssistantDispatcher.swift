@@ -4,174 +4,98 @@ import NIOConcurrencyHelpers
 import SQLKit
 import Vapor
 
-/// Starts runs from committed messages: follows the event log with a durable cursor, and for
-/// each `message.created` that mentions an assistant member (`@handle`), or is sent in a
-/// direct conversation with one, creates the run and its job in one transaction with moving
-/// the cursor past it.
+/// Starts runs from messages, in the transaction that writes the message: a message that
+/// mentions an assistant member (`@handle`), or is sent in a direct conversation with one,
+/// commits together with its run and the run's job, or neither commits. So a crash can never
+/// leave a message without its run or start one twice, on any number of nodes, and a send
+/// that rolls back (an idempotent replay, a failed write) starts nothing. It is a reaction to
+/// `message.created` registered on the write gate (`WriteGate.react(to:_:)`), so the message
+/// code knows nothing of assistants.
 ///
 /// A run this node can execute at once (its worker has a free slot) is created `running`,
-/// with its `run.started` event and its job already claimed by this node, in that same
-/// transaction: the worker starts it as soon as it commits, and the executor takes the run
-/// and the assistant's configuration from memory instead of reading them again.
+/// with its `run.started` event and its job already claimed by this node: the worker starts
+/// it as soon as the message commits, and the executor takes the run and the assistant's
+/// configuration from memory instead of reading them again.
 ///
-/// The cursor moves by compare-and-set in that transaction, so a crash before the commit
-/// leaves the messages to be read again, and a crash after it has left the runs behind: a
-/// message starts exactly one run, on any number of nodes (each runs a dispatcher; the one
-/// whose compare-and-set loses rolls back and reads on). The unique (assistant, message) key
-/// on runs is the second guard.
-final class AssistantDispatcher: LifecycleHandler, Sendable {
-    static let cursorName = "dispatch"
+/// An ordinary message costs no query once its conversation is known: whether a conversation
+/// is direct, and its assistant member if so, never change (a direct conversation's two
+/// members cannot leave), so they are kept; only a message that mentions someone asks the
+/// database which of them (and its author) are assistant members.
+final class AssistantDispatcher: Sendable {
     static let jobQueue = "assistant.run"
 
-    private let database: @Sendable () throws -> any Database
-    private let writes: WriteGate
     private let clock: AppClock
-    private let domainEvents: DomainEvents
     private let registry: RunRegistry
     /// A slot in this node's job worker for a run to start here at once (nil: none free).
     private let reserveSlot: @Sendable (String) -> JobWorker.Slot?
-    private let logger: Logger
-    private let pollInterval: Duration
-    private let watch = LogWatch()
+    /// Conversation id → its direct assistant member (`.direct(nil)`: direct, with none).
+    private let conversations = NIOLockedValueBox<[UUID: Shape]>([:])
 
-    init(database: @escaping @Sendable () throws -> any Database, writes: WriteGate, clock: AppClock,
-         domainEvents: DomainEvents, registry: RunRegistry, reserveSlot: @escaping @Sendable (String) -> JobWorker.Slot? = { _ in nil },
-         logger: Logger, pollInterval: Duration = .seconds(1)) {
-        self.database = database
-        self.writes = writes
+    private enum Shape { case group, direct(assistant: UUID?) }
+
+    init(clock: AppClock, registry: RunRegistry, reserveSlot: @escaping @Sendable (String) -> JobWorker.Slot? = { _ in nil }) {
         self.clock = clock
-        self.domainEvents = domainEvents
         self.registry = registry
         self.reserveSlot = reserveSlot
-        self.logger = logger
-        self.pollInterval = pollInterval
     }
 
-    func didBootAsync(_ application: Application) async throws {
-        // This node's commits wake the dispatcher at once; other nodes' are found by polling.
-        watch.start("assistants", domainEvents: domainEvents, types: [.messageCreated], pollInterval: pollInterval, logger: logger) {
-            [self] woken in try await dispatchOnce(woken: woken)
+    /// Registers the reaction: every `message.created` the gate's transactions record.
+    func attach(to gate: WriteGate) {
+        gate.react(to: MessageSent.type) { [self] event, conversationID, outbox in
+            guard let sent = event as? MessageSent else { return }
+            try await start(for: sent.message, in: conversationID, outbox: outbox)
         }
     }
 
-    func shutdownAsync(_ application: Application) async {
-        await watch.stop()
-    }
-
-    /// Reads one batch after the cursor and starts its runs. Returns whether the cursor moved
-    /// (there may be more).
-    /// `woken`: this node's commits woke it (see `DomainEvents.events(after:limit:on:woken:)`).
-    @discardableResult
-    func dispatchOnce(woken: Bool = false) async throws -> Bool {
-        let db = try database()
-        var (position, durable) = progress.withLockedValue { ($0.position, $0.durable) }
-        if durable == nil || position == nil {
-            let cursor = try await Self.cursor(on: db)
-            (position, durable) = (cursor, cursor)
-            progress.withLockedValue { $0.position = cursor; $0.durable = cursor }
+    /// Starts the runs `message` asks for, in the transaction of `outbox`. A held message
+    /// starts nothing (its event carries no text).
+    func start(for message: MessageDTO, in conversationID: UUID, outbox: Outbox) async throws {
+        guard message.body != nil, message.moderation?.state != .held, let author = UUID(uuidString: message.authorID) else { return }
+        let tx = outbox.db
+        var asked: [UUID] = []
+        if case .direct(let assistant?) = try await shape(of: conversationID, on: tx) {
+            // An assistant's own messages ask nobody.
+            guard assistant != author else { return }
+            asked.append(assistant)
         }
-        guard let position, let durable else { return false }
-        let events = try await domainEvents.events(after: position, on: db, woken: woken)
-        guard let through = events.last?.id else { return false }
-        // Membership changes in this window make the cached assistant members stale.
-        let changed = Set(events.filter { [.memberJoined, .memberLeft, .conversationDeleted].contains($0.type) }.map(\.conversationID))
-        progress.withLockedValue { state in for id in changed { state.assistantMembers[id] = nil } }
-        // Only messages in conversations with an assistant member are decoded. A held message
-        // starts nothing (its event carries no text).
-        let messageEvents = events.filter { $0.type == .messageCreated }
-        let members = try await assistantMembers(in: Set(messageEvents.map(\.conversationID)), on: db)
-        let withAssistants = Set(members.map(\.conversationID))
-        let messages = messageEvents.filter { withAssistants.contains($0.conversationID) }.compactMap { event -> MessageDTO? in
-            try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8))
-        }.filter { $0.moderation?.state != .held }
-        let triggers = Self.triggers(for: messages, members: members)
-        guard !triggers.isEmpty else {
-            // Nothing to start: move on in memory only. The durable cursor moves with the next
-            // runs it starts; after a crash these messages are read again and start nothing again.
-            progress.withLockedValue { $0.position = through }
-            return true
+        // The mentions the server resolved when the message was written (not the text parsed
+        // again: an @handle inside code mentions nobody).
+        let mentioned = MessageFormat.mentions(in: message.content ?? []).userIDs.filter { $0 != author && !asked.contains($0) }
+        if !mentioned.isEmpty {
+            let assistants = try await Membership.members([author] + mentioned, ofKind: .assistant, in: conversationID, on: tx)
+            guard !assistants.contains(author) else { return }
+            asked += mentioned.filter(assistants.contains)
         }
-        let configs = try await Assistant.configurations(Array(Set(triggers.map(\.assistantID))), on: db)
+        guard !asked.isEmpty else { return }
+        let configs = try await Assistant.configurations(asked, on: tx)
         let now = clock.now()
-        let registry = self.registry, reserveSlot = self.reserveSlot
-        let cancelled: [UUID]? = try await db.writeTransaction(writes) { tx, outbox in
-            guard try await Self.advance(from: durable, to: through, on: tx) else { return nil }
-            var cancelled: [UUID] = []
-            for trigger in triggers {
-                guard let config = configs[trigger.assistantID] else { continue }
-                let start = try await Self.start(trigger, policy: config.busyPolicy, at: now, tx: tx, outbox: outbox,
-                                                 reserveSlot: reserveSlot)
-                cancelled += start.stopping
-                // Before the commit, so the executor finds it however soon the worker starts.
-                if let run = start.startedHere { registry.handOff(run, config) }
-            }
-            return cancelled
+        for assistantID in asked {
+            guard let config = configs[assistantID] else { continue }
+            let started = try await Self.start(Trigger(message: message, assistantID: assistantID), policy: config.busyPolicy, at: now,
+                                               tx: tx, outbox: outbox, reserveSlot: reserveSlot)
+            // Before the commit, so the executor finds it however soon the worker starts.
+            if let run = started.startedHere { registry.handOff(run, config) }
+            // Runs this node executes stop once the interrupting message commits; other nodes
+            // see the flag within a second.
+            let registry = self.registry
+            for id in started.stopping { outbox.afterCommit { registry.cancel(id) } }
         }
-        guard let cancelled else {
-            // Another node moved the cursor (and started these runs, or is about to): read on from it.
-            progress.withLockedValue { $0.position = nil; $0.durable = nil }
-            return true
-        }
-        progress.withLockedValue { $0.position = through; $0.durable = through }
-        // Runs this node executes stop at once; other nodes see the flag within a second.
-        for id in cancelled { registry.cancel(id) }
-        return true
     }
 
-    /// How far this dispatcher has read (`position`, possibly past the durable cursor when the
-    /// messages since started nothing), the durable cursor as it last saw it, and the assistant
-    /// members of the conversations it has looked at (dropped when the log shows a change).
-    private struct Progress {
-        var position: Int?
-        var durable: Int?
-        var assistantMembers: [UUID: [Membership.KindMember]] = [:]
-    }
-
-    private let progress = NIOLockedValueBox(Progress())
-
-    private func assistantMembers(in wanted: Set<UUID>, on db: any Database) async throws -> [Membership.KindMember] {
-        let known = progress.withLockedValue { $0.assistantMembers }
-        let missing = wanted.filter { known[$0] == nil }
-        var found = known.filter { wanted.contains($0.key) }
-        if !missing.isEmpty {
-            let loaded = try await Membership.members(ofKind: .assistant, in: Array(missing), on: db)
-            let grouped = Dictionary(grouping: loaded, by: \.conversationID)
-            var fresh: [UUID: [Membership.KindMember]] = [:]
-            for id in missing { fresh[id] = grouped[id] ?? [] }
-            progress.withLockedValue { state in
-                if state.assistantMembers.count > 10_000 { state.assistantMembers.removeAll() }
-                state.assistantMembers.merge(fresh) { _, new in new }
-            }
-            found.merge(fresh) { _, new in new }
+    private func shape(of conversationID: UUID, on db: any Database) async throws -> Shape {
+        if let known = conversations.withLockedValue({ $0[conversationID] }) { return known }
+        guard let found = try await Membership.directMember(ofKind: .assistant, in: conversationID, on: db) else { return .group }
+        let shape: Shape = found.kind == .direct ? .direct(assistant: found.userID) : .group
+        conversations.withLockedValue { known in
+            if known.count > 100_000 { known.removeAll() }
+            known[conversationID] = shape
         }
-        return found.values.flatMap { $0 }
+        return shape
     }
 
     struct Trigger: Sendable {
         let message: MessageDTO
         let assistantID: UUID
-    }
-
-    /// Which assistants each message asks: a mention of a member assistant's handle, or any
-    /// message in a direct conversation with one. Assistants' own messages ask nobody.
-    static func triggers(for messages: [MessageDTO], members: [Membership.KindMember]) -> [Trigger] {
-        guard !members.isEmpty else { return [] }
-        let assistants = Set(members.map(\.userID))
-        var triggers: [Trigger] = []
-        for message in messages {
-            guard let author = UUID(uuidString: message.authorID), !assistants.contains(author),
-                  let conversation = UUID(uuidString: message.conversationID), message.body != nil
-            else { continue }
-            // The mentions the server resolved when the message was written (not the text
-            // parsed again: an @handle inside code mentions nobody).
-            let mentioned = Set(MessageFormat.mentions(in: message.content ?? []).userIDs)
-            for member in members where member.conversationID == conversation {
-                if member.conversationKind == .direct || mentioned.contains(member.userID) {
-                    triggers.append(Trigger(message: message, assistantID: member.userID))
-                }
-            }
-        }
-        return triggers
     }
 
     /// What creating one run did: the running runs it asked to stop, and the run when it was
@@ -273,24 +197,5 @@ final class AssistantDispatcher: LifecycleHandler, Sendable {
 
     struct RunJob: Codable, Sendable {
         var runID: UUID
-    }
-
-    // MARK: The cursor (the `assistant_cursor` table's SQL)
-
-    static func cursor(on db: any Database) async throws -> Int {
-        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
-        struct Row: Decodable { let position: Int }
-        return try await sql.raw("SELECT position FROM assistant_cursor WHERE name = \(bind: cursorName)")
-            .first(decoding: Row.self)?.position ?? 0
-    }
-
-    /// Moves the cursor from `old` to `new`; false when another node moved it first.
-    static func advance(from old: Int, to new: Int, on db: any Database) async throws -> Bool {
-        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
-        struct Row: Decodable { let name: String }
-        return try await sql.raw("""
-            UPDATE assistant_cursor SET position = \(bind: new) WHERE name = \(bind: cursorName) AND position = \(bind: old)
-            RETURNING name
-            """).first(decoding: Row.self) != nil
     }
 }

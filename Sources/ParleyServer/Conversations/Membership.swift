@@ -136,27 +136,33 @@ extension Membership {
         "conversation_id IN (SELECT conversation_id FROM memberships WHERE user_id = \(bind: userID))"
     }
 
-    /// A member of a given kind of user (assistants), with the conversation's kind.
-    struct KindMember: Sendable, Equatable {
-        let conversationID: UUID
-        let userID: UUID
-        let handle: String
-        let conversationKind: Conversation.Kind
+    /// Which of `userIDs` are members of the conversation and users of `kind`.
+    static func members(_ userIDs: [UUID], ofKind kind: User.Kind, in conversationID: UUID, on db: any Database) async throws -> [UUID] {
+        guard !userIDs.isEmpty else { return [] }
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let user_id: UUID }
+        return try await sql.raw("""
+            SELECT m.user_id AS user_id FROM memberships m JOIN users u ON u.id = m.user_id
+            WHERE m.conversation_id = \(bind: conversationID) AND m.user_id IN (\(binds: userIDs)) AND u.kind = \(bind: kind.rawValue)
+            """).all(decoding: Row.self).map(\.user_id)
     }
 
-    /// The members of `kind` in each of `conversationIDs`, in one statement.
-    static func members(ofKind kind: User.Kind, in conversationIDs: [UUID], on db: any Database) async throws -> [KindMember] {
-        guard !conversationIDs.isEmpty, let sql = db as? any SQLDatabase else { return [] }
-        struct Row: Decodable { let conversation_id: UUID; let user_id: UUID; let handle: String; let kind: String }
-        return try await sql.raw("""
-            SELECT m.conversation_id AS conversation_id, u.id AS user_id, u.handle AS handle, c.kind AS kind
-            FROM memberships m JOIN users u ON u.id = m.user_id JOIN conversations c ON c.id = m.conversation_id
-            WHERE u.kind = \(bind: kind.rawValue) AND m.conversation_id IN (\(binds: conversationIDs))
-            """).all(decoding: Row.self).compactMap { row in
-                Conversation.Kind(rawValue: row.kind).map {
-                    KindMember(conversationID: row.conversation_id, userID: row.user_id, handle: row.handle, conversationKind: $0)
-                }
-            }
+    /// A conversation's kind and, when it is direct, its member who is a user of `kind` (if
+    /// any); nil when there is no such conversation. Both are fixed once the conversation
+    /// exists (a direct conversation's two members cannot leave), so callers may keep them.
+    static func directMember(ofKind kind: User.Kind, in conversationID: UUID,
+                             on db: any Database) async throws -> (kind: Conversation.Kind, userID: UUID?)? {
+        guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
+        struct Row: Decodable { let kind: String; let user_id: UUID? }
+        guard let row = try await sql.raw("""
+            SELECT c.kind AS kind, CASE WHEN c.kind = \(bind: Conversation.Kind.direct.rawValue) THEN (
+                SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id
+                WHERE m.conversation_id = c.id AND u.kind = \(bind: kind.rawValue) LIMIT 1) END AS user_id
+            FROM conversations c WHERE c.id = \(bind: conversationID)
+            """).first(decoding: Row.self),
+            let conversationKind = Conversation.Kind(rawValue: row.kind)
+        else { return nil }
+        return (conversationKind, row.user_id)
     }
 
     /// Whether every one of `userIDs` is a member of the conversation.

@@ -11,7 +11,14 @@ import SQLKit
 /// publish the events on this node and wake the job workers. A rolled-back transaction
 /// leaves nothing.
 final class Outbox: Sendable {
+    /// Work another feature does in the transaction that records an event (see
+    /// `WriteGate.react(to:_:)`): the event as recorded, its conversation, and this outbox
+    /// (whose `db` is the transaction).
+    typealias Reaction = @Sendable (_ event: any DomainEvent, _ conversationID: UUID, _ outbox: Outbox) async throws -> Void
+    typealias Reactions = [EventType: [Reaction]]
+
     let db: any Database
+    private let reactions: Reactions
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -19,15 +26,30 @@ final class Outbox: Sendable {
         var jobsEnqueued = false
         var claimedJobs: [JobWorker.HandOff] = []
         var settledJobs: [UUID] = []
+        var afterCommit: [@Sendable () -> Void] = []
         var ordered = false
     }
 
-    init(db: any Database) {
+    init(db: any Database, reactions: Reactions = [:]) {
         self.db = db
+        self.reactions = reactions
     }
 
-    /// Appends an event to the log; it commits with the transaction or not at all.
+    /// Appends an event to the log; it commits with the transaction or not at all. The
+    /// reactions registered for its type run next, in this transaction.
     func record<E: DomainEvent>(_ event: E, in conversationID: UUID, visibleTo userID: UUID? = nil, at now: Date) async throws {
+        try await append(event, in: conversationID, visibleTo: userID, at: now)
+        for reaction in reactions[E.type] ?? [] { try await reaction(event, conversationID, self) }
+    }
+
+    /// Runs `action` once the transaction has committed (after the gate's observers), on the
+    /// committing task; never when it rolls back. For what must not happen to uncommitted
+    /// state, such as stopping a run this transaction marked to stop.
+    func afterCommit(_ action: @escaping @Sendable () -> Void) {
+        state.withLockedValue { $0.afterCommit.append(action) }
+    }
+
+    private func append<E: DomainEvent>(_ event: E, in conversationID: UUID, visibleTo userID: UUID?, at now: Date) async throws {
         let payload = String(decoding: try EventLog.encoder.encode(event), as: UTF8.self)
         let first = state.withLockedValue { state in
             defer { state.ordered = true }
@@ -68,7 +90,8 @@ final class Outbox: Sendable {
 
     var commit: Commit {
         state.withLockedValue {
-            Commit(events: $0.events, enqueuedJobs: $0.jobsEnqueued, claimedJobs: $0.claimedJobs, settledJobs: $0.settledJobs)
+            Commit(events: $0.events, enqueuedJobs: $0.jobsEnqueued, claimedJobs: $0.claimedJobs, settledJobs: $0.settledJobs,
+                   afterCommit: $0.afterCommit)
         }
     }
 
@@ -80,5 +103,7 @@ final class Outbox: Sendable {
         var claimedJobs: [JobWorker.HandOff] = []
         /// Jobs it marked done (a handler finishing its job in its own transaction).
         var settledJobs: [UUID] = []
+        /// What the transaction asked to do once committed (`afterCommit(_:)`).
+        var afterCommit: [@Sendable () -> Void] = []
     }
 }

@@ -89,9 +89,10 @@ final class GroupCommit: Sendable {
             if let writer {
                 let connection = DirectSQLiteDatabase(writer: writer, context: db.context)
                 try await writer.begin(on: db.eventLoop, logger: db.logger)
-                outcomes = try await Self.run(batch, on: connection, begun: true)
+                outcomes = try await Self.run(batch, gate: gate, on: connection, begun: true)
             } else {
-                outcomes = try await db.withConnection { connection in try await Self.run(batch, on: connection, begun: false) }
+                let gate = self.gate
+                outcomes = try await db.withConnection { connection in try await Self.run(batch, gate: gate, on: connection, begun: false) }
             }
         } catch {
             // Nothing committed, for any of them.
@@ -112,7 +113,7 @@ final class GroupCommit: Sendable {
 
     /// Runs `batch` in one transaction on `connection` (begun already, or begun here) and
     /// commits it; each closure's outcome, or the error that failed them all.
-    private static func run(_ batch: [Pending], on connection: any Database,
+    private static func run(_ batch: [Pending], gate: WriteGate, on connection: any Database,
                             begun: Bool) async throws -> [(outbox: Outbox, result: Result<any Sendable, any Error>)] {
         guard let sql = connection as? any SQLDatabase else { throw StorageError.notSQL }
         if !begun { try await sql.raw("BEGIN IMMEDIATE").run() }
@@ -121,14 +122,17 @@ final class GroupCommit: Sendable {
         var outcomes: [(outbox: Outbox, result: Result<any Sendable, any Error>)] = []
         do {
             for pending in batch {
-                let outbox = Outbox(db: connection)
+                let outbox = gate.outbox(on: connection)
                 if savepoints { try await sql.raw("SAVEPOINT parley_group").run() }
                 do {
                     let result = try await pending.work(connection, outbox)
                     if savepoints { try await sql.raw("RELEASE parley_group").run() }
                     outcomes.append((outbox, .success(result)))
                 } catch {
-                    guard savepoints else { throw error }
+                    guard savepoints else {
+                        outbox.rolledBack()
+                        throw error
+                    }
                     // Fails itself when SQLite already rolled the whole transaction
                     // back; then the batch fails (below).
                     try await sql.raw("ROLLBACK TO parley_group").run()

@@ -10,6 +10,7 @@ final class WriteGate: Sendable {
     /// Present on SQLite only: where write transactions queue, to be committed in groups.
     private let group = NIOLockedValueBox<GroupCommit?>(nil)
     private let observers = NIOLockedValueBox<[@Sendable (Outbox.Commit) -> Void]>([])
+    private let reactions = NIOLockedValueBox<Outbox.Reactions>([:])
 
     /// - Parameters:
     ///   - serialize: queue write transactions and commit them in groups (SQLite).
@@ -30,6 +31,21 @@ final class WriteGate: Sendable {
 
     func committed(_ commit: Outbox.Commit) {
         for observer in observers.withLockedValue({ $0 }) { observer(commit) }
+        for action in commit.afterCommit { action() }
+    }
+
+    /// Calls `reaction` inside every write transaction that records an event of `type`, right
+    /// after the event, so what it writes commits with the event or not at all: the seam for
+    /// a feature whose writes must never exist without another's (a run and the message that
+    /// asked for it). A reaction that throws fails the transaction that recorded the event.
+    /// Register before serving; transactions opened without the gate run no reactions.
+    func react(to type: EventType, _ reaction: @escaping Outbox.Reaction) {
+        reactions.withLockedValue { $0[type, default: []].append(reaction) }
+    }
+
+    /// A new transaction's outbox, carrying the registered reactions.
+    func outbox(on db: any Database) -> Outbox {
+        Outbox(db: db, reactions: reactions.withLockedValue { $0 })
     }
 }
 
@@ -52,7 +68,7 @@ extension Database {
             let opened = NIOLockedValueBox<Outbox?>(nil)
             do {
                 let (result, outbox) = try await transaction { tx in
-                    let outbox = Outbox(db: tx)
+                    let outbox = gate?.outbox(on: tx) ?? Outbox(db: tx)
                     opened.withLockedValue { $0 = outbox }
                     return (try await closure(tx, outbox), outbox)
                 }
@@ -69,7 +85,7 @@ extension Database {
         // Without a gate (a command's one-off write): one transaction of its own.
         let (result, outbox) = try await withConnection { connection in
             guard let sql = connection as? any SQLDatabase else { throw StorageError.notSQL }
-            let outbox = Outbox(db: connection)
+            let outbox = gate?.outbox(on: connection) ?? Outbox(db: connection)
             try await sql.raw("BEGIN IMMEDIATE").run()
             do {
                 let result = try await closure(connection, outbox)

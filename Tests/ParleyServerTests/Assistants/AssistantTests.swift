@@ -144,11 +144,8 @@ struct AssistantTests {
             #expect(messages.map { $0["body"] as? String } == ["hello", "Hi!"])
             #expect(model.requests.count == 1)
             #expect(model.remaining == 0)
-            // Messages that start nothing move the dispatcher on (in memory) rather than being
-            // read again and again.
-            let dispatcher = try #require(app.storage[AssistantDispatcherKey.self])
-            while try await dispatcher.dispatchOnce() {}
-            #expect(try await dispatcher.dispatchOnce() == false)
+            let runs = try await (app.db as! any SQLDatabase).raw("SELECT COUNT(*) AS n FROM assistant_runs").first()
+            #expect(try runs?.decode(column: "n", as: Int.self) == 1)
         }
     }
 
@@ -280,8 +277,6 @@ struct AssistantTests {
             let fixture = try await AssistantFixture.make(app, model: BrokenModel())
             await app.jobs.stop()
             try await app.post("@helper hello", in: fixture.conversation, by: fixture.ann)
-            let dispatcher = try #require(app.storage[AssistantDispatcherKey.self])
-            while try await dispatcher.dispatchOnce() {}
             // Make the first attempt the last one.
             try await (app.db as! any SQLDatabase).raw("UPDATE jobs SET max_attempts = 1 WHERE queue = 'assistant.run'").run()
             app.jobs.start()
@@ -348,9 +343,7 @@ struct AssistantTests {
             try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
             _ = await entered.next()
             try await app.post("@helper second", in: fixture.conversation, by: fixture.bob)
-            // The second run exists and waits.
-            let dispatcher = try #require(app.storage[AssistantDispatcherKey.self])
-            while try await dispatcher.dispatchOnce() {}
+            // The second run exists (it committed with its message) and waits.
             let statuses = try await (app.db as! any SQLDatabase).raw("SELECT status FROM assistant_runs ORDER BY trigger_seq").all()
                 .map { try $0.decode(column: "status", as: String.self) }
             #expect(statuses == ["running", "pending"])
@@ -429,29 +422,39 @@ struct AssistantTests {
         }
     }
 
-    @Test("two dispatchers reading the same messages start each run once")
-    func dispatchExactlyOnce() async throws {
+    @Test("a mention's run commits with its message or not at all: a failed send or a replayed one starts nothing")
+    func runCommitsWithItsMessage() async throws {
+        struct Refused: Error {}
         try await withParley { app, _ in
-            let fixture = try await AssistantFixture.make(app, model: ScriptedModel([]))
-            let original = try #require(app.storage[AssistantDispatcherKey.self])
-            try await original.shutdownAsync(app)
-            for n in 0..<10 { try await app.post("@helper question \(n)", in: fixture.conversation, by: fixture.ann) }
-            let gate = try #require(app.storage[WriteGateKey.self])
-            let dispatchers = (0..<3).map { _ in
-                AssistantDispatcher(database: { app.db }, writes: gate, clock: .live, domainEvents: app.domainEvents,
-                                    registry: RunRegistry(), logger: app.logger)
+            let fixture = try await AssistantFixture.make(app, model: ScriptedModel([.reply("once")]))
+            await app.jobs.stop()
+            let sql = app.db as! any SQLDatabase
+            func count(_ query: String) async throws -> Int {
+                try await sql.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: query)").first()?.decode(column: "n", as: Int.self) ?? -1
             }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for dispatcher in dispatchers {
-                    group.addTask { for _ in 0..<5 { try await dispatcher.dispatchOnce() } }
-                }
-                try await group.waitForAll()
+            let ann = try #require(UUID(uuidString: fixture.ann.id))
+            // A write after the message fails its transaction: neither the message nor its run
+            // (nor the run's job or events) exists afterwards.
+            let chat = try #require(app.storage[ChatKey.self])
+            let access = try await chat.conversations(app.db).access(try #require(UUID(uuidString: fixture.conversation)), userID: ann)
+            await #expect(throws: Refused.self) {
+                _ = try await chat.messages(app.db).send(access, SendMessageRequest(body: "@helper lost", replyTo: nil), authorID: ann,
+                                                         idempotencyKey: nil, alongside: { _, _, _ in throw Refused() })
             }
-            let rows = try await (app.db as! any SQLDatabase).raw("SELECT trigger_seq FROM assistant_runs ORDER BY trigger_seq").all()
-            #expect(try rows.map { try $0.decode(column: "trigger_seq", as: Int.self) } == Array(1...10))
-            // The first runs at once; the others wait their turn (the queue policy), with no job yet.
-            let jobs = try await (app.db as! any SQLDatabase).raw("SELECT COUNT(*) AS n FROM jobs WHERE queue = 'assistant.run'").first()
-            #expect(try jobs?.decode(column: "n", as: Int.self) == 1)
+            #expect(try await count("messages") == 0)
+            #expect(try await count("assistant_runs") == 0)
+            #expect(try await count("jobs WHERE queue = 'assistant.run'") == 0)
+            // Sent twice with one key: one message, one run, one job.
+            for _ in 0..<2 {
+                let sent = try await app.send(.POST, "v1/conversations/\(fixture.conversation)/messages", json: #"{"body":"@helper once"}"#,
+                                              token: fixture.ann.token, headers: ["Idempotency-Key": "ask-1"])
+                #expect([.created, .ok].contains(sent.status), "\(sent.body)")
+            }
+            #expect(try await count("messages") == 1)
+            #expect(try await count("assistant_runs") == 1)
+            #expect(try await count("jobs WHERE queue = 'assistant.run'") == 1)
+            app.jobs.start()
+            #expect(try await fixture.runEnd().type == "run.completed")
         }
     }
 
