@@ -206,22 +206,44 @@ struct DirectSQLiteTests {
             try await db.raw("CREATE TABLE routed_probe (k TEXT NOT NULL)").run()
             try await db.raw("INSERT INTO routed_probe (k) VALUES (\(bind: "a"))").run()
             #expect(readers.statementsPrepared == 0, "a write is not a reader's")
-            for _ in 1...3 {
+            for _ in 1...4 {
                 #expect(try await db.raw("SELECT k FROM routed_probe").all(decoding: Row.self) == [Row(k: "a")])
             }
-            #expect(readers.statementsPrepared == 1, "read three times, prepared once")
+            // The first two reads go to the pool (the first prepares the statement, the second
+            // times it); the next two, short, run on this task's thread.
+            #expect(readers.statementsPrepared == 2, "read four times, prepared once by each connection")
+            #expect(readers.inlineReads == 2)
             // In a transaction every statement is on its connection, and sees its own writes.
             try await db.transaction { tx in
                 let sql = try #require(tx as? any SQLDatabase)
                 try await sql.raw("INSERT INTO routed_probe (k) VALUES (\(bind: "b"))").run()
                 #expect(try await sql.raw("SELECT k FROM routed_probe ORDER BY k").all(decoding: Row.self) == [Row(k: "a"), Row(k: "b")])
             }
-            #expect(readers.statementsPrepared == 1)
+            #expect(readers.statementsPrepared == 2)
             // Fluent's reads go there too, and see what committed.
             let ann = try await app.user("ann")
             #expect(try await User.query(on: db).filter(\.$handle == "ann").first()?.id?.uuidString.lowercased() == ann.id.lowercased())
             #expect(try await User.query(on: db).count() >= 1)
-            #expect(readers.statementsPrepared == 3)
+            #expect(readers.statementsPrepared == 4)
+            await readers.close()
+        }
+    }
+
+    @Test("a statement whose last run was short runs on the caller's thread; a long one, and one not yet timed, on the pool")
+    func inlineReads() async throws {
+        try await withParley { app, context in
+            guard case .sqlite(let path) = context.settings.database else { return }
+            let readers = SQLiteReaders(path: path, threads: 1, inlineConnections: 1, logger: app.logger)
+            let point = "SELECT 1 AS n"
+            // Some milliseconds of work on any machine: far over the limit.
+            let long = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT COUNT(*) AS n FROM c"
+            for _ in 1...4 { _ = try await readers.read(point, []) }
+            #expect(readers.inlineReads == 2, "the pool prepared the statement, then timed it")
+            for _ in 1...3 {
+                let rows = try await readers.read(long, [])
+                #expect(try rows.first?.decode(column: "n", as: Int.self) == 300_000)
+            }
+            #expect(readers.inlineReads == 2, "the long statement stayed on the pool")
             await readers.close()
         }
     }

@@ -1,3 +1,4 @@
+import Dispatch
 import FluentKit
 import FluentSQL
 import Logging
@@ -18,6 +19,14 @@ import VaporCSQLite
 /// before the task resumes. Long reads (search, exports) hold a thread of this pool, never one
 /// of Swift's cooperative pool or an event loop. In WAL mode a reader never waits for the
 /// writer, so a thread is only ever busy with SQLite's own work.
+///
+/// A short read does not move at all: a statement whose last execution took under
+/// `inlineLimit` runs on the calling task's thread, on a connection kept for that, as the
+/// write connection's statements do. The two thread switches of a trip through the pool cost
+/// more than such a read (a point lookup by key takes 10-50 µs). A statement not yet timed
+/// (a run that prepared it is not timed), one whose last run was slow, and a read that finds
+/// the inline connections busy go to the pool; a statement that grows slow (its table grew) goes back there after one
+/// slow run, so a long read holds the caller's thread at most once in a row.
 final class SQLiteReaders: Sendable {
     private let connections: [DirectSQLiteConnection]
     /// Indexes of the connections no thread is using. The pool has as many threads as there are
@@ -27,19 +36,61 @@ final class SQLiteReaders: Sendable {
     /// The threads start with the first read (a command that reads nothing starts none); after
     /// `close()` none start again.
     private let state = NIOLockedValueBox((started: false, closed: false))
+    /// Connections for reads run on the caller's thread, and which of them are free.
+    private let inline: [DirectSQLiteConnection]
+    private let freeInline: NIOLockedValueBox<[Int]>
+    /// Statement text → how long its last execution took, in microseconds.
+    private let costs = NIOLockedValueBox<[String: Double]>([:])
+    private let inlineCount = NIOLockedValueBox(0)
 
-    init(path: String, threads: Int, logger: Logger) {
+    /// Reads whose statement last ran in under this many microseconds run inline.
+    static let inlineLimit = 500.0
+    /// Statement texts whose times are kept (texts with values written into them would grow
+    /// the map without bound: it starts over past this).
+    static let costLimit = 2_048
+
+    init(path: String, threads: Int, inlineConnections: Int = System.coreCount, logger: Logger) {
         let threads = max(1, threads)
         pool = NIOThreadPool(numberOfThreads: threads)
         connections = (0..<threads).map { _ in DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger, readOnly: true) }
         free = NIOLockedValueBox(Array(0..<threads))
+        inline = (0..<max(0, inlineConnections)).map { _ in
+            DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger, readOnly: true)
+        }
+        freeInline = NIOLockedValueBox(Array(inline.indices))
     }
 
-    /// Runs one read-only statement and returns its rows.
+    /// Runs one read-only statement and returns its rows: here when it has been short lately,
+    /// otherwise on the pool.
     func read(_ sql: String, _ binds: [SQLiteData]) async throws -> [DirectSQLiteRow] {
-        try await withCheckedThrowingContinuation { continuation in
+        if let cost = costs.withLockedValue({ $0[sql] }), cost < Self.inlineLimit, !state.withLockedValue({ $0.closed }),
+           let index = freeInline.withLockedValue({ $0.popLast() }) {
+            defer { freeInline.withLockedValue { $0.append(index) } }
+            inlineCount.withLockedValue { $0 += 1 }
+            return try timed(sql, binds, on: inline[index])
+        }
+        return try await withCheckedThrowingContinuation { continuation in
             submit(sql, binds) { continuation.resume(with: $0) }
         }
+    }
+
+    /// How many reads ran on the caller's thread.
+    var inlineReads: Int { inlineCount.withLockedValue { $0 } }
+
+    /// Runs `sql` on `connection` and notes how long it took, unless the connection had to
+    /// prepare it first (once per connection, and the first use opens the file): that time
+    /// says nothing of the next run.
+    private func timed(_ sql: String, _ binds: [SQLiteData], on connection: DirectSQLiteConnection) throws -> [DirectSQLiteRow] {
+        let prepared = connection.statementsPrepared
+        let start = DispatchTime.now().uptimeNanoseconds
+        let rows = try connection.execute(sql, binds)
+        let micros = Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000
+        guard connection.statementsPrepared == prepared else { return rows }
+        costs.withLockedValue { costs in
+            if costs.count >= Self.costLimit, costs[sql] == nil { costs.removeAll() }
+            costs[sql] = micros
+        }
+        return rows
     }
 
     /// Runs one read-only statement and completes `promise` with its rows.
@@ -57,7 +108,7 @@ final class SQLiteReaders: Sendable {
         guard open else {
             return done(.failure(DirectSQLiteError(code: SQLITE_MISUSE, message: "the read connections are closed")))
         }
-        pool.submit { [connections, free] state in
+        pool.submit { [self] state in
             guard case .active = state else {
                 return done(.failure(DirectSQLiteError(code: SQLITE_MISUSE, message: "the read connections are closed")))
             }
@@ -65,12 +116,12 @@ final class SQLiteReaders: Sendable {
                 return done(.failure(DirectSQLiteError(code: SQLITE_MISUSE, message: "no free read connection")))
             }
             defer { free.withLockedValue { $0.append(index) } }
-            done(Result { try connections[index].execute(sql, binds) })
+            done(Result { try timed(sql, binds, on: connections[index]) })
         }
     }
 
     /// Statements the read connections prepared so far (each keeps what it prepared).
-    var statementsPrepared: Int { connections.reduce(0) { $0 + $1.statementsPrepared } }
+    var statementsPrepared: Int { (connections + inline).reduce(0) { $0 + $1.statementsPrepared } }
 
     /// Marks the readers closed; whether their threads had started.
     private func closing() -> Bool {
@@ -83,13 +134,13 @@ final class SQLiteReaders: Sendable {
     /// Stops the threads and closes the connections.
     func close() async {
         if closing() { try? await pool.shutdownGracefully() }
-        for connection in connections { connection.close() }
+        for connection in connections + inline { connection.close() }
     }
 
     /// `close()`, for callers that cannot wait asynchronously.
     func closeSync() {
         if closing() { try? pool.syncShutdownGracefully() }
-        for connection in connections { connection.close() }
+        for connection in connections + inline { connection.close() }
     }
 }
 
