@@ -23,7 +23,10 @@ import VaporCSQLite
 /// A short read does not move at all: a statement whose last execution took under
 /// `inlineLimit` runs on the calling task's thread, on a connection kept for that, as the
 /// write connection's statements do. The two thread switches of a trip through the pool cost
-/// more than such a read (a point lookup by key takes 10-50 µs). A statement not yet timed
+/// more than such a read (a point lookup by key takes 10-50 µs). The limit is low on purpose:
+/// a read runs on an event loop's thread, and with reads of up to 0.5 ms inline (the
+/// assistants' history reads) the loaded assistants benchmark's first-delta p99 rose from
+/// about 230 to 350-500 ms. A statement not yet timed
 /// (a run that prepared it is not timed), one whose last run was slow, and a read that finds
 /// the inline connections busy go to the pool; a statement that grows slow (its table grew) goes back there after one
 /// slow run, so a long read holds the caller's thread at most once in a row.
@@ -44,7 +47,7 @@ final class SQLiteReaders: Sendable {
     private let inlineCount = NIOLockedValueBox(0)
 
     /// Reads whose statement last ran in under this many microseconds run inline.
-    static let inlineLimit = 500.0
+    static let inlineLimit = 100.0
     /// Statement texts whose times are kept (texts with values written into them would grow
     /// the map without bound: it starts over past this).
     static let costLimit = 2_048
