@@ -226,7 +226,7 @@ struct DirectSQLiteTests {
         }
     }
 
-    @Test("a statement whose last run was short runs on the caller's thread; a long one, and one not yet timed, on the pool")
+    @Test("a statement short eight times in a row runs on the caller's thread; a long one, and one not yet short that often, on the pool")
     func inlineReads() async throws {
         try await withParley { app, context in
             guard case .sqlite(let path) = context.settings.database else { return }
@@ -234,19 +234,36 @@ struct DirectSQLiteTests {
             let point = "SELECT 1 AS n"
             // Some milliseconds of work on any machine: far over the limit.
             let long = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT COUNT(*) AS n FROM c"
-            // The pool prepares the statement, then times it; then it runs here. (A run the
-            // scheduler interrupted may take longer and send the next one to the pool: of
-            // twenty, most run here.)
-            _ = try await readers.read(point, [])
-            #expect(readers.inlineReads == 0, "a statement not yet timed goes to the pool")
-            for _ in 1...20 { _ = try await readers.read(point, []) }
+            // The pool runs it until it has been short eight times in a row; then it runs here
+            // (the inline connection's first run, which opens the file, is slow: eight more on
+            // the pool). A run the scheduler interrupts starts the count again: of forty, at
+            // least ten run here.
+            for _ in 1...SQLiteReaders.inlineAfter { _ = try await readers.read(point, []) }
+            #expect(readers.inlineReads == 0, "a statement not yet short eight times goes to the pool")
+            for _ in 1...40 { _ = try await readers.read(point, []) }
             let inline = readers.inlineReads
-            #expect(inline >= 10, "\(inline) of 20 short reads ran on the caller's thread")
+            #expect(inline >= 10, "\(inline) of 40 short reads ran on the caller's thread")
             for _ in 1...3 {
                 let rows = try await readers.read(long, [])
                 #expect(try rows.first?.decode(column: "n", as: Int.self) == 300_000)
             }
             #expect(readers.inlineReads == inline, "the long statement stayed on the pool")
+            // A statement whose binds make it long: once it runs inline (short until now), one
+            // long run sends it back to the pool.
+            let counted = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?1) SELECT COUNT(*) AS n FROM c"
+            // Short runs until two in a row ran inline (the first inline run prepares the
+            // statement on its connection, and may be slow enough to start the count again).
+            var inlineInARow = 0, shortRuns = 0
+            while inlineInARow < 2, shortRuns < 500 {
+                let before = readers.inlineReads
+                _ = try await readers.read(counted, [.integer(2)])
+                inlineInARow = readers.inlineReads > before ? inlineInARow + 1 : 0
+                shortRuns += 1
+            }
+            #expect(inlineInARow == 2, "short runs moved it inline")
+            let settled = readers.inlineReads
+            for _ in 1...3 { _ = try await readers.read(counted, [.integer(300_000)]) }
+            #expect(readers.inlineReads == settled + 1, "of three long runs, only the first ran inline")
             await readers.close()
         }
     }

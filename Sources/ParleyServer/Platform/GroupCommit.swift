@@ -133,11 +133,11 @@ final class GroupCommit: Sendable {
                         outbox.rolledBack()
                         throw error
                     }
+                    outbox.rolledBack()
                     // Fails itself when SQLite already rolled the whole transaction
                     // back; then the batch fails (below).
                     try await sql.raw("ROLLBACK TO parley_group").run()
                     try await sql.raw("RELEASE parley_group").run()
-                    outbox.rolledBack()
                     outcomes.append((outbox, .failure(error)))
                 }
             }

@@ -20,16 +20,17 @@ import VaporCSQLite
 /// of Swift's cooperative pool or an event loop. In WAL mode a reader never waits for the
 /// writer, so a thread is only ever busy with SQLite's own work.
 ///
-/// A short read does not move at all: a statement whose last execution took under
-/// `inlineLimit` runs on the calling task's thread, on a connection kept for that, as the
-/// write connection's statements do. The two thread switches of a trip through the pool cost
-/// more than such a read (a point lookup by key takes 10-50 µs). The limit is low on purpose:
-/// a read runs on an event loop's thread, and with reads of up to 0.5 ms inline (the
-/// assistants' history reads) the loaded assistants benchmark's first-delta p99 rose from
-/// about 230 to 350-500 ms. A statement not yet timed
-/// (a run that prepared it is not timed), one whose last run was slow, and a read that finds
-/// the inline connections busy go to the pool; a statement that grows slow (its table grew) goes back there after one
-/// slow run, so a long read holds the caller's thread at most once in a row.
+/// A short read does not move at all: a statement whose last `inlineAfter` executions each
+/// took under `inlineLimit` runs on the calling task's thread, on a connection kept for
+/// that, as the write connection's statements do. The two thread switches of a trip through
+/// the pool cost more than such a read (a point lookup by key takes 10-50 µs). A task's
+/// thread is an event loop's here, so the rule is strict: one slow run (however its binds
+/// made it slow: a search for a common word) sends the statement back to the pool until it
+/// has again been short that many times in a row, so a statement that is sometimes long
+/// runs inline at most once in `inlineAfter + 1` of its runs; and there are fewer inline
+/// connections than event loops, so a slow inline read holds one loop at most. With reads
+/// of up to 0.5 ms inline (the assistants' history reads) the loaded assistants
+/// benchmark's first-delta p99 rose from about 230 to 350-500 ms; at 0.1 ms it did not.
 final class SQLiteReaders: Sendable {
     private let connections: [DirectSQLiteConnection]
     /// Indexes of the connections no thread is using. The pool has as many threads as there are
@@ -42,17 +43,19 @@ final class SQLiteReaders: Sendable {
     /// Connections for reads run on the caller's thread, and which of them are free.
     private let inline: [DirectSQLiteConnection]
     private let freeInline: NIOLockedValueBox<[Int]>
-    /// Statement text → how long its last execution took, in microseconds.
-    private let costs = NIOLockedValueBox<[String: Double]>([:])
+    /// Statement text → how many of its last executions in a row were short.
+    private let streaks = NIOLockedValueBox<[String: Int]>([:])
     private let inlineCount = NIOLockedValueBox(0)
 
-    /// Reads whose statement last ran in under this many microseconds run inline.
+    /// A run under this many microseconds is short.
     static let inlineLimit = 100.0
-    /// Statement texts whose times are kept (texts with values written into them would grow
+    /// Short runs in a row after which a statement runs inline.
+    static let inlineAfter = 8
+    /// Statement texts whose streaks are kept (texts with values written into them would grow
     /// the map without bound: it starts over past this).
     static let costLimit = 2_048
 
-    init(path: String, threads: Int, inlineConnections: Int = System.coreCount, logger: Logger) {
+    init(path: String, threads: Int, inlineConnections: Int = max(1, System.coreCount / 2), logger: Logger) {
         let threads = max(1, threads)
         pool = NIOThreadPool(numberOfThreads: threads)
         connections = (0..<threads).map { _ in DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger, readOnly: true) }
@@ -66,7 +69,7 @@ final class SQLiteReaders: Sendable {
     /// Runs one read-only statement and returns its rows: here when it has been short lately,
     /// otherwise on the pool.
     func read(_ sql: String, _ binds: [SQLiteData]) async throws -> [DirectSQLiteRow] {
-        if let cost = costs.withLockedValue({ $0[sql] }), cost < Self.inlineLimit, !state.withLockedValue({ $0.closed }),
+        if streaks.withLockedValue({ $0[sql] ?? 0 }) >= Self.inlineAfter, !state.withLockedValue({ $0.closed }),
            let index = freeInline.withLockedValue({ $0.popLast() }) {
             defer { freeInline.withLockedValue { $0.append(index) } }
             inlineCount.withLockedValue { $0 += 1 }
@@ -80,18 +83,14 @@ final class SQLiteReaders: Sendable {
     /// How many reads ran on the caller's thread.
     var inlineReads: Int { inlineCount.withLockedValue { $0 } }
 
-    /// Runs `sql` on `connection` and notes how long it took, unless the connection had to
-    /// prepare it first (once per connection, and the first use opens the file): that time
-    /// says nothing of the next run.
+    /// Runs `sql` on `connection` and notes whether it was short.
     private func timed(_ sql: String, _ binds: [SQLiteData], on connection: DirectSQLiteConnection) throws -> [DirectSQLiteRow] {
-        let prepared = connection.statementsPrepared
         let start = DispatchTime.now().uptimeNanoseconds
         let rows = try connection.execute(sql, binds)
-        let micros = Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000
-        guard connection.statementsPrepared == prepared else { return rows }
-        costs.withLockedValue { costs in
-            if costs.count >= Self.costLimit, costs[sql] == nil { costs.removeAll() }
-            costs[sql] = micros
+        let short = Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000 < Self.inlineLimit
+        streaks.withLockedValue { streaks in
+            if streaks.count >= Self.costLimit, streaks[sql] == nil { streaks.removeAll() }
+            streaks[sql] = short ? (streaks[sql] ?? 0) + 1 : 0
         }
         return rows
     }

@@ -49,9 +49,12 @@ struct AssistantTests {
             let hub = try #require(app.storage[EventHubKey.self])
             let bobID = try #require(UUID(uuidString: fixture.bob.id))
             let subscription = try await hub.subscribe(userID: bobID)
-            let commits = NIOLockedValueBox<[[EventType]]>([])
+            // Observers run in the order they were added, so the run's end may reach the test's
+            // subscription before this one: it opens a latch the test waits on.
+            let replyWithEnd = Latch()
             try #require(app.storage[WriteGateKey.self]).onCommit { commit in
-                commits.withLockedValue { $0.append(commit.events.map(\.type)) }
+                let types = commit.events.map(\.type)
+                if types.contains(.messageCreated) && types.contains(.runCompleted) { replyWithEnd.open() }
             }
             try await app.post("no mention here", in: fixture.conversation, by: fixture.ann)
             try await app.post("@helper what is the answer?", in: fixture.conversation, by: fixture.ann)
@@ -61,7 +64,8 @@ struct AssistantTests {
             #expect(end.type == "run.completed", "\(end.data)")
             #expect(end.data["reply_seq"] as? Int == 3)
             // The reply and the run's end commit together: no moment with one and not the other.
-            #expect(commits.withLockedValue { $0 }.contains { $0.contains(.messageCreated) && $0.contains(.runCompleted) })
+            // (Were they apart, no commit would open the latch and the test would time out.)
+            await replyWithEnd.wait()
 
             // Bob's connection saw the deltas (in order, adding up to the reply), then the stored reply.
             var text = ""
@@ -397,6 +401,33 @@ struct AssistantTests {
             let end = try await fixture.runEnd()
             #expect(end.type == "run.completed")
             #expect(end.data["trigger_seq"] as? Int == 2)
+        }
+    }
+
+    @Test("an interrupting message whose send rolls back leaves the running run alone")
+    func interruptRolledBack() async throws {
+        struct Refused: Error {}
+        try await withParley { app, _ in
+            let gate = GateModel(reply: "done")
+            let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"interrupt""#, model: gate)
+            var entered = gate.entered.makeAsyncIterator()
+            try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
+            _ = await entered.next()
+            let ann = try #require(UUID(uuidString: fixture.ann.id))
+            let chat = try #require(app.storage[ChatKey.self])
+            let access = try await chat.conversations(app.db).access(try #require(UUID(uuidString: fixture.conversation)), userID: ann)
+            await #expect(throws: Refused.self) {
+                _ = try await chat.messages(app.db).send(access, SendMessageRequest(body: "@helper actually", replyTo: nil), authorID: ann,
+                                                         idempotencyKey: nil, alongside: { _, _, _ in throw Refused() })
+            }
+            let rows = try await (app.db as! any SQLDatabase).raw("SELECT status, cancel_requested FROM assistant_runs").all()
+            #expect(rows.count == 1)
+            #expect(try rows.first?.decode(column: "status", as: String.self) == "running")
+            #expect(try rows.first?.decode(column: "cancel_requested", as: Bool.self) == false)
+            gate.release()
+            let end = try await fixture.runEnd()
+            #expect(end.type == "run.completed", "\(end.data)")
+            #expect(end.data["trigger_seq"] as? Int == 1)
         }
     }
 
