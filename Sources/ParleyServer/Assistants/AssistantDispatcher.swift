@@ -68,7 +68,7 @@ final class AssistantDispatcher: Sendable {
         }
         guard !asked.isEmpty else { return }
         let configs = try await Assistant.configurations(asked, on: tx)
-        let now = clock.now()
+        let now = clock.now(), registry = self.registry
         for assistantID in asked {
             guard let config = configs[assistantID] else { continue }
             let started = try await Self.start(Trigger(message: message, assistantID: assistantID), policy: config.busyPolicy, at: now,
@@ -77,7 +77,6 @@ final class AssistantDispatcher: Sendable {
             if let run = started.startedHere { registry.handOff(run, config) }
             // Runs this node executes stop once the interrupting message commits; other nodes
             // see the flag within a second.
-            let registry = self.registry
             for id in started.stopping { outbox.afterCommit { registry.cancel(id) } }
         }
     }

@@ -129,11 +129,8 @@ final class GroupCommit: Sendable {
                     if savepoints { try await sql.raw("RELEASE parley_group").run() }
                     outcomes.append((outbox, .success(result)))
                 } catch {
-                    guard savepoints else {
-                        outbox.rolledBack()
-                        throw error
-                    }
                     outbox.rolledBack()
+                    guard savepoints else { throw error }
                     // Fails itself when SQLite already rolled the whole transaction
                     // back; then the batch fails (below).
                     try await sql.raw("ROLLBACK TO parley_group").run()

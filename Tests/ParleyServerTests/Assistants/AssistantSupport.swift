@@ -59,6 +59,22 @@ struct AssistantFixture {
     func run(_ id: String, as user: TestUser? = nil) async throws -> JSONResponse {
         try await app.send(.GET, "v1/runs/\(id)", token: (user ?? ann).token)
     }
+
+    /// The error `sendFailingAfterward` makes the send's transaction fail with.
+    struct Refused: Error {}
+
+    /// Ann sends `body` through the message service with a write after the message that
+    /// throws `Refused`, so the send's transaction (the message and whatever reacted to it)
+    /// rolls back.
+    func sendFailingAfterward(_ body: String) async throws {
+        let ann = try #require(UUID(uuidString: self.ann.id))
+        let chat = try #require(app.storage[ChatKey.self])
+        let access = try await chat.conversations(app.db).access(try #require(UUID(uuidString: conversation)), userID: ann)
+        await #expect(throws: Refused.self) {
+            _ = try await chat.messages(app.db).send(access, SendMessageRequest(body: body, replyTo: nil), authorID: ann,
+                                                     idempotencyKey: nil, alongside: { _, _, _ in throw Refused() })
+        }
+    }
 }
 
 /// A model that waits for the test to let each request through, so a run can be held

@@ -406,20 +406,13 @@ struct AssistantTests {
 
     @Test("an interrupting message whose send rolls back leaves the running run alone")
     func interruptRolledBack() async throws {
-        struct Refused: Error {}
         try await withParley { app, _ in
             let gate = GateModel(reply: "done")
             let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"interrupt""#, model: gate)
             var entered = gate.entered.makeAsyncIterator()
             try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
             _ = await entered.next()
-            let ann = try #require(UUID(uuidString: fixture.ann.id))
-            let chat = try #require(app.storage[ChatKey.self])
-            let access = try await chat.conversations(app.db).access(try #require(UUID(uuidString: fixture.conversation)), userID: ann)
-            await #expect(throws: Refused.self) {
-                _ = try await chat.messages(app.db).send(access, SendMessageRequest(body: "@helper actually", replyTo: nil), authorID: ann,
-                                                         idempotencyKey: nil, alongside: { _, _, _ in throw Refused() })
-            }
+            try await fixture.sendFailingAfterward("@helper actually")
             let rows = try await (app.db as! any SQLDatabase).raw("SELECT status, cancel_requested FROM assistant_runs").all()
             #expect(rows.count == 1)
             #expect(try rows.first?.decode(column: "status", as: String.self) == "running")
@@ -455,7 +448,6 @@ struct AssistantTests {
 
     @Test("a mention's run commits with its message or not at all: a failed send or a replayed one starts nothing")
     func runCommitsWithItsMessage() async throws {
-        struct Refused: Error {}
         try await withParley { app, _ in
             let fixture = try await AssistantFixture.make(app, model: ScriptedModel([.reply("once")]))
             await app.jobs.stop()
@@ -463,15 +455,9 @@ struct AssistantTests {
             func count(_ query: String) async throws -> Int {
                 try await sql.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: query)").first()?.decode(column: "n", as: Int.self) ?? -1
             }
-            let ann = try #require(UUID(uuidString: fixture.ann.id))
             // A write after the message fails its transaction: neither the message nor its run
             // (nor the run's job or events) exists afterwards.
-            let chat = try #require(app.storage[ChatKey.self])
-            let access = try await chat.conversations(app.db).access(try #require(UUID(uuidString: fixture.conversation)), userID: ann)
-            await #expect(throws: Refused.self) {
-                _ = try await chat.messages(app.db).send(access, SendMessageRequest(body: "@helper lost", replyTo: nil), authorID: ann,
-                                                         idempotencyKey: nil, alongside: { _, _, _ in throw Refused() })
-            }
+            try await fixture.sendFailingAfterward("@helper lost")
             #expect(try await count("messages") == 0)
             #expect(try await count("assistant_runs") == 0)
             #expect(try await count("jobs WHERE queue = 'assistant.run'") == 0)
