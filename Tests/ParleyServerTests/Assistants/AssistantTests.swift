@@ -361,6 +361,53 @@ struct AssistantTests {
         }
     }
 
+    @Test("a run that ends while a message queues another behind it (PostgreSQL) leaves that one queued, never stranded",
+          .enabled(if: TestDatabase.postgresURL != nil), .timeLimit(.minutes(1)))
+    func endRacesQueuedMessage() async throws {
+        try await withParley { app, _ in
+            let gate = GateModel(reply: "done")
+            let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"queue""#, model: gate)
+            let sql = try #require(app.db as? any SQLDatabase)
+            var entered = gate.entered.makeAsyncIterator()
+            try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
+            let first = try #require(try await fixture.next(["run.started"]).data["id"] as? String)
+            let firstID = try #require(UUID(uuidString: first))
+            _ = await entered.next()
+            // Bob's send stops inside its transaction, its pending run written, not committed.
+            let inside = Latch(), release = Latch()
+            defer { release.open() }
+            try #require(app.storage[WriteGateKey.self]).react(to: MessageSent.type) { event, _, _ in
+                guard (event as? MessageSent)?.message.body == "@helper second" else { return }
+                inside.open()
+                await release.wait()
+            }
+            let second = Task { try await app.post("@helper second", in: fixture.conversation, by: fixture.bob) }
+            await inside.wait()
+            // The first run is cancelled, so it ends with no reply of its own to post.
+            #expect(try await app.send(.POST, "v1/runs/\(first)/cancel", token: fixture.ann.token).status == .ok)
+            // Wait until the end has committed, or waits for a lock Bob's send holds: either way
+            // it has decided, or will decide only after Bob's send, what runs next.
+            while true {
+                let ended = try await sql.raw("SELECT 1 AS x FROM assistant_runs WHERE id = \(bind: firstID) AND status = 'cancelled'").all()
+                let waiting = try await sql.raw("SELECT 1 AS x FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").all()
+                if !ended.isEmpty || !waiting.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            release.open()
+            _ = try await second.value
+            #expect(try await fixture.runEnd().type == "run.cancelled")
+            // Bob's run was promoted with the end (queued, or running once a worker took it).
+            let status = try await sql.raw("SELECT status FROM assistant_runs WHERE trigger_seq = 2").first()?
+                .decode(column: "status", as: String.self)
+            try #require(status == "queued" || status == "running", "\(status ?? "none")")
+            _ = await entered.next()
+            gate.release()
+            let end = try await fixture.runEnd()
+            #expect(end.type == "run.completed")
+            #expect(end.data["trigger_seq"] as? Int == 2)
+        }
+    }
+
     @Test("a message during a run is refused with a visible notice under the reject policy")
     func busyReject() async throws {
         try await withParley { app, _ in
