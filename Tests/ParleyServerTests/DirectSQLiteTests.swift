@@ -73,6 +73,29 @@ struct DirectSQLiteTests {
         }
     }
 
+    @Test("a kept statement whose plan a bound value shapes is not compiled again while the value stays; fewer values leave the rest NULL")
+    func keepsPlans() async throws {
+        try await withWriter { _, writer, _ in
+            // SQLite plans `LIMIT ?` with the bound value, so a new value (or cleared ones)
+            // makes it compile the statement again.
+            let sql = "SELECT value FROM json_each('[1,2,3]') LIMIT ?1"
+            #expect(try writer.execute(sql, [.integer(2)]).count == 2)
+            let first = try #require(writer.recompilations(of: sql))
+            for _ in 1...4 {
+                #expect(try writer.execute(sql, [.integer(2)]).count == 2)
+            }
+            #expect(writer.recompilations(of: sql) == first)
+            #expect(try writer.execute(sql, [.integer(1)]).count == 1)
+            #expect(writer.recompilations(of: sql) == first + 1)
+            // A parameter not given is NULL, not the last execution's value.
+            let pair = "SELECT ?1 AS a, ?2 AS b"
+            _ = try writer.execute(pair, [.integer(1), .integer(2)])
+            let row = try #require(try writer.execute(pair, [.integer(3)]).first)
+            #expect(row.values.count == 2)
+            #expect(row.values[1] == .null, "\(row.values)")
+        }
+    }
+
     @Test("a full cache finalizes its least recently used statement, so texts that vary pass through without pushing out those in use")
     func leastRecentlyUsed() async throws {
         try await withParley { app, context in

@@ -54,6 +54,8 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     private struct CachedStatement {
         let handle: OpaquePointer
         let columns: DirectSQLiteColumns
+        /// How many values it takes (`?`s).
+        var parameters: Int { Int(sqlite_nio_sqlite3_bind_parameter_count(handle)) }
         /// How often SQLite had prepared it again when `columns` were read.
         var reprepared: Int32 = 0
         var lastUsed: UInt64 = 0
@@ -122,10 +124,13 @@ final class DirectSQLiteConnection: @unchecked Sendable {
             let db = try openLocked()
             let statement = try preparedLocked(sql, on: db)
             let handle = statement.handle
-            defer {
-                sqlite_nio_sqlite3_reset(handle)
-                sqlite_nio_sqlite3_clear_bindings(handle)
-            }
+            defer { sqlite_nio_sqlite3_reset(handle) }
+            // The last execution's values stay bound and are overwritten here: clearing them
+            // would expire every statement whose plan SQLite lets a bound value shape (a
+            // `LIMIT ?`, an equality with 0 or 1), and `step` would then compile it again
+            // each time (4 % of an assistant run's CPU went to that). Only a call with fewer
+            // values than parameters clears them, so the rest are NULL as before.
+            if binds.count < statement.parameters { sqlite_nio_sqlite3_clear_bindings(handle) }
             for (index, bind) in binds.enumerated() {
                 try check(Self.bind(bind, at: Int32(index + 1), to: handle), on: db)
             }
@@ -169,6 +174,12 @@ final class DirectSQLiteConnection: @unchecked Sendable {
 
     /// How many statements were prepared (not found kept) since the connection was made.
     var statementsPrepared: Int { lock.withLock { prepares } }
+
+    /// How often SQLite compiled the kept statement `sql` again before running it (nil when
+    /// it is not kept).
+    func recompilations(of sql: String) -> Int? {
+        lock.withLock { statements[sql].map { Int(Self.reprepareCount($0.handle)) } }
+    }
 
     /// Finalizes the kept statements and closes the connection; later use fails.
     func close() {
