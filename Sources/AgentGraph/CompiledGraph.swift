@@ -153,7 +153,7 @@ public final class CompiledGraph<S: GraphState>: Sendable {
         let heartbeat = Task {
             let interval = config.leaseDuration / 3
             while !Task.isCancelled {
-                do { try await Task.sleep(for: interval) } catch { return }
+                do { try await environment.timer(interval) } catch { return }
                 await writer.renew()
             }
         }

@@ -35,20 +35,25 @@ public struct RunConfig: Sendable {
     }
 }
 
-/// The clock, the backoff sleep and the jitter source, injectable for tests.
+/// The clock, the backoff sleep and the jitter source, injectable for tests, and the timer
+/// a run waits on for its lease's heartbeat and its nodes' timeouts (`Task.sleep` unless the
+/// host has a cheaper one, such as its event loops' timers).
 public struct RunEnvironment: Sendable {
     public var now: @Sendable () -> Date
     public var sleep: @Sendable (Duration) async throws -> Void
     public var random: @Sendable () -> Double
+    public var timer: @Sendable (Duration) async throws -> Void
 
     public init(
         now: @escaping @Sendable () -> Date,
         sleep: @escaping @Sendable (Duration) async throws -> Void,
-        random: @escaping @Sendable () -> Double
+        random: @escaping @Sendable () -> Double,
+        timer: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
         self.now = now
         self.sleep = sleep
         self.random = random
+        self.timer = timer
     }
 
     public static let live = RunEnvironment(

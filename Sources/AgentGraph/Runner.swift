@@ -158,7 +158,7 @@ struct TaskRunner<S: GraphState>: Sendable {
             let update: StateUpdate<S>
             if let timeout {
                 let action = definition.specs[index].action
-                update = try await Self.withTimeout(timeout) { [state] in try await action(state, task.payload, context) }
+                update = try await Self.withTimeout(timeout, timer: scope.config.environment.timer) { [state] in try await action(state, task.payload, context) }
             } else {
                 update = try await definition.specs[index].action(state, task.payload, context)
             }
@@ -178,11 +178,12 @@ struct TaskRunner<S: GraphState>: Sendable {
     private struct TimedOut: Error {}
 
     /// Runs `body`, cancelling it once `limit` has passed.
-    static func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    static func withTimeout<T: Sendable>(_ limit: Duration, timer: @escaping @Sendable (Duration) async throws -> Void,
+                                         _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(for: limit)
+                try await timer(limit)
                 throw TimedOut()
             }
             defer { group.cancelAll() }

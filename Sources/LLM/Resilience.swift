@@ -63,11 +63,15 @@ public struct TimeoutModel: ChatModel {
     public let base: any ChatModel
     public var firstToken: Duration
     public var total: Duration
+    /// Its `sleep` times the deadlines.
+    public var environment: ResilienceEnvironment
 
-    public init(_ base: any ChatModel, firstToken: Duration = .seconds(30), total: Duration = .seconds(300)) {
+    public init(_ base: any ChatModel, firstToken: Duration = .seconds(30), total: Duration = .seconds(300),
+                environment: ResilienceEnvironment = .live) {
         self.base = base
         self.firstToken = firstToken
         self.total = total
+        self.environment = environment
     }
 
     public func complete(_ request: ChatRequest) async throws(LLMError) -> ChatResponse {
@@ -75,7 +79,7 @@ public struct TimeoutModel: ChatModel {
     }
 
     public func stream(_ request: ChatRequest) -> AsyncThrowingStream<ChatDelta, any Error> {
-        let base = self.base, firstToken = self.firstToken, total = self.total
+        let base = self.base, firstToken = self.firstToken, total = self.total, sleep = environment.sleep
         return .running { continuation in
             let started = Flag()
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -87,11 +91,11 @@ public struct TimeoutModel: ChatModel {
                 }
                 group.addTask {
                     if firstToken < total {
-                        try await Task.sleep(for: firstToken)
+                        try await sleep(firstToken)
                         if !started.isSet { throw LLMError.timedOut("no first token within \(firstToken)") }
-                        try await Task.sleep(for: total - firstToken)
+                        try await sleep(total - firstToken)
                     } else {
-                        try await Task.sleep(for: total)
+                        try await sleep(total)
                     }
                     throw LLMError.timedOut("the reply took longer than \(total)")
                 }

@@ -102,7 +102,7 @@ final class DeltaStream: Sendable {
                 return
             }
             Task {
-                try? await Task.sleep(for: duration)
+                try? await LoopTimer.sleep(for: duration)
                 let due = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
                     guard let pause = state.pause, pause.id == id else { return nil }
                     state.pause = nil

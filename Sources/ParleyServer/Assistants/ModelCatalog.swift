@@ -59,8 +59,9 @@ final class ModelCatalog: Sendable {
         case .scripted:
             return ScriptedProviderModel(script: provider.script, wordDelay: provider.wordDelay)
         }
-        let timed = TimeoutModel(base, firstToken: provider.firstTokenTimeout, total: provider.totalTimeout)
-        let retried = RetryingModel(timed, maxAttempts: 3)
+        let environment = ResilienceEnvironment(sleep: LoopTimer.sleep)
+        let timed = TimeoutModel(base, firstToken: provider.firstTokenTimeout, total: provider.totalTimeout, environment: environment)
+        let retried = RetryingModel(timed, maxAttempts: 3, environment: environment)
         let key = provider.name + "/" + model
         return breakers.withLockedValue { breakers in
             if let breaker = breakers[key] { return breaker }

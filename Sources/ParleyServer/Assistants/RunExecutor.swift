@@ -117,6 +117,7 @@ final class RunExecutor: Sendable {
         var config = RunConfig(threadID: run.threadID)
         config.recursionLimit = assistant.maxSteps
         config.durability = .sync
+        config.environment.timer = LoopTimer.sleep
         // Shorter than the job's lease, so whoever takes the job over finds the thread free.
         config.leaseDuration = .seconds(20)
         // A run that never started has a thread of its own, never written: it is taken with the
@@ -156,7 +157,7 @@ final class RunExecutor: Sendable {
         let deadline = ContinuousClock.now + .seconds(assistant.runTimeoutSeconds)
         let watcher = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                try? await LoopTimer.sleep(for: .seconds(1))
                 if Task.isCancelled { return }
                 if ContinuousClock.now >= deadline { stop(.deadline); return }
                 if (try? await AssistantRun.cancelRequested(runID, on: d.database())) == true { stop(.cancelled); return }

@@ -262,7 +262,7 @@ final class JobWorker: LifecycleHandler, Sendable {
         let wakeUps = self.wakeUps, interval = options.pollInterval
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await wakeUps.wait() }
-            group.addTask { try? await Task.sleep(for: interval) }
+            group.addTask { try? await LoopTimer.sleep(for: interval) }
             await group.next()
             group.cancelAll()
         }
@@ -282,7 +282,7 @@ final class JobWorker: LifecycleHandler, Sendable {
                 // Renew at a third of the lease, so two renewals may fail before it runs out.
                 let every = queue.lease / 3
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: every)
+                    try? await LoopTimer.sleep(for: every)
                     if Task.isCancelled { break }
                     let held = (try? await queue.renew(job, on: database())) ?? true
                     if !held {

@@ -36,7 +36,7 @@ final class LogWatch: Sendable {
                 }
                 woken = await withTaskGroup(of: Bool.self) { group in
                     group.addTask { await wakeUps.wait(); return true }
-                    group.addTask { try? await Task.sleep(for: pollInterval); return false }
+                    group.addTask { try? await LoopTimer.sleep(for: pollInterval); return false }
                     let first = await group.next() ?? false
                     group.cancelAll()
                     return first
