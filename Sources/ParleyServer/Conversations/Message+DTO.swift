@@ -46,7 +46,9 @@ struct MessageDTO: Content {
         case citations, content, attachments, moderation
     }
 
-    init(_ message: Message, reactions: [ReactionSummaryDTO] = [], replyCount: Int = 0) throws {
+    /// - Parameter content: the message's structure when the caller has it parsed already
+    ///   (otherwise it is read from the stored JSON).
+    init(_ message: Message, reactions: [ReactionSummaryDTO] = [], replyCount: Int = 0, content: [MessageFormat.Node]? = nil) throws {
         id = try message.requireID().wire
         conversationID = message.$conversation.id.wire
         seq = message.seq
@@ -63,7 +65,7 @@ struct MessageDTO: Content {
             : message.citationsJSON.flatMap { try? EventLog.decoder.decode([MessageCitation].self, from: Data($0.utf8)) }
         // Messages from before structures were stored are parsed now (their mentions stay text).
         self.content = message.isDeleted ? nil
-            : message.contentJSON.flatMap { try? EventLog.decoder.decode([MessageFormat.Node].self, from: Data($0.utf8)) }
+            : content ?? message.contentJSON.flatMap { try? EventLog.decoder.decode([MessageFormat.Node].self, from: Data($0.utf8)) }
                 ?? MessageFormat.parse(message.body)
         self.attachments = message.isDeleted ? []
             : message.attachmentsJSON.flatMap { try? EventLog.decoder.decode([MessageAttachment].self, from: Data($0.utf8)) } ?? []

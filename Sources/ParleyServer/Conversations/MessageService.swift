@@ -158,13 +158,13 @@ struct MessageService: Sendable {
         let now = clock.now()
         let hooks = self.hooks
         do {
-            let message: Message = try await db.writeTransaction(writes) { tx, outbox in
+            let sent: MessageDTO = try await db.writeTransaction(writes) { tx, outbox in
                 guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
                 let message = Message(conversationID: conversationID, seq: 0, authorID: authorID, body: body,
                                       replyToID: replyTarget?.id, replyToSeq: replyTarget?.seq,
                                       idempotencyKey: idempotencyKey, requestDigest: idempotencyKey == nil ? nil : digest, at: now)
                 if !citations.isEmpty { message.citationsJSON = String(decoding: try EventLog.encoder.encode(citations), as: UTF8.self) }
-                message.contentJSON = content
+                message.contentJSON = content.json
                 Self.mark(message, with: verdict)
                 if !fileIDs.isEmpty {
                     let files = try await attachments.attach(fileIDs, to: message.id!, in: conversationID, by: authorID, tx: tx)
@@ -173,11 +173,13 @@ struct MessageService: Sendable {
                 }
                 message.seq = try await Self.insert(message, on: sql)
                 try hooks.afterSeqAssigned?(message.seq)
-                try await Self.record(message, as: MessageSent.self, in: outbox, at: now)
+                // Built once, from the structure as parsed, for the event and the answer.
+                let whole = try MessageDTO(message, content: content.nodes)
+                try await Self.record(message, as: MessageSent.self, in: outbox, at: now, whole: whole)
                 try await alongside?(tx, outbox, message.seq)
-                return message
+                return whole
             }
-            return Sent(message: try MessageDTO(message), replayed: false)
+            return Sent(message: sent, replayed: false)
         } catch where (error as? any DatabaseError)?.isConstraintFailure == true && idempotencyKey != nil {
             // The key was used before (or by a concurrent request that won): answer as it was answered.
             if let earlier = try await replay(key: idempotencyKey!, authorID: authorID, digest: digest, viewer: authorID) {
@@ -355,7 +357,7 @@ struct MessageService: Sendable {
         }
         guard newBody != message.body || newReply?.id != message.replyToID else { return message }
 
-        let content = newBody == message.body ? message.contentJSON : try await structure(of: newBody, in: access)
+        let content = newBody == message.body ? message.contentJSON : try await structure(of: newBody, in: access).json
         // An edit is looked at again; it never clears a mark a moderator has yet to look at.
         if newBody != message.body {
             let verdict = try await screen(newBody, in: access.conversationID, by: editorID)
@@ -404,10 +406,10 @@ struct MessageService: Sendable {
     }
 
     /// Records a message's event as the members see it; a held message is also recorded
-    /// whole for its author's other devices.
-    private static func record<E: WrappingEvent>(_ message: Message, as _: E.Type, in outbox: Outbox, at now: Date) async throws
-        where E.Value == MessageDTO {
-        let whole = try MessageDTO(message)
+    /// whole for its author's other devices. `whole` is its DTO when the caller has it already.
+    private static func record<E: WrappingEvent>(_ message: Message, as _: E.Type, in outbox: Outbox, at now: Date,
+                                                 whole: MessageDTO? = nil) async throws where E.Value == MessageDTO {
+        let whole = try whole ?? MessageDTO(message)
         try await outbox.record(E(whole.seen(by: nil)), in: message.$conversation.id, at: now)
         if whole.moderation?.state == .held {
             try await outbox.record(MessageHeld(whole), in: message.$conversation.id, visibleTo: message.$author.id, at: now)
@@ -451,9 +453,9 @@ struct MessageService: Sendable {
     /// only its owner and admins may use them.
     static let wideMentionLimit = 50
 
-    /// The structure of a body (`[MessageFormat.Node]` as JSON), its `@handle`s resolved against
-    /// the conversation's members.
-    private func structure(of body: String, in access: ConversationService.Access) async throws -> String {
+    /// The structure of a body, its `@handle`s resolved against the conversation's members,
+    /// and the same as stored (JSON).
+    private func structure(of body: String, in access: ConversationService.Access) async throws -> (nodes: [MessageFormat.Node], json: String) {
         let handles = MessageFormat.mentionedHandles(in: body)
         let members = try await Membership.members(withHandles: handles, in: access.conversationID, on: db)
         let nodes = MessageFormat.parse(body, members: members)
@@ -462,7 +464,7 @@ struct MessageService: Sendable {
             throw ValidationError(field: "body", code: "mention_not_allowed",
                                   message: "@channel and @here in a conversation of more than \(Self.wideMentionLimit) members are for its owner and admins")
         }
-        return String(decoding: try EventLog.encoder.encode(nodes), as: UTF8.self)
+        return (nodes, String(decoding: try EventLog.encoder.encode(nodes), as: UTF8.self))
     }
 
     static func checkPrecondition(_ ifMatch: String?, _ message: Message) throws {
