@@ -28,9 +28,11 @@ import VaporCSQLite
 /// made it slow: a search for a common word) sends the statement back to the pool until it
 /// has again been short that many times in a row, so a statement that is sometimes long
 /// runs inline at most once in `inlineAfter + 1` of its runs; and there are fewer inline
-/// connections than event loops, so a slow inline read holds one loop at most. With reads
-/// of up to 0.5 ms inline (the assistants' history reads) the loaded assistants
-/// benchmark's first-delta p99 rose from about 230 to 350-500 ms; at 0.1 ms it did not.
+/// connections than event loops, so a slow inline read holds one loop at most. Only point
+/// reads are short enough: with reads of up to 0.5 ms inline the loaded assistants
+/// benchmark's first-delta p99 rose from about 230 to 350-500 ms, and with up to 0.1 ms (once
+/// statements were no longer compiled again at each run, which let the assistants' 70 µs
+/// history read in) from about 200 to 260-330 ms; at 40 µs it stayed at about 200.
 final class SQLiteReaders: Sendable {
     private let connections: [DirectSQLiteConnection]
     /// Indexes of the connections no thread is using. The pool has as many threads as there are
@@ -48,7 +50,7 @@ final class SQLiteReaders: Sendable {
     private let inlineCount = NIOLockedValueBox(0)
 
     /// A run under this many microseconds is short.
-    static let inlineLimit = 100.0
+    static let inlineLimit = 40.0
     /// Short runs in a row after which a statement runs inline.
     static let inlineAfter = 8
     /// Statement texts whose streaks are kept (texts with values written into them would grow
