@@ -364,7 +364,9 @@ struct AssistantTests {
     @Test("a run that ends while a message queues another behind it (PostgreSQL) leaves that one queued, never stranded",
           .enabled(if: TestDatabase.postgresURL != nil), .timeLimit(.minutes(1)))
     func endRacesQueuedMessage() async throws {
-        try await withParley { app, _ in
+        // Bob's open transaction and the run's waiting end each hold a connection, and a pool
+        // is per event loop: room enough that the test's own reads never wait behind them.
+        try await withParley({ $0.postgresConnectionsPerEventLoop = 8 }) { app, _ in
             let gate = GateModel(reply: "done")
             let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"queue""#, model: gate)
             let sql = try #require(app.db as? any SQLDatabase)
