@@ -1,6 +1,7 @@
 import Fluent
 import Foundation
 import SQLKit
+import SQLiteNIO
 import Testing
 import Vapor
 @testable import ParleyServer
@@ -73,7 +74,7 @@ struct DirectSQLiteTests {
         }
     }
 
-    @Test("a kept statement whose plan a bound value shapes is not compiled again while the value stays; fewer values leave the rest NULL")
+    @Test("a kept statement whose plan a bound value shapes is not compiled again while its values stay, unless they are large; fewer values leave the rest NULL")
     func keepsPlans() async throws {
         try await withWriter { _, writer, _ in
             // SQLite plans `LIMIT ?` with the bound value, so a new value (or cleared ones)
@@ -87,6 +88,17 @@ struct DirectSQLiteTests {
             #expect(writer.recompilations(of: sql) == first)
             #expect(try writer.execute(sql, [.integer(1)]).count == 1)
             #expect(writer.recompilations(of: sql) == first + 1)
+            // A large value is not kept past its execution (clearing it makes the next run
+            // compile the statement again); a small one is.
+            let sized = "SELECT length(?2) AS n FROM json_each('[1,2,3]') LIMIT ?1"
+            let small: [SQLiteData] = [.integer(2), .text("small")], large: [SQLiteData] = [.integer(2), .text(String(repeating: "x", count: 100_000))]
+            _ = try writer.execute(sized, small)
+            let settled = try #require(writer.recompilations(of: sized))
+            _ = try writer.execute(sized, small)
+            #expect(writer.recompilations(of: sized) == settled)
+            _ = try writer.execute(sized, large)
+            _ = try writer.execute(sized, large)
+            #expect(writer.recompilations(of: sized) == settled + 1, "the large value was cleared after the first of the two runs")
             // A parameter not given is NULL, not the last execution's value.
             let pair = "SELECT ?1 AS a, ?2 AS b"
             _ = try writer.execute(pair, [.integer(1), .integer(2)])

@@ -116,6 +116,9 @@ final class DirectSQLiteConnection: @unchecked Sendable {
     /// As `DatabaseSetup.sqlitePragmas` sets it.
     static let busyTimeoutMilliseconds: Int32 = 10_000
 
+    /// Bound values, in bytes of text and blobs, a kept statement may hold on to after it ran.
+    static let keptBindingBytes = 64 * 1024
+
     /// Runs one statement with `binds` on this thread and returns its rows. The rows are
     /// handed over after the lock is released, so whatever the caller does with them may run
     /// statements on this connection again.
@@ -124,14 +127,24 @@ final class DirectSQLiteConnection: @unchecked Sendable {
             let db = try openLocked()
             let statement = try preparedLocked(sql, on: db)
             let handle = statement.handle
-            defer { sqlite_nio_sqlite3_reset(handle) }
             // The last execution's values stay bound and are overwritten here: clearing them
             // would expire every statement whose plan SQLite lets a bound value shape (a
             // `LIMIT ?`, an equality with 0 or 1), and `step` would then compile it again
             // each time (4 % of an assistant run's CPU went to that). Only a call with fewer
-            // values than parameters clears them, so the rest are NULL as before.
+            // values than parameters clears them first, so the rest are NULL as before; and
+            // large values (SQLite's copies) are not kept past the execution.
+            var bytes = 0
+            defer {
+                sqlite_nio_sqlite3_reset(handle)
+                if bytes > Self.keptBindingBytes { sqlite_nio_sqlite3_clear_bindings(handle) }
+            }
             if binds.count < statement.parameters { sqlite_nio_sqlite3_clear_bindings(handle) }
             for (index, bind) in binds.enumerated() {
+                switch bind {
+                case .text(let text): bytes += text.utf8.count
+                case .blob(let blob): bytes += blob.readableBytes
+                default: break
+                }
                 try check(Self.bind(bind, at: Int32(index + 1), to: handle), on: db)
             }
             var columns = statement.columns
