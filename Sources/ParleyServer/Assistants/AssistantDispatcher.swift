@@ -184,10 +184,10 @@ final class AssistantDispatcher: Sendable {
     }
 
     /// Queues the oldest pending run of the assistant in the conversation, when none is
-    /// queued or running there any more. Call it after the transaction has recorded an
-    /// event: on PostgreSQL the first event takes the event log's order lock, which a send
-    /// holds from its message to its commit, so a run that a concurrent send creates
-    /// `pending` behind the ending one is either seen here or sees that one ended.
+    /// queued or running there any more. Call it holding the event log's order lock (after
+    /// `Outbox.holdOrder()` or an event): on PostgreSQL a send holds it from its message to
+    /// its commit, so a run that a concurrent send creates `pending` behind the ending one is
+    /// either seen here or sees that one ended.
     static func promoteNext(assistantID: UUID, conversationID: UUID, at now: Date, tx: any Database, outbox: Outbox) async throws {
         let active = try await AssistantRun.active(assistantID: assistantID, conversationID: conversationID, on: tx)
         guard !active.contains(where: { $0.status == .queued || $0.status == .running }),

@@ -243,6 +243,7 @@ struct AssistantService: Sendable {
         let json = String(decoding: try EventLog.encoder.encode(decision), as: UTF8.self)
         let now = clock.now()
         let updated: AssistantRun? = try await db.writeTransaction(writes) { tx, outbox in
+            try await outbox.holdOrder()
             guard let current = try await AssistantRun.transitioned(id, from: [.awaitingApproval], to: .queued, set: [("decision", json)], on: tx)
             else { return nil }
             try await AssistantRunStep.append(runID: id, kind: "approval", name: request.tool, startedAt: now, durationMS: 0,
@@ -269,6 +270,8 @@ struct AssistantService: Sendable {
             if run.status == .running {
                 return try await AssistantRun.transitioned(id, from: [.running], to: .running, set: [("cancel_requested", true)], on: tx)
             }
+            // Before the run's row: a send under the interrupt policy takes the two the same way.
+            try await outbox.holdOrder()
             guard let current = try await AssistantRun.transitioned(id, from: [run.status], to: .cancelled,
                                                                      set: [("finished_at", now), ("error", "cancelled"), ("cancel_requested", true)], on: tx)
             else { return nil }

@@ -243,6 +243,7 @@ final class RunExecutor: Sendable {
         if first { run.startedAt = now }
         let started = RunDTO(run), conversationID = run.conversationID
         try await d.database().writeTransaction(d.writes) { tx, outbox in
+            try await outbox.holdOrder()
             guard try await AssistantRun.transition(id, from: [.queued, .running], to: .running,
                                                     set: first ? [("started_at", now)] : [], on: tx), first
             else { return }
@@ -259,6 +260,7 @@ final class RunExecutor: Sendable {
         let round = run.approvalRound + 1
         let trace = traces.withLockedValue { $0[id] }
         let moved: Bool = try await d.database().writeTransaction(d.writes) { tx, outbox in
+            try await outbox.holdOrder()
             if let trace, let sql = tx as? any SQLDatabase { try await trace.flush(on: sql) }
             guard let current = try await AssistantRun.transitioned(
                 id, from: [.running, .queued], to: .awaitingApproval,
@@ -317,6 +319,8 @@ final class RunExecutor: Sendable {
         if !citations.isEmpty { extra.append(("citations", String(decoding: try EventLog.encoder.encode(citations), as: UTF8.self))) }
         let trace = traces.withLockedValue { $0[id] }
         let end: @Sendable (any Database, Outbox, Int?) async throws -> AssistantRun? = { [extra] tx, outbox, replySeq in
+            // Before the run's row: a send under the interrupt policy takes the two the same way.
+            try await outbox.holdOrder()
             if let trace, let sql = tx as? any SQLDatabase { try await trace.flush(on: sql) }
             var set = extra
             if let replySeq { set.append(("reply_seq", replySeq)) }

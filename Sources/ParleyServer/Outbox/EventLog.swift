@@ -24,6 +24,14 @@ enum EventLog {
     /// skip an event that commits late. (SQLite has one writer, so the order holds already.)
     static let orderLockKey = 0x7061_726C_6579
 
+    /// Takes the order lock now (PostgreSQL; nothing on SQLite), held until commit. The
+    /// transaction's first event still takes it (again, which PostgreSQL allows) and queues
+    /// the notification.
+    static func holdOrder(on db: any Database) async throws {
+        guard let sql = db as? any SQLDatabase, sql.dialect.name == "postgresql" else { return }
+        try await sql.raw("SELECT pg_advisory_xact_lock(\(unsafeRaw: String(orderLockKey)))").run()
+    }
+
     /// Inserts one event and returns its id. On PostgreSQL the transaction's first event also
     /// takes the order lock and queues the notification every node's listener gets on commit,
     /// in the same statement: the lock is held from there through the commit, so one round

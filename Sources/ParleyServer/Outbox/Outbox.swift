@@ -42,6 +42,14 @@ final class Outbox: Sendable {
         for reaction in reactions[E.type] ?? [] { try await reaction(event, conversationID, self) }
     }
 
+    /// Takes the event log's order lock now, as the transaction's first event would (on
+    /// PostgreSQL). For a transaction that changes rows a send may change after its own first
+    /// event (an assistant's runs), before it touches them: both then take the two locks in
+    /// the same order, and never wait on each other in a deadlock.
+    func holdOrder() async throws {
+        try await EventLog.holdOrder(on: db)
+    }
+
     /// Runs `action` once the transaction has committed (after the gate's observers), on the
     /// committing task; never when it rolls back. For what must not happen to uncommitted
     /// state, such as stopping a run this transaction marked to stop.

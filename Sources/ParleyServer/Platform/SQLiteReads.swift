@@ -57,7 +57,12 @@ final class SQLiteReaders: Sendable {
     /// the map without bound: it starts over past this).
     static let costLimit = 2_048
 
-    init(path: String, threads: Int, inlineConnections: Int = max(1, System.coreCount / 2), logger: Logger) {
+    /// A run under this many microseconds is short (`inlineLimit` unless a test sets another).
+    private let shortRun: Double
+
+    init(path: String, threads: Int, inlineConnections: Int = max(1, System.coreCount / 2), inlineLimit: Double = SQLiteReaders.inlineLimit,
+         logger: Logger) {
+        shortRun = inlineLimit
         let threads = max(1, threads)
         pool = NIOThreadPool(numberOfThreads: threads)
         connections = (0..<threads).map { _ in DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger, readOnly: true) }
@@ -89,7 +94,7 @@ final class SQLiteReaders: Sendable {
     private func timed(_ sql: String, _ binds: [SQLiteData], on connection: DirectSQLiteConnection) throws -> [DirectSQLiteRow] {
         let start = DispatchTime.now().uptimeNanoseconds
         let rows = try connection.execute(sql, binds)
-        let short = Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000 < Self.inlineLimit
+        let short = Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000 < shortRun
         streaks.withLockedValue { streaks in
             if streaks.count >= Self.costLimit, streaks[sql] == nil { streaks.removeAll() }
             streaks[sql] = short ? (streaks[sql] ?? 0) + 1 : 0

@@ -377,9 +377,13 @@ struct AssistantTests {
             _ = await entered.next()
             // Bob's send stops inside its transaction, its pending run written, not committed.
             let inside = Latch(), release = Latch()
+            let bobsSession = NIOLockedValueBox<Int?>(nil)
             defer { release.open() }
-            try #require(app.storage[WriteGateKey.self]).react(to: MessageSent.type) { event, _, _ in
+            try #require(app.storage[WriteGateKey.self]).react(to: MessageSent.type) { event, _, outbox in
                 guard (event as? MessageSent)?.message.body == "@helper second" else { return }
+                let pid = try await (outbox.db as? any SQLDatabase)?.raw("SELECT pg_backend_pid() AS pid").first()?
+                    .decode(column: "pid", as: Int.self)
+                bobsSession.withLockedValue { $0 = pid }
                 inside.open()
                 await release.wait()
             }
@@ -389,9 +393,10 @@ struct AssistantTests {
             #expect(try await app.send(.POST, "v1/runs/\(first)/cancel", token: fixture.ann.token).status == .ok)
             // Wait until the end has committed, or waits for a lock Bob's send holds: either way
             // it has decided, or will decide only after Bob's send, what runs next.
+            let bob = try #require(bobsSession.withLockedValue { $0 })
             while true {
                 let ended = try await sql.raw("SELECT 1 AS x FROM assistant_runs WHERE id = \(bind: firstID) AND status = 'cancelled'").all()
-                let waiting = try await sql.raw("SELECT 1 AS x FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").all()
+                let waiting = try await sql.raw("SELECT 1 AS x FROM pg_stat_activity WHERE \(bind: bob) = ANY(pg_blocking_pids(pid))").all()
                 if !ended.isEmpty || !waiting.isEmpty { break }
                 try await Task.sleep(for: .milliseconds(5))
             }
