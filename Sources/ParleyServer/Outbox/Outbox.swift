@@ -47,6 +47,8 @@ final class Outbox: Sendable {
     /// event (an assistant's runs), before it touches them: both then take the two locks in
     /// the same order, and never wait on each other in a deadlock.
     func holdOrder() async throws {
+        // A transaction that recorded an event holds it already.
+        guard !state.withLockedValue({ $0.ordered }) else { return }
         try await EventLog.holdOrder(on: db)
     }
 

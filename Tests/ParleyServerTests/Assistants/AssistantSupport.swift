@@ -36,6 +36,19 @@ struct AssistantFixture {
         return AssistantFixture(app: app, admin: admin, ann: ann, bob: bob, assistantID: assistantID, conversation: conversation, events: events)
     }
 
+    /// A fixture whose assistant has `policy` (its busy policy) and answers through a
+    /// `GateModel`, with a first run ("@helper first", by Ann) already held in the model;
+    /// `entered` yields as each later request reaches the model.
+    static func busy(_ app: Application, policy: String) async throws
+        -> (fixture: AssistantFixture, gate: GateModel, entered: AsyncStream<Void>.Iterator) {
+        let gate = GateModel(reply: "done")
+        let fixture = try await make(app, assistant: #""busy_policy":"\#(policy)""#, model: gate)
+        var entered = gate.entered.makeAsyncIterator()
+        try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
+        _ = await entered.next()
+        return (fixture, gate, entered)
+    }
+
     /// Waits for the next committed event of one of `types` and returns its data.
     func next(_ types: Set<String>) async throws -> (type: String, data: [String: Any]) {
         for await delivery in events {

@@ -341,11 +341,8 @@ struct AssistantTests {
     @Test("a message during a run waits under the queue policy")
     func busyQueue() async throws {
         try await withParley { app, _ in
-            let gate = GateModel(reply: "done")
-            let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"queue""#, model: gate)
-            var entered = gate.entered.makeAsyncIterator()
-            try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
-            _ = await entered.next()
+            let (fixture, gate, held) = try await AssistantFixture.busy(app, policy: "queue")
+            var entered = held
             try await app.post("@helper second", in: fixture.conversation, by: fixture.bob)
             // The second run exists (it committed with its message) and waits.
             let statuses = try await (app.db as! any SQLDatabase).raw("SELECT status FROM assistant_runs ORDER BY trigger_seq").all()
@@ -367,14 +364,11 @@ struct AssistantTests {
         // Bob's open transaction and the run's waiting end each hold a connection, and a pool
         // is per event loop: room enough that the test's own reads never wait behind them.
         try await withParley({ $0.postgresConnectionsPerEventLoop = 8 }) { app, _ in
-            let gate = GateModel(reply: "done")
-            let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"queue""#, model: gate)
+            let (fixture, gate, held) = try await AssistantFixture.busy(app, policy: "queue")
+            var entered = held
             let sql = try #require(app.db as? any SQLDatabase)
-            var entered = gate.entered.makeAsyncIterator()
-            try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
             let first = try #require(try await fixture.next(["run.started"]).data["id"] as? String)
             let firstID = try #require(UUID(uuidString: first))
-            _ = await entered.next()
             // Bob's send stops inside its transaction, its pending run written, not committed.
             let inside = Latch(), release = Latch()
             let bobsSession = NIOLockedValueBox<Int?>(nil)
@@ -418,11 +412,7 @@ struct AssistantTests {
     @Test("a message during a run is refused with a visible notice under the reject policy")
     func busyReject() async throws {
         try await withParley { app, _ in
-            let gate = GateModel(reply: "done")
-            let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"reject""#, model: gate)
-            var entered = gate.entered.makeAsyncIterator()
-            try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
-            _ = await entered.next()
+            let (fixture, gate, _) = try await AssistantFixture.busy(app, policy: "reject")
             try await app.post("@helper second", in: fixture.conversation, by: fixture.bob)
             // The notice comes from the rejected run's job while the first still runs.
             var notice = try await fixture.next(["message.created"])
@@ -441,11 +431,8 @@ struct AssistantTests {
     @Test("a message during a run cancels it under the interrupt policy, and the new one answers")
     func busyInterrupt() async throws {
         try await withParley { app, _ in
-            let gate = GateModel(reply: "done")
-            let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"interrupt""#, model: gate)
-            var entered = gate.entered.makeAsyncIterator()
-            try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
-            _ = await entered.next()
+            let (fixture, gate, held) = try await AssistantFixture.busy(app, policy: "interrupt")
+            var entered = held
             try await app.post("@helper actually, this", in: fixture.conversation, by: fixture.ann)
             let cancelled = try await fixture.runEnd()
             #expect(cancelled.type == "run.cancelled")
@@ -461,11 +448,7 @@ struct AssistantTests {
     @Test("an interrupting message whose send rolls back leaves the running run alone")
     func interruptRolledBack() async throws {
         try await withParley { app, _ in
-            let gate = GateModel(reply: "done")
-            let fixture = try await AssistantFixture.make(app, assistant: #""busy_policy":"interrupt""#, model: gate)
-            var entered = gate.entered.makeAsyncIterator()
-            try await app.post("@helper first", in: fixture.conversation, by: fixture.ann)
-            _ = await entered.next()
+            let (fixture, gate, _) = try await AssistantFixture.busy(app, policy: "interrupt")
             try await fixture.sendFailingAfterward("@helper actually")
             let rows = try await (app.db as! any SQLDatabase).raw("SELECT status, cancel_requested FROM assistant_runs").all()
             #expect(rows.count == 1)
