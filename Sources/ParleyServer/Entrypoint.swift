@@ -9,8 +9,9 @@ import Vapor
 public enum ParleyMain {
     public static func run() async {
         // Swift concurrency's jobs run on NIO's event loops instead of separate dispatch
-        // threads: far fewer thread hops and wake-ups per request (Vapor's template does the same).
-        let onEventLoops = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        // threads: far fewer thread hops and wake-ups per request. As the generic executor,
+        // not NIO's own way (see ConcurrencyOnEventLoops).
+        let onEventLoops = ConcurrencyOnEventLoops.install()
         let settings: Settings
         do {
             settings = try Settings.load(from: ProcessInfo.processInfo.environment)
