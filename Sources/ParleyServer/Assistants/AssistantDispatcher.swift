@@ -137,7 +137,7 @@ final class AssistantDispatcher: Sendable {
             }
         }
         let run = AssistantRun()
-        let runID = UUID()
+        let runID = UUID.timeOrdered()
         run.id = runID
         run.assistantID = trigger.assistantID
         run.conversationID = conversationID

@@ -279,7 +279,7 @@ final class AssistantRunStep: Model, @unchecked Sendable {
                        on sql: any SQLDatabase) async throws {
         try await sql.raw("""
             INSERT INTO assistant_run_steps (id, run_id, position, kind, name, started_at, duration_ms, detail)
-            SELECT \(bind: UUID()), \(bind: runID), COALESCE(MAX(position), 0) + 1, \(bind: kind), \(bind: name),
+            SELECT \(bind: UUID.timeOrdered()), \(bind: runID), COALESCE(MAX(position), 0) + 1, \(bind: kind), \(bind: name),
                    \(bind: startedAt), \(bind: durationMS), \(bind: detail.jsonText)
             FROM assistant_run_steps WHERE run_id = \(bind: runID)
             """).run()

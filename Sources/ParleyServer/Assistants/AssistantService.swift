@@ -27,7 +27,7 @@ struct AssistantService: Sendable {
         let handle = AccountService.validateHandle(input.handle, into: &validator)
         let displayName = input.displayName == nil ? handle : validator.text(input.displayName, "display_name", length: 1...64)
         let assistant = Assistant()
-        assistant.id = UUID()
+        assistant.id = UUID.timeOrdered()
         assistant.provider = "default"
         assistant.model = "default"
         assistant.systemPrompt = ""

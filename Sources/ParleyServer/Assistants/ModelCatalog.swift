@@ -130,7 +130,7 @@ struct ScriptedProviderModel: ChatModel {
         AsyncThrowingStream { continuation in
             if !calledTools, let tool = request.tools.first, request.toolChoice != .none {
                 let arguments = tool.name == "recent_messages" ? #"{"limit":5}"# : "{}"
-                continuation.yield(.toolCall(index: 0, id: "call_" + UUID().uuidString.prefix(8).lowercased(), name: tool.name, arguments: arguments))
+                continuation.yield(.toolCall(index: 0, id: "call_" + String(UInt32.random(in: .min ... .max), radix: 16), name: tool.name, arguments: arguments))
                 continuation.yield(.usage(Usage(promptTokens: request.messages.count * 16, completionTokens: 8)))
                 continuation.yield(.finish(.toolCalls))
             } else {

@@ -32,7 +32,7 @@ final class Conversation: Model, @unchecked Sendable {
 
     init() {}
 
-    init(id: UUID = UUID(), kind: Kind, visibility: Visibility?, title: String?, topic: String?,
+    init(id: UUID = UUID.timeOrdered(), kind: Kind, visibility: Visibility?, title: String?, topic: String?,
          directKey: String?, creatorID: UUID, at now: Date) {
         self.id = id
         self.kind = kind

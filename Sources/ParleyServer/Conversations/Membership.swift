@@ -244,7 +244,7 @@ extension Membership {
         struct Row: Decodable { let id: UUID }
         return try await sql.raw("""
             INSERT INTO memberships (id, conversation_id, user_id, role, last_read_seq, muted, joined_at)
-            SELECT \(bind: UUID()), c.id, \(bind: userID), \(bind: Role.member.rawValue), c.last_seq, \(bind: false), \(bind: now)
+            SELECT \(bind: UUID.timeOrdered()), c.id, \(bind: userID), \(bind: Role.member.rawValue), c.last_seq, \(bind: false), \(bind: now)
             FROM conversations c WHERE c.id = \(bind: conversationID) AND c.deleted_at IS NULL
             ON CONFLICT DO NOTHING RETURNING id
             """).first(decoding: Row.self) != nil

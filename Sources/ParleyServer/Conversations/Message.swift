@@ -47,7 +47,7 @@ final class Message: Model, @unchecked Sendable {
 
     init() {}
 
-    init(id: UUID = UUID(), conversationID: UUID, seq: Int, authorID: UUID, body: String, replyToID: UUID?,
+    init(id: UUID = UUID.timeOrdered(), conversationID: UUID, seq: Int, authorID: UUID, body: String, replyToID: UUID?,
          replyToSeq: Int?, idempotencyKey: String?, requestDigest: String?, at now: Date) {
         self.id = id
         self.$conversation.id = conversationID

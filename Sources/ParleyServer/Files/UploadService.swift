@@ -38,7 +38,7 @@ struct UploadService: Sendable {
             }
         }
         try await dependencies.store.keep(staged)
-        let file = StoredFile(id: UUID(), uploaderID: uploaderID, digest: staged.digest, size: staged.size, mediaType: type.mediaType,
+        let file = StoredFile(id: UUID.timeOrdered(), uploaderID: uploaderID, digest: staged.digest, size: staged.size, mediaType: type.mediaType,
                               name: FileName.sanitize(name), width: type.width, height: type.height,
                               createdAt: dependencies.clock.now())
         let now = file.createdAt

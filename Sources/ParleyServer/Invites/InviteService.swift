@@ -40,7 +40,7 @@ struct InviteService: Sendable {
             throw InviteError.mayNotInvite
         }
         let now = clock.now()
-        let invite = Invite(id: UUID(), conversationID: conversationID, createdBy: caller.userID, maxUses: input.maxUses, uses: 0,
+        let invite = Invite(id: UUID.timeOrdered(), conversationID: conversationID, createdBy: caller.userID, maxUses: input.maxUses, uses: 0,
                             expiresAt: input.expiresIn.map { now.addingTimeInterval($0) }, revokedAt: nil, createdAt: now)
         let token = OpaqueToken.generate()
         try await db.writeTransaction(writes) { tx in try await Invite.insert(invite, token: token, on: tx) }

@@ -98,7 +98,7 @@ struct JobQueue: Sendable {
         guard !job.queue.isEmpty, job.maxAttempts >= 1 else { throw JobQueueError.invalidJob }
         let queue = slot.queue
         struct Row: Decodable { let id: UUID }
-        let id = UUID()
+        let id = UUID.timeOrdered()
         guard try await sql.raw("""
             INSERT INTO jobs (id, queue, payload, state, dedupe_key, attempts, max_attempts, run_at, created_at, locked_by, lease_expires_at)
             VALUES (\(bind: id), \(bind: job.queue), \(bind: job.payload), \(bind: Job.State.running.rawValue), \(bind: job.dedupeKey),
@@ -119,7 +119,7 @@ struct JobQueue: Sendable {
         guard let sql = db as? any SQLDatabase else { throw StorageError.notSQL }
         guard !job.queue.isEmpty, job.maxAttempts >= 1 else { throw JobQueueError.invalidJob }
         struct Row: Decodable { let id: UUID }
-        let id = UUID()
+        let id = UUID.timeOrdered()
         return try await sql.raw("""
             INSERT INTO jobs (id, queue, payload, state, dedupe_key, attempts, max_attempts, run_at, created_at)
             VALUES (\(bind: id), \(bind: job.queue), \(bind: job.payload), \(bind: Job.State.queued.rawValue), \(bind: job.dedupeKey),

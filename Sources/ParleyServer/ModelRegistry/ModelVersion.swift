@@ -49,7 +49,7 @@ final class ModelVersion: Model, @unchecked Sendable {
 
     init(name: String, version: Int, algorithm: String, hyperparameters: String, dataHash: String, exampleCount: Int,
          report: String, trainedBy: UUID?, artifact: Data, at now: Date) {
-        self.id = UUID()
+        self.id = UUID.timeOrdered()
         self.name = name
         self.version = version
         self.algorithm = algorithm

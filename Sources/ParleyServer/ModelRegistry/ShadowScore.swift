@@ -38,7 +38,7 @@ final class ShadowScore: Model, @unchecked Sendable {
                      "production_score", "shadow_score", "created_at")
             .ignoringConflicts(with: ["shadow_version", "message_id"])
         for score in scores {
-            insert = insert.values(UUID(), score.model, score.shadowVersion, score.productionVersion, score.messageID, score.conversationID,
+            insert = insert.values(UUID.timeOrdered(), score.model, score.shadowVersion, score.productionVersion, score.messageID, score.conversationID,
                                    score.productionScore, score.shadowScore, now)
         }
         try await insert.run()

@@ -50,7 +50,7 @@ final class TrainingExample: Model, @unchecked Sendable {
         for example in examples {
             try await sql.raw("""
                 INSERT INTO training_examples (id, model_name, text, label, source, source_key, created_at, scored_by, score)
-                VALUES (\(bind: UUID()), \(bind: model), \(bind: example.text), \(bind: example.label), \(bind: example.source.rawValue),
+                VALUES (\(bind: UUID.timeOrdered()), \(bind: model), \(bind: example.text), \(bind: example.label), \(bind: example.source.rawValue),
                         \(bind: example.key), \(bind: now), \(bind: example.scoredBy), \(bind: example.score))
                 ON CONFLICT (model_name, source_key) DO UPDATE SET text = excluded.text, label = excluded.label, source = excluded.source,
                     scored_by = excluded.scored_by, score = excluded.score

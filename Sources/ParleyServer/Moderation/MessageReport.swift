@@ -18,7 +18,7 @@ final class MessageReport: Model, @unchecked Sendable {
     init() {}
 
     init(messageID: UUID, conversationID: UUID, reporterID: UUID, reason: String, at now: Date) {
-        self.id = UUID()
+        self.id = UUID.timeOrdered()
         self.messageID = messageID
         self.conversationID = conversationID
         self.reporterID = reporterID

@@ -85,7 +85,7 @@ enum Notifier {
         guard !recipients.isEmpty else { return [] }
         let excerpt = message.content.map { MessageFormat.plainText($0) } ?? message.body
         return recipients.map { recipient in
-            UserNotification(id: UUID(), userID: recipient.userID, kind: recipient.kind, conversationID: conversationID,
+            UserNotification(id: UUID.timeOrdered(), userID: recipient.userID, kind: recipient.kind, conversationID: conversationID,
                              messageID: messageID, messageSeq: message.seq, runID: nil, actorID: authorID,
                              source: "message:\(message.id)", excerpt: excerpt.map { String($0.prefix(excerptLength)) },
                              createdAt: message.createdAt, readAt: nil)
@@ -96,7 +96,7 @@ enum Notifier {
         guard let request = run.approval, let runID = UUID(uuidString: run.id) else { return [] }
         let approvers = request.approvers.compactMap(UUID.init(uuidString:))
         return approvers.map { userID in
-            UserNotification(id: UUID(), userID: userID, kind: .approval, conversationID: conversationID, messageID: nil,
+            UserNotification(id: UUID.timeOrdered(), userID: userID, kind: .approval, conversationID: conversationID, messageID: nil,
                              messageSeq: nil, runID: runID, actorID: UUID(uuidString: run.assistantID),
                              source: "approval:\(run.id):\(request.callID)",
                              excerpt: String("\(request.tool) \(request.arguments)".prefix(excerptLength)),

@@ -28,7 +28,7 @@ enum AuditLog {
         guard let sql = tx as? any SQLDatabase else { throw StorageError.notSQL }
         try await sql.raw("""
             INSERT INTO audit_entries (id, actor_id, action, subject, reason, created_at)
-            VALUES (\(bind: UUID()), \(bind: actor), \(bind: action), \(bind: subject), \(bind: reason), \(bind: now))
+            VALUES (\(bind: UUID.timeOrdered()), \(bind: actor), \(bind: action), \(bind: subject), \(bind: reason), \(bind: now))
             """).run()
     }
 

@@ -36,7 +36,7 @@ struct RequestIDMiddleware: AsyncMiddleware {
     }
 
     static func generate() -> String {
-        UUID().uuidString.lowercased()
+        UUID.timeOrdered().uuidString.lowercased()
     }
 }
 

@@ -30,10 +30,18 @@ final class WALHook: Sendable {
 /// writer therefore checkpoints in its commit as SQLite would (`inlineThreshold`): by then
 /// only what came after the background checkpoint is left to copy, and the WAL starts over.
 ///
+/// The threshold is 10,000 pages (40 MiB at SQLite's 4 KiB pages), ten times SQLite's own
+/// default. Most of what a commit writes is the same few pages again (the end of each index
+/// that grows, a conversation's row, the job queue's), and a checkpoint copies each page
+/// once however many commits wrote it: checkpointing ten times less often copies and syncs
+/// far fewer pages per commit. With the assistants' benchmark the server's CPU per run fell
+/// by 7-10 % against 1,000. The WAL file keeps the size it reached (up to twice the
+/// threshold) for reuse.
+///
 /// Written by hand: sqlite-nio offers neither the hook nor a connection that is not in its pool.
 final class WALCheckpointer: Sendable {
-    /// SQLite's own default for `wal_autocheckpoint`.
-    static let defaultThreshold = 1000
+    /// The WAL's length, in pages, past which a checkpoint runs (see above).
+    static let defaultThreshold = 10_000
 
     /// The WAL's length, in frames, from which a commit asks for a checkpoint.
     let threshold: Int

@@ -44,7 +44,7 @@ struct PushController: RouteCollection {
         if auth?.count != 16 { validator.add("keys.auth", "invalid", "must be the browser's 16-byte secret, base64url") }
         try validator.check()
         guard let endpoint, let p256dh, let auth else { throw ProblemError.badRequest("Invalid subscription.") }
-        let subscription = PushSubscription(id: UUID(), userID: userID, endpoint: endpoint, p256dh: p256dh, auth: auth, createdAt: clock.now())
+        let subscription = PushSubscription(id: UUID.timeOrdered(), userID: userID, endpoint: endpoint, p256dh: p256dh, auth: auth, createdAt: clock.now())
         let stored = try await request.db.writeTransaction(writes) { tx in try await PushSubscription.upsert(subscription, on: tx) }
         return try await PushSubscriptionDTO(stored).encodeResponse(status: .created, for: request)
     }

@@ -103,7 +103,7 @@ actor EventHub {
     /// none left to deliver to (at once if so), or the caller is cancelled. For callers that
     /// must know a commit has reached the connections.
     func delivered(through id: Int) async {
-        let waiter = UUID()
+        let waiter = UUID.timeOrdered()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 if lastID >= id || idle || Task.isCancelled {
@@ -136,7 +136,7 @@ actor EventHub {
 
     func subscribe(userID: UUID) async throws -> Subscription {
         try await waitUntilActive()
-        let id = UUID()
+        let id = UUID.timeOrdered()
         let (stream, continuation) = AsyncStream<EventFrame>.makeStream(bufferingPolicy: .bufferingOldest(bufferSize))
         subscribers[id] = Subscriber(userID: userID, delivery: .stream(continuation))
         continuation.onTermination = { [weak self] _ in
@@ -167,7 +167,7 @@ actor EventHub {
     /// `bufferSize` of them cut it off. The caller unsubscribes when its connection closes.
     func subscribeDirect(userID: UUID) async throws -> DirectSubscription {
         try await waitUntilActive()
-        let id = UUID()
+        let id = UUID.timeOrdered()
         subscribers[id] = Subscriber(userID: userID, delivery: .holding([]))
         return DirectSubscription(id: id, startID: lastID)
     }

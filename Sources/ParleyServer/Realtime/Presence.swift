@@ -55,7 +55,7 @@ actor Presence {
         return users
     }
 
-    nonisolated let nodeID = UUID()
+    nonisolated let nodeID = UUID.timeOrdered()
     nonisolated let options: Options
     private let hub: EventHub
     private let clock: AppClock
@@ -89,7 +89,7 @@ actor Presence {
 
     /// A connection opened: its user is online (unless it later says away).
     func connect(userID: UUID) -> UUID {
-        let connection = UUID()
+        let connection = UUID.timeOrdered()
         guard options.enabled else { return connection }
         connections[userID, default: [:]][connection] = .online
         changed(userID)
