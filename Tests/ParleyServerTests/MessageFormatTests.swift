@@ -40,6 +40,8 @@ struct MessageFormatTests {
         #expect(Self.parsed("see [the docs](https://example.com/a?b=1) or https://example.com/x.")
                 == "paragraph('see ' link<https://example.com/a?b=1>('the docs') ' or ' link<https://example.com/x>('https://example.com/x') '.')")
         #expect(Self.parsed("one\ntwo") == "paragraph('one' br 'two')")
+        #expect(Self.parsed("one\r\ntwo\rthree") == "paragraph('one' br 'two' br 'three')", "Windows and old Mac line ends")
+        #expect(Self.parsed("first\r\n\r\nsecond") == "paragraph('first') paragraph('second')")
         #expect(Self.parsed("*a **b** c*") == "paragraph(emphasis('a ' strong('b') ' c'))")
     }
 
