@@ -83,7 +83,7 @@ struct WALCheckpointerTests {
         }
     }
 
-    @Test("a commit is told to checkpoint itself only from twice the threshold, and one that does lets the WAL start over")
+    @Test("a commit is told to checkpoint itself only from twice the threshold (1,000 pages past a large one), and one that does lets the WAL start over")
     func inlineFromTwiceTheThreshold() async throws {
         let checkpointer = WALCheckpointer(path: "/nonexistent/never-opened.sqlite", logger: logger, threshold: .max)
         #expect(checkpointer.walGrew(to: 10) == false)
@@ -95,6 +95,13 @@ struct WALCheckpointerTests {
             #expect(decisions.walGrew(to: 120) == true)
             await decisions.idle()
             await decisions.close()
+            // A large threshold: the writer copies what is left 1,000 pages past it, not at twice it.
+            let large = WALCheckpointer(path: path, logger: logger, threshold: 10_000)
+            #expect(large.inlineThreshold == 11_000)
+            #expect(large.walGrew(to: 10_999) == false)
+            #expect(large.walGrew(to: 11_000) == true)
+            await large.idle()
+            await large.close()
 
             // A hook that asks every commit from 40 frames on to checkpoint itself, with no
             // background checkpointer: only the commits' own checkpoints can restart the WAL.

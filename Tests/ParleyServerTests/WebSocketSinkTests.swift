@@ -24,10 +24,15 @@ struct WebSocketSinkTests {
             self.finishes = finishes
         }
 
+        /// As a WebSocket's own send does (NIO's `writeAndFlush`): at once on its loop, else
+        /// handed to the loop.
         func writeText(_ bytes: ByteBufferView, promise: EventLoopPromise<Void>?) {
-            eventLoop.preconditionInEventLoop()
-            frames.withLockedValue { $0.append(String(decoding: bytes, as: UTF8.self)) }
-            if finishes { promise?.succeed() } else if let promise { pending.withLockedValue { $0.append(promise) } }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let record: @Sendable () -> Void = { [self] in
+                frames.withLockedValue { $0.append(text) }
+                if finishes { promise?.succeed() } else if let promise { pending.withLockedValue { $0.append(promise) } }
+            }
+            if eventLoop.inEventLoop { record() } else { eventLoop.execute(record) }
         }
 
         func closeSoon(code: WebSocketErrorCode) {
@@ -50,26 +55,25 @@ struct WebSocketSinkTests {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let socket = RecordingSocket(on: loop)
         let sink = WebSocketSink(socket, limit: 100, lastSent: 0)
-        // The loop is held in a task of its own; "first" is written from this thread meanwhile,
+        // The loop is held in a task of its own; "first" is written from a dispatch thread meanwhile,
         // so it waits on the loop's queue behind that task, which then writes "second" on the
         // loop. Written straight to the socket there, "second" went out first.
-        let release = NIOLockedValueBox<CheckedContinuation<Void, Never>?>(nil)
         let held = DispatchSemaphore(value: 0), go = DispatchSemaphore(value: 0)
-        let done = loop.submit {
+        let done = loop.submit { () -> Bool in
             held.signal()
-            go.wait()
-            #expect(sink.write(Self.frame("second")))
+            guard go.wait(timeout: .now() + 30) == .success else { return false }
+            return sink.write(Self.frame("second"))
         }
-        await withCheckedContinuation { continuation in
-            release.withLockedValue { $0 = continuation }
+        let first: Bool = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                held.wait()
-                #expect(sink.write(Self.frame("first")))
+                guard held.wait(timeout: .now() + 30) == .success else { return continuation.resume(returning: false) }
+                let written = sink.write(Self.frame("first"))
                 go.signal()
-                release.withLockedValue { $0 }?.resume()
+                continuation.resume(returning: written)
             }
         }
-        try await done.get()
+        #expect(first)
+        #expect(try await done.get())
         // Everything queued so far has run once a task submitted now has.
         try await loop.submit {}.get()
         #expect(Self.types(socket) == ["first", "second"])

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Atomics
 import NIOCore
 import NIOPosix
 
@@ -18,9 +19,11 @@ import NIOPosix
 /// between nonisolated functions continue in place, and only real changes of executor (an
 /// actor, a continuation resumed from another thread) go through a queue.
 ///
-/// Like NIO's, this replaces the runtime's `swift_task_enqueueGlobal_hook` (a function
-/// pointer the runtime exports for exactly this), once, before any task starts. Written by
-/// hand because no listed package offers it.
+/// Like NIO's, this sets the runtime's `swift_task_enqueueGlobal_hook` (a function pointer
+/// the runtime exports for exactly this), once, before any task starts, with a
+/// compare-and-exchange, and only with the compilers NIO's own takeover is known to work
+/// with (the hook's signature is the runtime's, not a public API). Written by hand because
+/// no listed package offers it.
 enum ConcurrencyOnEventLoops {
     private typealias EnqueueGlobalHook = @convention(thin) (UnownedJob, @convention(thin) (UnownedJob) -> Void) -> Void
 
@@ -28,12 +31,13 @@ enum ConcurrencyOnEventLoops {
     /// `SerialExecutorRef::generic()`). `UnownedSerialExecutor` has no public way to name it.
     static let generic: UnownedSerialExecutor = unsafeBitCast((UInt(0), UInt(0)), to: UnownedSerialExecutor.self)
 
-    /// Installs the hook; false when the runtime does not export it or a hook is set already.
-    /// Call once, from the main thread, before any task starts.
+    /// Installs the hook; false when the compiler is one it is not known to work with, the
+    /// runtime does not export the hook, or a hook is set already. Call once, at start-up,
+    /// before any other task starts.
     static func install() -> Bool {
+        #if compiler(<6.6) && !os(Windows)
         guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "swift_task_enqueueGlobal_hook") else { return false }
-        let slot = symbol.assumingMemoryBound(to: UnsafeRawPointer?.self)
-        guard slot.pointee == nil else { return false }
+        let slot = UnsafeAtomic<UnsafeRawPointer?>(at: symbol.assumingMemoryBound(to: UnsafeRawPointer.AtomicOptionalRepresentation.self))
         return withUnsafeTemporaryAllocation(of: EnqueueGlobalHook.self, capacity: 1) { hook in
             hook.baseAddress!.initialize(to: { job, _ in
                 // `any()` is the current loop when called on one of the group's threads.
@@ -42,9 +46,11 @@ enum ConcurrencyOnEventLoops {
                 }
             })
             return hook.baseAddress!.withMemoryRebound(to: UnsafeRawPointer.self, capacity: 1) { function in
-                slot.pointee = function.pointee
-                return true
+                slot.compareExchange(expected: nil, desired: function.pointee, ordering: .relaxed).exchanged
             }
         }
+        #else
+        return false
+        #endif
     }
 }

@@ -19,24 +19,26 @@ final class WALHook: Sendable {
 /// commit writes a thousand pages into the database file and syncs it before it returns, with
 /// the write lock held. On the write gate's connection this was one commit in every eighty
 /// or so, and it set the p99 of a send (about 11 ms against a p50 of 3). The write connection
-/// now reports the WAL's length after each commit instead (`WALHook`), and past the same
-/// threshold this checkpointer runs a passive checkpoint on a connection of its own: it copies
+/// now reports the WAL's length after each commit instead (`WALHook`), and past a threshold
+/// (below) this checkpointer runs a passive checkpoint on a connection of its own: it copies
 /// what no reader still needs, never waits for the writer or a reader, and the writer goes on
 /// committing meanwhile.
 ///
 /// The WAL starts from the beginning again at the first commit after a checkpoint that copied
 /// all of it. A checkpoint that ran while the writer kept committing copies all but the last
-/// few commits, so under unbroken load the WAL would only grow. At twice the threshold the
-/// writer therefore checkpoints in its commit as SQLite would (`inlineThreshold`): by then
-/// only what came after the background checkpoint is left to copy, and the WAL starts over.
+/// few commits, so under unbroken load the WAL would only grow. A little past the threshold
+/// (`inlineThreshold`: twice it, or 1,000 pages more, whichever is less) the writer therefore
+/// checkpoints in its commit as SQLite would: by then only what came after the background
+/// checkpoint is left to copy, at most about 1,000 pages as with SQLite's own default, and
+/// the WAL starts over.
 ///
 /// The threshold is 10,000 pages (40 MiB at SQLite's 4 KiB pages), ten times SQLite's own
 /// default. Most of what a commit writes is the same few pages again (the end of each index
 /// that grows, a conversation's row, the job queue's), and a checkpoint copies each page
 /// once however many commits wrote it: checkpointing ten times less often copies and syncs
 /// far fewer pages per commit. With the assistants' benchmark the server's CPU per run fell
-/// by 7-10 % against 1,000. The WAL file keeps the size it reached (up to twice the
-/// threshold) for reuse.
+/// by 7-10 % against 1,000. The WAL file keeps the size it reached (up to `inlineThreshold`
+/// pages and what the last commit added) for reuse.
 ///
 /// Written by hand: sqlite-nio offers neither the hook nor a connection that is not in its pool.
 final class WALCheckpointer: Sendable {
@@ -45,7 +47,8 @@ final class WALCheckpointer: Sendable {
 
     /// The WAL's length, in frames, from which a commit asks for a checkpoint.
     let threshold: Int
-    /// The WAL's length from which the writer checkpoints in its commit: twice `threshold`.
+    /// The WAL's length from which the writer checkpoints in its commit: twice `threshold`,
+    /// or 1,000 pages more, whichever is less.
     let inlineThreshold: Int
     private let connection: DirectSQLiteConnection
     private let pool = NIOThreadPool(numberOfThreads: 1)
@@ -65,8 +68,8 @@ final class WALCheckpointer: Sendable {
 
     init(path: String, logger: Logger, threshold: Int = WALCheckpointer.defaultThreshold) {
         self.threshold = max(1, threshold)
-        let (twice, overflow) = self.threshold.multipliedReportingOverflow(by: 2)
-        inlineThreshold = overflow ? .max : twice
+        let (past, overflow) = self.threshold.addingReportingOverflow(min(self.threshold, 1_000))
+        inlineThreshold = overflow ? .max : past
         self.logger = logger
         connection = DirectSQLiteConnection(path: path, threadPool: .singleton, logger: logger)
     }

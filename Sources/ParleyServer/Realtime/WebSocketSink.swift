@@ -58,56 +58,62 @@ final class WebSocketSink: FrameSink {
     }
 
     func write(_ frame: EventFrame) -> Bool {
-        enum Outcome { case queued, refused, overflowing }
-        let outcome = state.withLockedValue { state -> Outcome in
+        enum Outcome { case now, queued, refused, overflowing }
+        let socket = self.socket, box = state
+        let written = socket.eventLoop.makePromise(of: Void.self)
+        let send: @Sendable () -> Void = { socket.writeText(frame.bytes.readableBytesView, promise: written) }
+        // Counted and placed in the loop's queue under one lock: frames go out in the order
+        // they were counted, and none after the cut-off's resume frame.
+        let outcome = box.withLockedValue { state -> Outcome in
             if state.cut { return .refused }
             if state.unwritten >= limit { return .overflowing }
             state.unwritten += 1
             if let id = frame.id ?? frame.resumeID { state.lastSent = id }
-            return .queued
+            return Self.now(send, &state, box: box, loop: socket.eventLoop) ? .now : .queued
         }
         switch outcome {
-        case .refused:
+        case .refused, .overflowing:
+            written.succeed()
+            if outcome == .overflowing { cutOff() }
             return false
-        case .overflowing:
-            cutOff()
-            return false
+        case .now:
+            written.futureResult.whenComplete { _ in box.withLockedValue { $0.unwritten -= 1 } }
+            send()
+            return true
         case .queued:
-            let written = socket.eventLoop.makePromise(of: Void.self)
-            written.futureResult.whenComplete { [state] _ in state.withLockedValue { $0.unwritten -= 1 } }
-            inOrder { [socket] in socket.writeText(frame.bytes.readableBytesView, promise: written) }
+            written.futureResult.whenComplete { _ in box.withLockedValue { $0.unwritten -= 1 } }
             return true
         }
     }
 
     /// Stops writing, says where to resume, and closes the connection (once).
     func cutOff() {
-        let since = state.withLockedValue { state -> Int? in
-            defer { state.cut = true }
-            return state.cut ? nil : state.lastSent
+        let socket = self.socket, box = state
+        let runNow = box.withLockedValue { state -> (@Sendable () -> Void)? in
+            guard !state.cut else { return nil }
+            state.cut = true
+            let since = state.lastSent
+            let resume: @Sendable () -> Void = {
+                guard !socket.isClosed else { return }
+                socket.writeText(ByteBuffer(string: #"{"type":"resume","data":{"since":\#(since)}}"#).readableBytesView, promise: nil)
+                socket.closeSoon(code: .unknown(4008))
+            }
+            return Self.now(resume, &state, box: box, loop: socket.eventLoop) ? resume : nil
         }
-        guard let since else { return }
-        inOrder { [socket] in
-            guard !socket.isClosed else { return }
-            socket.writeText(ByteBuffer(string: #"{"type":"resume","data":{"since":\#(since)}}"#).readableBytesView, promise: nil)
-            socket.closeSoon(code: .unknown(4008))
-        }
+        runNow?()
     }
 
-    /// Runs `body` on the socket's loop after everything handed to it before: at once when
-    /// called there with nothing waiting, else queued on the loop.
-    private func inOrder(_ body: @escaping @Sendable () -> Void) {
-        let loop = socket.eventLoop, box = state
-        let now = box.withLockedValue { state -> Bool in
-            if loop.inEventLoop && state.hopping == 0 { return true }
-            state.hopping += 1
-            // Queued under the lock, so two callers' frames queue in the order they counted.
-            loop.execute {
-                box.withLockedValue { $0.hopping -= 1 }
-                body()
-            }
-            return false
+    /// With the lock held: true when `body` may run at once (on the socket's loop, with
+    /// nothing handed to it still waiting), which the caller then does after the lock; else
+    /// hands it to the loop, behind everything handed to it before.
+    private static func now(_ body: @escaping @Sendable () -> Void, _ state: inout State, box: NIOLockedValueBox<State>,
+                            loop: any EventLoop) -> Bool {
+        if loop.inEventLoop && state.hopping == 0 { return true }
+        state.hopping += 1
+        loop.execute {
+            box.withLockedValue { $0.hopping -= 1 }
+            body()
         }
-        if now { body() }
+        return false
     }
 }
