@@ -504,6 +504,19 @@ def test_an_assistant_asks_for_approval_then_answers_and_shows_its_run(people, s
     expect(reply).to_be_visible()
     expect(card).to_have_count(0)
     expect(kim.page.locator(".message.streaming")).to_have_count(0)
+    # A delta that arrives after its run ended (from another node, say) is not shown again.
+    late = kim.page.evaluate("""async () => {
+        // The app's own instance of the module: the same address app.js imports it from.
+        const app = document.querySelector('script[type="module"]').src;
+        const store = await import(new URL("lib/store.js", app).href);
+        const run = [...store.state.runs.values()].find((r) => r.status === "completed");
+        store.applyFrame({ type: "assistant.delta", conversation_id: run.conversation_id,
+                           data: { run_id: run.id, assistant_id: run.assistant_id, turn: 9, index: 99, text: "late words" } });
+        return run.id;
+    }""")
+    assert late
+    expect(kim.page.locator(".message.streaming")).to_have_count(0)
+    expect(messages(kim)).not_to_contain_text("late words")
     reply.hover()
     reply.get_by_role("button", name="Run").click()
     trace = kim.page.get_by_role("dialog", name="Run trace")

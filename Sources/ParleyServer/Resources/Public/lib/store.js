@@ -353,6 +353,9 @@ export function applyFrame(frame) {
       emit("presence");
       break;
     case "assistant.delta": {
+      // With several servers a delta can arrive after its run ended (deltas and events travel
+      // apart): the reply is already shown, so the late text is not.
+      if (["completed", "failed", "cancelled"].includes(state.runs.get(data.run_id)?.status)) break;
       const delta = state.deltas.get(data.run_id) || { text: "", conversationID, assistantID: data.assistant_id, turn: data.turn };
       if (delta.turn !== data.turn) { delta.text = ""; delta.turn = data.turn; }
       delta.text += data.text;
