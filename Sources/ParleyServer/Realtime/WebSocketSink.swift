@@ -76,12 +76,9 @@ final class WebSocketSink: FrameSink {
             written.succeed()
             if outcome == .overflowing { cutOff() }
             return false
-        case .now:
+        case .now, .queued:
             written.futureResult.whenComplete { _ in box.withLockedValue { $0.unwritten -= 1 } }
-            send()
-            return true
-        case .queued:
-            written.futureResult.whenComplete { _ in box.withLockedValue { $0.unwritten -= 1 } }
+            if outcome == .now { send() }
             return true
         }
     }
