@@ -392,7 +392,10 @@ public enum Durability: Sendable {
     case sync
     /// Checkpoints are stored in the background, in batches, while later steps run; the run
     /// waits for all of them before it returns, interrupts or fails. A crash loses at most
-    /// the steps not yet stored, and a resume continues from the last stored one.
+    /// the steps not yet stored, and a resume continues from the last stored one. A side
+    /// effect (`NodeContext.task`) waits until every checkpoint before it is stored, so it
+    /// never runs ahead of the state that asked for it; on a new thread (`threadIsNew`) that
+    /// includes the claim, which other nodes do not wait for.
     case async
     /// Checkpoints are stored when the run returns, interrupts or fails.
     case exit
@@ -437,7 +440,9 @@ final class CheckpointWriter: Sendable {
     var leaseUntil: Date { now().addingTimeInterval(leaseDuration.seconds) }
 
     /// Queues a checkpoint, giving it the next id. Until the thread is claimed, a checkpoint
-    /// is stored before this returns, whatever the durability: no node runs without the lease.
+    /// is stored before this returns unless the durability is `.async`: then the claim is
+    /// stored in the background like any checkpoint, nodes run meanwhile, and a side effect
+    /// (`NodeContext.task`) waits for it (`flush`).
     func append(_ record: CheckpointRecord, durability: Durability) async throws -> Int64 {
         let (id, claimed): (Int64, Bool) = try state.withLock { state in
             if let failure = state.failure { throw failure }
@@ -449,7 +454,7 @@ final class CheckpointWriter: Sendable {
             state.queue.append(record)
             return (record.id, state.claimed)
         }
-        switch claimed ? durability : .sync {
+        switch claimed || durability == .async ? durability : .sync {
         case .sync:
             try await flush()
         case .async:

@@ -17,9 +17,12 @@ public struct RunConfig: Sendable {
     public var leaseDuration: Duration = .seconds(60)
     /// The caller knows the thread has never been written (its id was made for this run): the
     /// run takes the thread's lease with its first checkpoint, in one write, instead of in a
-    /// write of its own before it. That first checkpoint is stored before any node runs,
-    /// whatever the durability. A thread that exists after all fails the run with
-    /// `.threadBusy`, before any node ran.
+    /// write of its own before it. Under `.sync` and `.exit` that first checkpoint is stored
+    /// before any node runs, and a thread that exists after all fails the run with
+    /// `.threadBusy` before any node ran. Under `.async` it is stored in the background: nodes
+    /// run meanwhile, but no side effect (`NodeContext.task`) runs before it is stored, and a
+    /// thread that exists after all fails the run with `.threadBusy` at its next checkpoint
+    /// (or before its first side effect), having stored nothing.
     public var threadIsNew = false
     public var environment: RunEnvironment = .live
 
@@ -165,6 +168,11 @@ public struct NodeContext: Sendable {
     /// Runs `body` once for this task: its result is checkpointed, and when the node runs
     /// again (a retry, or a resume after an interrupt) the stored result is returned without
     /// running `body`. Name each side effect; repeated names count as separate calls.
+    ///
+    /// Under `.async` durability `body` runs only once every checkpoint queued before it is
+    /// stored (and the thread's lease taken): a crash can then lose the side effect's result,
+    /// but never the state that led to it, so a resume makes the same call again (the same
+    /// arguments, the same ids for idempotency keys) rather than a different one.
     public func task<R: Codable & Sendable>(_ name: String, _ body: () async throws -> R) async throws -> R {
         let key: String = memory.contents.withLock { contents in
             let count = contents.taskCalls[name, default: 0]
@@ -174,6 +182,7 @@ public struct NodeContext: Sendable {
         if let stored = memory.contents.withLock({ $0.results[key] }) {
             return try stored.decode(as: R.self)
         }
+        if scope.config.durability == .async, let writer = scope.writer { try await writer.flush() }
         let result = try await body()
         let json = try JSONValue(encoding: result)
         memory.contents.withLock { $0.results[key] = json }

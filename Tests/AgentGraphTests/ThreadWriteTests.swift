@@ -133,4 +133,47 @@ struct ThreadWriteTests {
             #expect(try await compiled.history(thread: "taken").count == 2)
         }
     }
+
+    @Test("under async durability a new thread's claim is stored in the background: nodes run meanwhile, a task waits for it",
+          arguments: SaverKind.available)
+    func asyncClaimHoldsTasks(kind: SaverKind) async throws {
+        try await withSaver(kind) { saver in
+            let calls = Calls()
+            var graph = StateGraph(Counter.self)
+            // Two nodes of one step: one without side effects, one with.
+            graph.addNode("think") { _, _ in
+                calls.hit("think")
+                return .update(\.note, "thought")
+            }
+            graph.addNode("act") { state, context in
+                let total: Int = try await context.task("act") {
+                    calls.hit("act")
+                    return state.total + 1
+                }
+                return .update(\.total, total)
+            }
+            graph.addEdge(START, "think")
+            graph.addEdge(START, "act")
+            graph.addEdge("think", END)
+            graph.addEdge("act", END)
+            let compiled = try graph.compile(checkpointer: saver)
+            // The thread has a checkpoint: a run told it is new cannot claim it.
+            _ = try await compiled.invoke(StateUpdate(), config: RunConfig(threadID: "held", durability: .sync))
+            #expect(calls["think"] == 1 && calls["act"] == 1)
+
+            var config = RunConfig(threadID: "held", durability: .async)
+            config.threadIsNew = true
+            await #expect {
+                _ = try await compiled.invoke(StateUpdate(), config: config)
+            } throws: { error in
+                if case .threadBusy = (error as? GraphError)?.kind { return true }
+                return false
+            }
+            // The node without side effects did not wait for the claim; the task never ran
+            // without the lease, and the run stored nothing.
+            #expect(calls["think"] == 2)
+            #expect(calls["act"] == 1)
+            #expect(try await compiled.history(thread: "held").count == 2)
+        }
+    }
 }

@@ -31,12 +31,16 @@ struct AssistantGraph: Sendable {
     /// Runs one tool call; returns the text the model reads (failures included, as text).
     var runTool: @Sendable (ToolCall, String, NodeContext) async throws -> String
     var needsApproval: Set<String>
+    /// Tools whose calls only read: they run again on a resume instead of being stored as
+    /// tasks, and do not wait for the run's earlier checkpoints to be stored.
+    var readOnly: Set<String> = []
     /// Who may answer an approval request.
     var approvers: [String]
 
     func compile(checkpointer: any CheckpointSaver, store: any GraphStore) throws -> CompiledGraph<AssistantState> {
         var graph = StateGraph(AssistantState.self)
         let callModel = self.callModel, runTool = self.runTool, needsApproval = self.needsApproval, approvers = self.approvers
+        let readOnly = self.readOnly
 
         // A reply that cannot be used (malformed JSON from a small model, a cut tool call) is
         // asked for once more; other failures are the model clients' to retry.
@@ -66,8 +70,10 @@ struct AssistantGraph: Sendable {
                         continue
                     }
                 }
-                // Stored in the checkpoint: a resume does not run the call again.
-                let output = try await context.task("tool:\(callID)") { try await runTool(call, callID, context) }
+                // A call that changes things is stored in the checkpoint: a resume does not make it again.
+                let output = readOnly.contains(call.name) && !needsApproval.contains(call.name)
+                    ? try await runTool(call, callID, context)
+                    : try await context.task("tool:\(callID)") { try await runTool(call, callID, context) }
                 results.append(.init(id: "result-\(callID)", message: .tool(output, callID: callID)))
             }
             return .update(\.turns, results)

@@ -22,7 +22,17 @@ struct ToolScope: Sendable {
 /// A tool an assistant may call. Its result goes back to the model as quoted data.
 protocol AssistantTool: Sendable {
     var definition: ToolDefinition { get }
+    /// Whether calling it changes anything outside the run (a write, a request to another
+    /// system). Such a call is an AgentGraph task: its result is checkpointed and a resume
+    /// does not make it again. A call that only reads runs again on a resume instead, and
+    /// does not wait for the run's checkpoints to be stored first.
+    var changesThings: Bool { get }
     func run(_ arguments: JSONValue, scope: ToolScope) async throws -> JSONValue
+}
+
+extension AssistantTool {
+    /// Unless a tool says otherwise, it may change things (an HTTP endpoint, an MCP tool).
+    var changesThings: Bool { true }
 }
 
 /// A tool's failure the model should read (bad arguments, nothing visible): not a run failure.
@@ -68,6 +78,7 @@ enum AssistantTools {
 }
 
 struct SearchHistoryTool: AssistantTool {
+    let changesThings = false
     let definition = ToolDefinition(
         name: "search_history",
         description: "Full-text search of this conversation's messages. Returns matching messages with their seq, author and text.",
@@ -92,6 +103,7 @@ struct SearchHistoryTool: AssistantTool {
 }
 
 struct RecentMessagesTool: AssistantTool {
+    let changesThings = false
     let definition = ToolDefinition(
         name: "recent_messages",
         description: "The latest messages of this conversation (or of another conversation you and the asker are both in), oldest first.",
@@ -145,6 +157,7 @@ struct RememberTool: AssistantTool {
 }
 
 struct RecallTool: AssistantTool {
+    let changesThings = false
     let definition = ToolDefinition(
         name: "recall",
         description: "Facts remembered about the person asking.",

@@ -192,6 +192,29 @@ struct AssistantTests {
         }
     }
 
+    @Test("a call that changes things, made before an approval stopped the run, is not made again when it resumes")
+    func sideEffectBeforeApproval() async throws {
+        try await withParley { app, _ in
+            let model = ScriptedModel([
+                .toolCalls([ToolCall(id: "c1", name: "remember", arguments: #"{"fact":"likes tea"}"#),
+                            ToolCall(id: "c2", name: "recent_messages", arguments: #"{"limit":5}"#)]),
+                .reply("Noted."),
+            ])
+            let fixture = try await AssistantFixture.make(
+                app, assistant: #""tools":["remember","recent_messages"],"approval_tools":["recent_messages"]"#, model: model)
+            try await app.post("@helper remember I like tea, then look back", in: fixture.conversation, by: fixture.ann)
+            let runID = try #require(try await fixture.next(["run.approval_requested"]).data["id"] as? String)
+            let decided = try await app.send(.POST, "v1/runs/\(runID)/approval", json: #"{"approved":true}"#, token: fixture.ann.token)
+            #expect(decided.status == .ok, "\(decided.body)")
+            #expect(try await fixture.runEnd().type == "run.completed")
+            // The tools node ran twice (before the approval and after it); `remember` ran once.
+            let steps = (try await fixture.run(runID))["steps"] as? [[String: Any]] ?? []
+            #expect(steps.filter { $0["kind"] as? String == "tool" }.map { $0["name"] as? String } == ["remember", "recent_messages"])
+            let store = try await (app.db as! any SQLDatabase).raw("SELECT COUNT(*) AS n FROM agentgraph_store").first()
+            #expect(try store?.decode(column: "n", as: Int.self) == 1)
+        }
+    }
+
     @Test("a rejected tool call is not run, and the model reads the reason")
     func rejection() async throws {
         try await withParley { app, _ in
