@@ -20,19 +20,24 @@ import VaporCSQLite
 /// of Swift's cooperative pool or an event loop. In WAL mode a reader never waits for the
 /// writer, so a thread is only ever busy with SQLite's own work.
 ///
-/// A short read does not move at all: a statement whose last `inlineAfter` executions each
-/// took under `inlineLimit` runs on the calling task's thread, on a connection kept for
-/// that, as the write connection's statements do. The two thread switches of a trip through
-/// the pool cost more than such a read (a point lookup by key takes 10-50 µs). A task's
-/// thread is an event loop's here, so the rule is strict: one slow run (however its binds
-/// made it slow: a search for a common word) sends the statement back to the pool until it
-/// has again been short that many times in a row, so a statement that is sometimes long
-/// runs inline at most once in `inlineAfter + 1` of its runs; and there are fewer inline
-/// connections than event loops, so a slow inline read holds one loop at most. Only point
-/// reads are short enough: with reads of up to 0.5 ms inline the loaded assistants
-/// benchmark's first-delta p99 rose from about 230 to 350-500 ms, and with up to 0.1 ms (once
-/// statements were no longer compiled again at each run, which let the assistants' 70 µs
-/// history read in) from about 200 to 260-330 ms; at 40 µs it stayed at about 200.
+/// A short read does not move at all: a statement timed at least `inlineAfter` times whose
+/// moving average (the latest run weighing a quarter) is under `inlineLimit` runs on the
+/// calling task's thread, on a connection kept for that, as the write connection's
+/// statements do. The two thread switches of a trip through the pool cost more than such a
+/// read (a point lookup takes 10-50 µs, the assistants' history read about 100) and, on an
+/// idle server, wake a sleeping thread each way. A task's thread is an event loop's here, so
+/// a long run (however its binds made it long: a search for a common word) lifts the average
+/// far over the limit and sends the statement back to the pool until short runs bring it
+/// down again (each takes a quarter off the excess: after a 5 ms run, about ten), while a run the scheduler
+/// interrupted for a few hundred microseconds barely moves it; and there are fewer inline
+/// connections than event loops, so a slow inline read holds one loop at most.
+///
+/// The limit was measured: before Swift's jobs ran as the generic executor on the event loops
+/// (`ConcurrencyOnEventLoops`), inline reads of up to 0.1 ms raised the loaded assistants
+/// benchmark's first-delta p99 from about 200 to 260-330 ms, so the limit was 40 µs with a
+/// strict rule (eight short runs in a row). Since, an average under 150 µs took the idle
+/// first delta from about 5.8 to 4.6 ms (the history and tool reads stay here) with the
+/// loaded p99 unchanged at about 90-130 ms (docs/benchmarks.md).
 final class SQLiteReaders: Sendable {
     private let connections: [DirectSQLiteConnection]
     /// Indexes of the connections no thread is using. The pool has as many threads as there are
@@ -45,19 +50,26 @@ final class SQLiteReaders: Sendable {
     /// Connections for reads run on the caller's thread, and which of them are free.
     private let inline: [DirectSQLiteConnection]
     private let freeInline: NIOLockedValueBox<[Int]>
-    /// Statement text → how many of its last executions in a row were short.
-    private let streaks = NIOLockedValueBox<[String: Int]>([:])
+    /// Statement text → how many of its executions were timed, and their moving average (µs).
+    private let costs = NIOLockedValueBox<[String: Cost]>([:])
     private let inlineCount = NIOLockedValueBox(0)
 
-    /// A run under this many microseconds is short.
-    static let inlineLimit = 40.0
-    /// Short runs in a row after which a statement runs inline.
+    private struct Cost {
+        var runs: Int
+        var average: Double
+    }
+
+    /// A statement whose moving average is under this many microseconds runs inline.
+    static let inlineLimit = 150.0
+    /// Runs timed before a statement may run inline.
     static let inlineAfter = 8
-    /// Statement texts whose streaks are kept (texts with values written into them would grow
+    /// The weight of the latest run in the moving average.
+    static let latestWeight = 0.25
+    /// Statement texts whose costs are kept (texts with values written into them would grow
     /// the map without bound: it starts over past this).
     static let costLimit = 2_048
 
-    /// A run under this many microseconds is short (`inlineLimit` unless a test sets another).
+    /// The average under which a statement runs inline (`inlineLimit` unless a test sets another).
     private let shortRun: Double
 
     init(path: String, threads: Int, inlineConnections: Int = max(1, System.coreCount / 2), inlineLimit: Double = SQLiteReaders.inlineLimit,
@@ -76,7 +88,8 @@ final class SQLiteReaders: Sendable {
     /// Runs one read-only statement and returns its rows: here when it has been short lately,
     /// otherwise on the pool.
     func read(_ sql: String, _ binds: [SQLiteData]) async throws -> [DirectSQLiteRow] {
-        if streaks.withLockedValue({ $0[sql] ?? 0 }) >= Self.inlineAfter, !state.withLockedValue({ $0.closed }),
+        if costs.withLockedValue({ $0[sql].map { $0.runs >= Self.inlineAfter && $0.average < shortRun } ?? false }),
+           !state.withLockedValue({ $0.closed }),
            let index = freeInline.withLockedValue({ $0.popLast() }) {
             defer { freeInline.withLockedValue { $0.append(index) } }
             inlineCount.withLockedValue { $0 += 1 }
@@ -90,14 +103,18 @@ final class SQLiteReaders: Sendable {
     /// How many reads ran on the caller's thread.
     var inlineReads: Int { inlineCount.withLockedValue { $0 } }
 
-    /// Runs `sql` on `connection` and notes whether it was short.
+    /// Runs `sql` on `connection` and adds how long it took to the statement's average.
     private func timed(_ sql: String, _ binds: [SQLiteData], on connection: DirectSQLiteConnection) throws -> [DirectSQLiteRow] {
         let start = DispatchTime.now().uptimeNanoseconds
         let rows = try connection.execute(sql, binds)
-        let short = Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000 < shortRun
-        streaks.withLockedValue { streaks in
-            if streaks.count >= Self.costLimit, streaks[sql] == nil { streaks.removeAll() }
-            streaks[sql] = short ? (streaks[sql] ?? 0) + 1 : 0
+        let took = Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000
+        costs.withLockedValue { costs in
+            if costs.count >= Self.costLimit, costs[sql] == nil { costs.removeAll() }
+            if let cost = costs[sql] {
+                costs[sql] = Cost(runs: cost.runs + 1, average: cost.average + Self.latestWeight * (took - cost.average))
+            } else {
+                costs[sql] = Cost(runs: 1, average: took)
+            }
         }
         return rows
     }
