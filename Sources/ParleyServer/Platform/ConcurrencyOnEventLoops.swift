@@ -53,4 +53,18 @@ enum ConcurrencyOnEventLoops {
         return false
         #endif
     }
+
+    /// Runs `body` on an event loop other than the calling thread's, when the caller is on one
+    /// of the shared group's loops and there is another; otherwise on the group's next loop.
+    /// A task `body` starts stays on that loop (with the hook installed), so work that need
+    /// not wait for what the caller's loop does next runs beside it, on another core.
+    static func elsewhere(_ body: @escaping @Sendable () -> Void) {
+        let group = MultiThreadedEventLoopGroup.singleton
+        var target: (any EventLoop)?
+        for loop in group.makeIterator() where !loop.inEventLoop {
+            target = loop
+            break
+        }
+        (target ?? group.next()).execute(body)
+    }
 }
