@@ -98,7 +98,7 @@ public func configure(_ app: Application, settings: Settings, clock: AppClock = 
     // Background work: the durable job queue and this node's worker (started by `serve`).
     let jobDatabases = app.databases, jobEventLoops = app.eventLoopGroup, jobLogger = app.logger
     let jobs = JobWorker(
-        queue: JobQueue(gate: writes, clock: clock, node: UUID().uuidString.lowercased()),
+        queue: JobQueue(gate: writes, clock: clock, node: UUID().wire),
         options: settings.jobWorker,
         database: {
             guard let db = jobDatabases.database(logger: jobLogger, on: jobEventLoops.any()) else { throw StorageError.notSQL }

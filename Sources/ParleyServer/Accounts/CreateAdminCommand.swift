@@ -30,7 +30,7 @@ struct CreateAdminCommand: AsyncCommand {
             let (user, _) = try await accounts.service(context.application.db).createUser(
                 handle: signature.handle, displayName: signature.displayName, email: signature.email,
                 password: password, role: .admin)
-            context.console.success("Created administrator @\(user.handle) (\(try user.requireID().uuidString.lowercased())).")
+            context.console.success("Created administrator @\(user.handle) (\(try user.requireID().wire)).")
         } catch let problem as ProblemError {
             let fields = (problem.errors ?? []).map { "\($0.field) \($0.message)" }
             context.console.error("Could not create the administrator: " + (fields.isEmpty ? problem.detail ?? problem.title : fields.joined(separator: "; ")))

@@ -38,8 +38,8 @@ struct TokenService: Sendable {
         let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
         let lifetime = Int(accessTokenLifetime.components.seconds)
         let claims = AccessClaims(
-            sub: .init(value: userID.uuidString.lowercased()),
-            sid: sessionID.uuidString.lowercased(),
+            sub: .init(value: userID.wire),
+            sid: sessionID.wire,
             iat: .init(value: now),
             exp: .init(value: now.addingTimeInterval(TimeInterval(lifetime))),
             jti: .init(value: OpaqueToken.generate()))
@@ -64,7 +64,7 @@ struct TokenService: Sendable {
             throw .badSignature
         }
         guard claims.exp.value > clock.now() else { throw .expired }
-        guard let userID = UUID(uuidString: claims.sub.value), let sessionID = UUID(uuidString: claims.sid) else {
+        guard let userID = UUID(wire: claims.sub.value), let sessionID = UUID(wire: claims.sid) else {
             throw .malformed
         }
         return (userID, sessionID)

@@ -19,7 +19,7 @@ struct UserDTO: Content, Equatable {
     }
 
     init(_ user: User, profile: Profile?, includeEmail: Bool) throws {
-        id = try user.requireID().uuidString.lowercased()
+        id = try user.requireID().wire
         handle = user.handle
         displayName = user.displayName
         email = includeEmail ? user.email : nil

@@ -50,7 +50,7 @@ final class AssistantDispatcher: Sendable {
     /// Starts the runs `message` asks for, in the transaction of `outbox`. A held message
     /// starts nothing (its event carries no text).
     func start(for message: MessageDTO, in conversationID: UUID, outbox: Outbox) async throws {
-        guard message.body != nil, message.moderation?.state != .held, let author = UUID(uuidString: message.authorID) else { return }
+        guard message.body != nil, message.moderation?.state != .held, let author = UUID(wire: message.authorID) else { return }
         let tx = outbox.db
         var asked: [UUID] = []
         if case .direct(let assistant?) = try await shape(of: conversationID, on: tx) {
@@ -109,9 +109,9 @@ final class AssistantDispatcher: Sendable {
     /// `run.started` event and its job claimed for this node.
     static func start(_ trigger: Trigger, policy: Assistant.BusyPolicy, at now: Date, tx: any Database,
                       outbox: Outbox, reserveSlot: @Sendable (String) -> JobWorker.Slot? = { _ in nil }) async throws -> Start {
-        guard let conversationID = UUID(uuidString: trigger.message.conversationID),
-              let messageID = UUID(uuidString: trigger.message.id),
-              let requesterID = UUID(uuidString: trigger.message.authorID)
+        guard let conversationID = UUID(wire: trigger.message.conversationID),
+              let messageID = UUID(wire: trigger.message.id),
+              let requesterID = UUID(wire: trigger.message.authorID)
         else { return Start() }
         let busy = try await AssistantRun.active(assistantID: trigger.assistantID, conversationID: conversationID, on: tx)
             .filter { $0.status != .awaitingApproval }

@@ -65,11 +65,11 @@ enum AssistantTools {
     }
 
     static func lines(_ messages: [MessageDTO], on db: any Database) async throws -> JSONValue {
-        let handles = try await User.handles(of: Set(messages.compactMap { UUID(uuidString: $0.authorID) }), on: db)
+        let handles = try await User.handles(of: Set(messages.compactMap { UUID(wire: $0.authorID) }), on: db)
         return .array(messages.map { message in
             [
                 "seq": .integer(Int64(message.seq)),
-                "author": .string("@" + (UUID(uuidString: message.authorID).flatMap { handles[$0] } ?? "unknown")),
+                "author": .string("@" + (UUID(wire: message.authorID).flatMap { handles[$0] } ?? "unknown")),
                 "text": message.body.map { .string($0) } ?? .string("(deleted)"),
                 "at": .string(message.createdAt.formatted(.iso8601)),
             ]
@@ -123,7 +123,7 @@ struct RecentMessagesTool: AssistantTool {
         }
         var conversationID = scope.conversationID
         if let raw = arguments["conversation_id"], raw != .null {
-            guard let text = raw.stringValue, let id = UUID(uuidString: text) else { throw ToolFailure("`conversation_id` must be a conversation id") }
+            guard let text = raw.stringValue, let id = UUID(wire: text) else { throw ToolFailure("`conversation_id` must be a conversation id") }
             conversationID = id
         }
         _ = try await AssistantTools.access(conversationID, scope: scope)

@@ -278,7 +278,7 @@ final class RunExecutor: Sendable {
             return true
         }
         guard moved else { return }
-        let handles = try await User.handles(of: Set(request.approvers.compactMap(UUID.init(uuidString:))), on: d.database())
+        let handles = try await User.handles(of: Set(request.approvers.compactMap(UUID.init(wire:))), on: d.database())
         let who = handles.values.sorted().map { "@" + $0 }.joined(separator: ", ")
         _ = try await post("I'd like to run `\(request.tool)` with \(request.arguments). \(who.isEmpty ? "A conversation admin" : who) can approve or reject it (run \(id.wire)).",
                            for: run, key: "approval-\(round)")

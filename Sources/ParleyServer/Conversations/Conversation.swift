@@ -48,6 +48,6 @@ final class Conversation: Model, @unchecked Sendable {
     var isPublicChannel: Bool { kind == .channel && visibility == .public }
 
     static func directKey(_ a: UUID, _ b: UUID) -> String {
-        [a.uuidString.lowercased(), b.uuidString.lowercased()].sorted().joined(separator: ":")
+        [a.wire, b.wire].sorted().joined(separator: ":")
     }
 }

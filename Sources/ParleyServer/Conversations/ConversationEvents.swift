@@ -68,7 +68,7 @@ struct MemberChange: Codable, Sendable, Equatable {
         case userID = "user_id"
     }
 
-    var user: UUID? { UUID(uuidString: userID) }
+    var user: UUID? { UUID(wire: userID) }
 }
 
 struct MemberJoined: WrappingEvent {

@@ -118,7 +118,7 @@ struct ConversationService: Sendable {
         }
         var memberIDs: [UUID] = []
         for (index, raw) in (input.memberIDs ?? []).enumerated() {
-            if let id = UUID(uuidString: raw) { memberIDs.append(id) }
+            if let id = UUID(wire: raw) { memberIDs.append(id) }
             else { validator.add("member_ids[\(index)]", "invalid", "must be a user id") }
         }
         memberIDs = memberIDs.filter { $0 != creatorID }.uniqued()
@@ -156,7 +156,7 @@ struct ConversationService: Sendable {
         // Every named member must exist.
         if !memberIDs.isEmpty {
             let found = Set(try await User.query(on: db).filter(\.$id ~~ memberIDs).all(\.$id))
-            let missing = (input.memberIDs ?? []).enumerated().filter { UUID(uuidString: $0.element).map { !found.contains($0) && $0 != creatorID } ?? false }
+            let missing = (input.memberIDs ?? []).enumerated().filter { UUID(wire: $0.element).map { !found.contains($0) && $0 != creatorID } ?? false }
             if !missing.isEmpty {
                 throw ValidationError(missing.map { FieldError(field: "member_ids[\($0.offset)]", code: "unknown_user", message: "is not a user") })
             }
@@ -280,7 +280,7 @@ struct ConversationService: Sendable {
             }
         }.all()
         let dtos = try await MessageService.dtos(for: messages, viewer: viewer, on: db, withReplyCounts: false)
-        return Dictionary(dtos.map { (UUID(uuidString: $0.conversationID)!, $0) }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(dtos.map { (UUID(wire: $0.conversationID)!, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     // MARK: Update and delete
@@ -415,7 +415,7 @@ struct ConversationService: Sendable {
             .filter(\.$conversation.$id == access.conversationID)
             .join(User.self, on: \Membership.$user.$id == \User.$id)
         if let cursor {
-            guard let after = UUID(uuidString: cursor) else {
+            guard let after = UUID(wire: cursor) else {
                 throw ValidationError(field: "cursor", code: "invalid", message: "is not a cursor this server issued")
             }
             query = query.filter(\.$user.$id > after)
@@ -433,7 +433,7 @@ struct ConversationService: Sendable {
         }
         var validator = Validator()
         let userID = validator.require(input.userID, "user_id").flatMap { raw -> UUID? in
-            guard let id = UUID(uuidString: raw) else { validator.add("user_id", "invalid", "must be a user id"); return nil }
+            guard let id = UUID(wire: raw) else { validator.add("user_id", "invalid", "must be a user id"); return nil }
             return id
         }
         let role = try parseRole(input.role, default: .member, into: &validator)

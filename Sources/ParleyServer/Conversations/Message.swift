@@ -67,7 +67,7 @@ final class Message: Model, @unchecked Sendable {
     /// A strong validator of the message's editable state, for `If-Match`.
     var etag: String { "\"\(versionTag)\"" }
 
-    private var versionTag: String { "\(id?.uuidString.lowercased() ?? "")-\(version)" }
+    private var versionTag: String { "\(id?.wire ?? "")-\(version)" }
 
     /// The validator of one representation (reactions and reply count included), for
     /// `If-None-Match`: the version tag plus a digest of the body sent.

@@ -70,7 +70,7 @@ struct MessageFormat {
         var seen = Set<UUID>()
         func walk(_ node: Node) {
             if node.type == .mention {
-                if let id = node.userID.flatMap(UUID.init(uuidString:)) {
+                if let id = node.userID.flatMap(UUID.init(wire:)) {
                     if seen.insert(id).inserted { found.userIDs.append(id) }
                 } else {
                     found.everyone = true

@@ -282,7 +282,7 @@ struct MessageService: Sendable {
             validator.add("attachments", "too_many", "at most \(maxAttachments) files on one message")
             return []
         }
-        let ids = raw.compactMap(UUID.init(uuidString:))
+        let ids = raw.compactMap(UUID.init(wire:))
         if ids.count != raw.count {
             validator.add("attachments", "invalid", "must be upload ids")
             return []
@@ -299,7 +299,7 @@ struct MessageService: Sendable {
     private func resolveReply(_ raw: String?, in access: ConversationService.Access,
                               into validator: inout Validator) async throws -> (id: UUID, seq: Int)? {
         guard let raw else { return nil }
-        guard let id = UUID(uuidString: raw) else {
+        guard let id = UUID(wire: raw) else {
             validator.add("reply_to", "invalid", "must be a message id")
             return nil
         }
@@ -345,7 +345,7 @@ struct MessageService: Sendable {
         }
         var newReply: (id: UUID, seq: Int)? = message.replyToID.map { ($0, message.replyToSeq ?? 0) }
         if let replyTo = input.replyTo {
-            if let raw = replyTo, UUID(uuidString: raw) == message.id {
+            if let raw = replyTo, UUID(wire: raw) == message.id {
                 validator.add("reply_to", "invalid", "a message cannot reply to itself")
             } else {
                 newReply = try await resolveReply(replyTo, in: access, into: &validator)

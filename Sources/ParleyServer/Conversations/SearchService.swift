@@ -17,7 +17,7 @@ struct SearchService: Sendable {
         if text != nil, terms.isEmpty { validator.add("q", "no_terms", "must contain at least one letter or digit") }
         var conversationID: UUID?
         if let rawConversation {
-            if let id = UUID(uuidString: rawConversation) { conversationID = id }
+            if let id = UUID(wire: rawConversation) { conversationID = id }
             else { validator.add("conversation_id", "invalid", "must be a conversation id") }
         }
         var offset = 0

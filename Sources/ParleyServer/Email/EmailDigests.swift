@@ -59,7 +59,7 @@ struct EmailDigests: Sendable {
     /// The job's handler: the digest, if anything is still unread and unreported.
     func handle(_ job: JobQueue.ClaimedJob, on db: any Database) async throws {
         let input = try job.decode(Job.self)
-        guard let userID = UUID(uuidString: input.userID) else { throw PermanentJobFailure(reason: "bad user id") }
+        guard let userID = UUID(wire: input.userID) else { throw PermanentJobFailure(reason: "bad user id") }
         guard let mail = try await digest(for: userID, on: db) else { return }
         do {
             try await transport.send(mail.rendered, from: from, to: [mail.to])
@@ -91,7 +91,7 @@ struct EmailDigests: Sendable {
             items.append(.init(title: title, excerpt: notification.excerpt, link: baseURL + summary.path, at: notification.createdAt))
         }
         return DigestMail(from: from, to: address, recipientName: user.displayName.isEmpty ? user.handle : user.displayName,
-                          items: items, baseURL: baseURL, date: now, messageID: "\(UUID().uuidString.lowercased())@parley")
+                          items: items, baseURL: baseURL, date: now, messageID: "\(UUID().wire)@parley")
     }
 }
 

@@ -44,7 +44,7 @@ struct DiskFileStore: FileStore {
         try await FileSystem.shared.createDirectory(at: FilePath(stagingDirectory), withIntermediateDirectories: true, permissions: nil)
         try await FileSystem.shared.createDirectory(
             at: FilePath(target).removingLastComponent(), withIntermediateDirectories: true, permissions: nil)
-        let staging = stagingDirectory + "/" + UUID().uuidString.lowercased() + ".part"
+        let staging = stagingDirectory + "/" + UUID().wire + ".part"
         do {
             try await FileSystem.shared.withFileHandle(forWritingAt: FilePath(staging), options: .newFile(replaceExisting: false)) { handle in
                 _ = try await handle.write(contentsOf: bytes, toAbsoluteOffset: 0)

@@ -29,7 +29,7 @@ enum FileCleanup {
             switch event.type {
             case .messageDeleted:
                 if let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)),
-                   let id = UUID(uuidString: message.id) {
+                   let id = UUID(wire: message.id) {
                     messageIDs.append(id)
                 }
             case .conversationDeleted:

@@ -21,7 +21,7 @@ struct StagedUpload: Sendable {
                                                         hooks: UploadHooks? = nil) async throws -> StagedUpload
     where Body.Element == ByteBuffer {
         try await FileSystem.shared.createDirectory(at: FilePath(directory), withIntermediateDirectories: true)
-        let path = directory + "/" + UUID().uuidString.lowercased() + ".part"
+        let path = directory + "/" + UUID().wire + ".part"
         do {
             return try await FileSystem.shared.withFileHandle(
                 forWritingAt: FilePath(path), options: .newFile(replaceExisting: false)

@@ -28,7 +28,7 @@ struct Thumbnails: Sendable {
     /// The job's handler.
     func handle(_ job: JobQueue.ClaimedJob, on db: any Database) async throws {
         let input = try job.decode(Job.self)
-        guard let id = UUID(uuidString: input.fileID), let file = try await StoredFile.find(id, on: db) else { return }
+        guard let id = UUID(wire: input.fileID), let file = try await StoredFile.find(id, on: db) else { return }
         _ = try await thumbnail(of: file, on: db)
     }
 

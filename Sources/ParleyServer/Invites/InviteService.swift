@@ -29,7 +29,7 @@ struct InviteService: Sendable {
         }
         var conversationID: UUID?
         if let raw = input.conversationID {
-            if let id = UUID(uuidString: raw) { conversationID = id } else { validator.add("conversation_id", "invalid", "must be a conversation id") }
+            if let id = UUID(wire: raw) { conversationID = id } else { validator.add("conversation_id", "invalid", "must be a conversation id") }
         }
         try validator.check()
         if let conversationID {

@@ -33,7 +33,7 @@ enum ShadowScoring {
         var scores: [ShadowScore.New] = []
         for event in events where event.createdAt >= shadow.since {
             guard let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)),
-                  let body = message.body, !body.isEmpty, let messageID = UUID(uuidString: message.id),
+                  let body = message.body, !body.isEmpty, let messageID = UUID(wire: message.id),
                   // A held message's text is in its `message.held`, sent or edited: only new ones count.
                   event.type == .messageHeld ? message.editedAt == nil : message.moderation?.state != .held
             else { continue }

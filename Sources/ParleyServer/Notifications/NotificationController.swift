@@ -77,7 +77,7 @@ struct NotificationController: RouteCollection {
         let selection: UserNotification.Selection
         switch (input.ids, input.all) {
         case (let ids?, nil):
-            let parsed = ids.compactMap(UUID.init(uuidString:))
+            let parsed = ids.compactMap(UUID.init(wire:))
             guard parsed.count == ids.count, ids.count <= 500 else {
                 throw ValidationError(field: "ids", code: "invalid", message: "must be at most 500 notification ids")
             }

@@ -11,7 +11,7 @@ struct NotificationSummary: Sendable, Equatable {
 
     static func of(_ notification: NotificationDTO, on db: any Database) async throws -> NotificationSummary {
         var actor: User?
-        if let actorID = notification.actorID.flatMap(UUID.init(uuidString:)) { actor = try await User.find(actorID, on: db) }
+        if let actorID = notification.actorID.flatMap(UUID.init(wire:)) { actor = try await User.find(actorID, on: db) }
         let who = actor.map { $0.displayName.isEmpty ? "@" + $0.handle : $0.displayName } ?? "Parley"
         let title = switch notification.kind {
         case .mention: "\(who) mentioned you"

@@ -34,10 +34,10 @@ enum Notifier {
                 // notified already) adds none.
                 guard let message = try? EventLog.decoder.decode(MessageDTO.self, from: Data(event.payload.utf8)),
                       message.moderation?.state != .held,
-                      let authorID = UUID(uuidString: message.authorID), let messageID = UUID(uuidString: message.id)
+                      let authorID = UUID(wire: message.authorID), let messageID = UUID(wire: message.id)
                 else { continue }
                 let mentions = MessageFormat.mentions(in: message.content ?? [])
-                let rootID = message.replyTo.flatMap(UUID.init(uuidString:))
+                let rootID = message.replyTo.flatMap(UUID.init(wire:))
                 var participants: Set<UUID> = []
                 if let rootID { participants = try await Message.threadParticipants(root: rootID, on: db) }
                 let members: (kind: Conversation.Kind?, members: [Membership.NotificationSetting])
@@ -93,11 +93,11 @@ enum Notifier {
     }
 
     private static func approvalNotifications(_ run: RunDTO, in conversationID: UUID) -> [UserNotification] {
-        guard let request = run.approval, let runID = UUID(uuidString: run.id) else { return [] }
-        let approvers = request.approvers.compactMap(UUID.init(uuidString:))
+        guard let request = run.approval, let runID = UUID(wire: run.id) else { return [] }
+        let approvers = request.approvers.compactMap(UUID.init(wire:))
         return approvers.map { userID in
             UserNotification(id: UUID.timeOrdered(), userID: userID, kind: .approval, conversationID: conversationID, messageID: nil,
-                             messageSeq: nil, runID: runID, actorID: UUID(uuidString: run.assistantID),
+                             messageSeq: nil, runID: runID, actorID: UUID(wire: run.assistantID),
                              source: "approval:\(run.id):\(request.callID)",
                              excerpt: String("\(request.tool) \(request.arguments)".prefix(excerptLength)),
                              createdAt: run.startedAt ?? run.createdAt, readAt: nil)

@@ -31,7 +31,7 @@ struct AccessLogMiddleware: AsyncMiddleware {
             "duration_ms": .stringConvertible(Self.milliseconds(elapsed)),
         ]
         if let principal = request.auth.get(Principal.self) {
-            metadata["user_id"] = .string(principal.userID.uuidString.lowercased())
+            metadata["user_id"] = .string(principal.userID.wire)
         }
         logger.info("request", metadata: metadata)
         return response

@@ -1,5 +1,6 @@
 import FluentKit
 import FluentSQL
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -357,7 +358,49 @@ struct DirectSQLiteRow: SQLRow {
             throw DecodingError.keyNotFound(DirectSQLiteColumnKey(stringValue: column),
                                             .init(codingPath: [], debugDescription: "no column \(column) in the row"))
         }
-        return try Self.decoder.decode(D.self, from: values[index])
+        let value = values[index]
+        if let direct = Self.direct(value, as: D.self) { return direct }
+        return try Self.decoder.decode(D.self, from: value)
+    }
+
+    /// The values rows hold most, converted without sqlite-kit's decoder, which casts to each
+    /// type dynamically and decodes UUIDs and optionals through Codable (a UUID then through
+    /// Foundation's parser, `sscanf` on Linux): a row's ids were a good part of the cost of
+    /// reading it. The results are the decoder's; any other value or type goes to it.
+    private static func direct<D>(_ value: SQLiteData, as _: D.Type) -> D? {
+        if D.self == UUID.self {
+            guard case .text(let text) = value, let id = UUID(wire: text) else { return nil }
+            return unsafeBitCast(id, to: D.self)
+        }
+        if D.self == UUID?.self {
+            if case .null = value { return unsafeBitCast(UUID?.none, to: D.self) }
+            guard case .text(let text) = value, let id = UUID(wire: text) else { return nil }
+            return unsafeBitCast(UUID?.some(id), to: D.self)
+        }
+        if D.self == String.self {
+            guard case .text(let text) = value else { return nil }
+            return unsafeBitCast(text, to: D.self)
+        }
+        if D.self == String?.self {
+            if case .null = value { return unsafeBitCast(String?.none, to: D.self) }
+            guard case .text(let text) = value else { return nil }
+            return unsafeBitCast(String?.some(text), to: D.self)
+        }
+        if D.self == Int.self {
+            guard case .integer(let number) = value else { return nil }
+            return unsafeBitCast(number, to: D.self)
+        }
+        if D.self == Int?.self {
+            if case .null = value { return unsafeBitCast(Int?.none, to: D.self) }
+            guard case .integer(let number) = value else { return nil }
+            return unsafeBitCast(Int?.some(number), to: D.self)
+        }
+        if D.self == Date?.self {
+            if case .null = value { return unsafeBitCast(Date?.none, to: D.self) }
+            guard let date = Date(sqliteData: value) else { return nil }
+            return unsafeBitCast(Date?.some(date), to: D.self)
+        }
+        return nil
     }
 }
 
@@ -460,7 +503,11 @@ enum DirectSQLite {
 
     /// Binds in SQLite's types, as sqlite-kit encodes them.
     static func encode(_ binds: [any Encodable & Sendable]) throws -> [SQLiteData] {
-        try binds.map { try encoder.encode($0) }
+        // A UUID as `uuidString` writes it (sqlite-kit's encoder's text), without `snprintf`.
+        try binds.map { bind in
+            if let id = bind as? UUID { return .text(id.stored) }
+            return try encoder.encode(bind)
+        }
     }
 
     /// Logs a statement as sqlite-kit does, at debug level, but only its text: binds can hold

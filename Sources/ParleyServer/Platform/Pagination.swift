@@ -23,7 +23,7 @@ enum ActivityCursor {
     static func decode(_ cursor: String) -> (Date, UUID)? {
         guard let data = Data(base64URLEncoded: cursor), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(separator: "|")
-        guard parts.count == 2, let bits = UInt64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        guard parts.count == 2, let bits = UInt64(parts[0]), let id = UUID(wire: String(parts[1])) else { return nil }
         let seconds = Double(bitPattern: bits)
         guard seconds.isFinite else { return nil }
         return (Date(timeIntervalSince1970: seconds), id)
@@ -38,7 +38,7 @@ enum TitleCursor {
 
     static func decode(_ cursor: String) -> (String, UUID)? {
         guard let data = Data(base64URLEncoded: cursor), let text = String(data: data, encoding: .utf8),
-              let bar = text.firstIndex(of: "|"), let id = UUID(uuidString: String(text[..<bar]))
+              let bar = text.firstIndex(of: "|"), let id = UUID(wire: String(text[..<bar]))
         else { return nil }
         return (String(text[text.index(after: bar)...]), id)
     }

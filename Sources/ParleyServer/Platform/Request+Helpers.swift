@@ -47,7 +47,7 @@ extension Request {
     /// A path parameter that must be an id. Anything else names nothing, so it gets `notFound`
     /// (the same answer as an id that does not exist).
     func idParameter(_ name: String, orThrow notFound: some Error) throws -> UUID {
-        guard let raw = parameters.get(name), let id = UUID(uuidString: raw) else { throw notFound }
+        guard let raw = parameters.get(name), let id = UUID(wire: raw) else { throw notFound }
         return id
     }
 

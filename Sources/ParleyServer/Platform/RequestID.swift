@@ -36,7 +36,7 @@ struct RequestIDMiddleware: AsyncMiddleware {
     }
 
     static func generate() -> String {
-        UUID.timeOrdered().uuidString.lowercased()
+        UUID.timeOrdered().wire
     }
 }
 

@@ -93,7 +93,7 @@ struct PushDelivery: Sendable {
     /// The job's handler: one push to one browser.
     func handle(_ job: JobQueue.ClaimedJob, on db: any Database) async throws {
         let input = try job.decode(Job.self)
-        guard let id = UUID(uuidString: input.subscriptionID),
+        guard let id = UUID(wire: input.subscriptionID),
               let subscription = try await PushSubscription.find(id, on: db)
         else { return }  // unsubscribed since
         let payload = Array(try EventLog.encoder.encode(input.message))

@@ -47,7 +47,7 @@ actor Presence {
         }
         var users = Set<UUID>()
         for text in texts {
-            guard let id = UUID(uuidString: text.trimmingCharacters(in: .whitespaces)) else {
+            guard let id = UUID(wire: text.trimmingCharacters(in: .whitespaces)) else {
                 throw WatchListError(code: "invalid", message: "must be user ids")
             }
             users.insert(id)
@@ -159,7 +159,7 @@ actor Presence {
         entry.seen = clock.now()
         var touched: [UUID] = []
         for (raw, status) in batch.users {
-            guard let userID = UUID(uuidString: raw) else { continue }
+            guard let userID = UUID(wire: raw) else { continue }
             entry.users[userID] = status == .offline ? nil : status
             touched.append(userID)
         }

@@ -189,7 +189,7 @@ struct RealtimeController: RouteCollection {
                 }
                 return
             }
-            guard incoming.type == "typing", let raw = incoming.conversation_id, let conversationID = UUID(uuidString: raw)
+            guard incoming.type == "typing", let raw = incoming.conversation_id, let conversationID = UUID(wire: raw)
             else { return }
             Task {
                 guard try await Membership.find(conversationID: conversationID, userID: principal.userID, on: db) != nil else { return }
