@@ -60,16 +60,30 @@ extension Run {
     }
 
     /// One asker: mention, wait for the first delta and the reply on its own WebSocket, repeat.
+    ///
+    /// The socket subscribes with `since=0`, and the asker first sends a plain message and
+    /// waits for it on the socket: a socket without `since` is live only from when the server
+    /// has registered it, so a run asked for at once could be answered before that (and the
+    /// asker would wait for good, as one did in a round). Frames replayed before the marker
+    /// are older runs' and are ignored (no question is waiting).
     func askRepeatedly(_ asker: (API.User, String), assistantID: String, runs: Int) async throws -> Timings {
         let (user, conversation) = asker
         let state = NIOLockedValueBox<(started: UInt64, first: UInt64?, done: CheckedContinuation<(UInt64, UInt64), Never>?)>((0, nil, nil))
         let replyMarker = #""author_id":"\#(assistantID)""#
-        let url = api.base.replacingOccurrences(of: "http://", with: "ws://") + "/v1/events"
+        let readyMarker = "ready \(UInt64.random(in: 0...UInt64.max))"
+        let ready = NIOLockedValueBox<(seen: Bool, waiting: CheckedContinuation<Void, Never>?)>((false, nil))
+        let url = api.base.replacingOccurrences(of: "http://", with: "ws://") + "/v1/events?since=0"
         let promise = group.any().makePromise(of: WebSocket.self)
         WebSocket.connect(to: url, headers: ["Authorization": "Bearer \(user.token)"], configuration: .init(maxFrameSize: 1 << 20), on: group) { ws in
             ws.onText { _, text in
                 let at = now()
-                if text.contains(#""type":"assistant.delta""#) {
+                if text.contains(readyMarker) {
+                    let waiting = ready.withLockedValue { ready in
+                        defer { ready = (true, nil) }
+                        return ready.waiting
+                    }
+                    waiting?.resume()
+                } else if text.contains(#""type":"assistant.delta""#) {
                     state.withLockedValue { if $0.first == nil { $0.first = at } }
                 } else if text.contains(#""type":"message.created""#), text.contains(replyMarker) {
                     let resume = state.withLockedValue { state -> (CheckedContinuation<(UInt64, UInt64), Never>, UInt64, UInt64)? in
@@ -83,6 +97,14 @@ extension Run {
             promise.succeed(ws)
         }.whenFailure { promise.fail($0) }
         let socket = try await promise.futureResult.get()
+        try await api.send(user, conversation, body: readyMarker)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let seen = ready.withLockedValue { ready in
+                if !ready.seen { ready.waiting = continuation }
+                return ready.seen
+            }
+            if seen { continuation.resume() }
+        }
         var timings = Timings()
         for n in 0..<runs {
             let (first, reply) = await withCheckedContinuation { (continuation: CheckedContinuation<(UInt64, UInt64), Never>) in
