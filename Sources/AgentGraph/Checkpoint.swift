@@ -425,15 +425,19 @@ final class CheckpointWriter: Sendable {
     let runID: String
     let leaseDuration: Duration
     let now: @Sendable () -> Date
+    /// Whether an unclaimed thread's first write may be stored in the background (the run's
+    /// durability is `.async`) rather than before `append` returns.
+    let claimsInBackground: Bool
     private let state: Mutex<State>
 
     init(saver: any CheckpointSaver, thread: String, runID: String, version: Int64, leaseDuration: Duration,
-         now: @escaping @Sendable () -> Date, claimed: Bool = true) {
+         now: @escaping @Sendable () -> Date, claimed: Bool = true, claimsInBackground: Bool = false) {
         self.saver = saver
         self.thread = thread
         self.runID = runID
         self.leaseDuration = leaseDuration
         self.now = now
+        self.claimsInBackground = claimsInBackground
         self.state = Mutex(State(nextID: version + 1, version: version, claimed: claimed))
     }
 
@@ -454,7 +458,9 @@ final class CheckpointWriter: Sendable {
             state.queue.append(record)
             return (record.id, state.claimed)
         }
-        switch claimed || durability == .async ? durability : .sync {
+        // A run's last checkpoint comes as `.exit`: under `.async` it waits in the queue for
+        // `finish` (and the claim still in flight) like any other.
+        switch claimed || claimsInBackground ? durability : .sync {
         case .sync:
             try await flush()
         case .async:
@@ -464,6 +470,9 @@ final class CheckpointWriter: Sendable {
         }
         return id
     }
+
+    /// Whether a write failed (the checkpoints that follow would fail too).
+    var hasFailed: Bool { state.withLock { $0.failure != nil } }
 
     /// Waits until every queued checkpoint is stored.
     func flush() async throws {

@@ -147,7 +147,7 @@ public final class CompiledGraph<S: GraphState>: Sendable {
         }
         let writer = CheckpointWriter(
             saver: saver, thread: thread, runID: runID, version: version, leaseDuration: config.leaseDuration, now: environment.now,
-            claimed: !fresh
+            claimed: !fresh, claimsInBackground: config.durability == .async
         )
         let scope = RunScope(config: config, runID: runID, writer: writer, store: store, sink: sink)
         let heartbeat = Task {

@@ -115,6 +115,9 @@ struct TaskRunner<S: GraphState>: Sendable {
             } catch let interrupt as NodeInterrupt {
                 return .interrupted(interrupt.payloads)
             } catch {
+                // The run's checkpoints can no longer be stored (the thread was taken, or a
+                // write failed): running the node again, or its fallback, cannot help.
+                if scope.writer?.hasFailed == true { return .failed(node: task.node, error: error) }
                 let policy = definition.policies[task.index]
                 let environment = scope.config.environment
                 if let retry = policy.retry, attempt < retry.maxAttempts, retry.retryOn(error), !Task.isCancelled {

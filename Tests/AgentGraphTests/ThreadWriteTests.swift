@@ -176,4 +176,41 @@ struct ThreadWriteTests {
             #expect(try await compiled.history(thread: "held").count == 2)
         }
     }
+
+    @Test("a node whose task finds the run's checkpoints refused is neither retried nor replaced by its fallback",
+          arguments: SaverKind.available)
+    func noRetryAfterRefusedCheckpoints(kind: SaverKind) async throws {
+        try await withSaver(kind) { saver in
+            let calls = Calls()
+            var graph = StateGraph(Counter.self)
+            // Retries anything, at once: only the refused checkpoints can stop it.
+            let retry = RetryPolicy(maxAttempts: 3, initialInterval: .milliseconds(1), jitter: false) { _ in true }
+            graph.addNode("act", policy: NodePolicy(retry: retry, fallback: "rescue")) { state, context in
+                calls.hit("act")
+                let total: Int = try await context.task("act") { state.total + 1 }
+                return .update(\.total, total)
+            }
+            graph.addNode("rescue") { _, _ in
+                calls.hit("rescue")
+                return .update(\.note, "rescued")
+            }
+            graph.addEdge(START, "act")
+            graph.addEdge("act", END)
+            graph.addEdge("rescue", END)
+            let compiled = try graph.compile(checkpointer: saver)
+            _ = try await compiled.invoke(StateUpdate(), config: RunConfig(threadID: "held", durability: .sync))
+            #expect(calls["act"] == 1)
+
+            var config = RunConfig(threadID: "held", durability: .async)
+            config.threadIsNew = true
+            await #expect {
+                _ = try await compiled.invoke(StateUpdate(), config: config)
+            } throws: { error in
+                if case .threadBusy = (error as? GraphError)?.kind { return true }
+                return false
+            }
+            #expect(calls["act"] == 2, "one attempt, not three")
+            #expect(calls["rescue"] == 0)
+        }
+    }
 }

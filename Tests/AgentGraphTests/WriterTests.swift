@@ -1,5 +1,6 @@
 @testable import AgentGraph
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("Checkpoint writer and shared connections")
@@ -19,6 +20,26 @@ struct WriterTests {
             _ = try await writer.append(record, durability: .async)
         }
         #expect(try await saver.records(thread: "t", namespace: "").isEmpty)
+    }
+
+    @Test("under async durability a run's last checkpoint waits for a claim still in flight, and is stored with the release",
+          .timeLimit(.minutes(1)))
+    func lastCheckpointBehindTheClaim() async throws {
+        let saver = GatedCreateSaver()
+        let clock = ManualClock()
+        let writer = CheckpointWriter(saver: saver, thread: "t", runID: "a", version: 0, leaseDuration: .seconds(60), now: { clock.now },
+                                      claimed: false, claimsInBackground: true)
+        func record(_ step: Int) -> CheckpointRecord {
+            CheckpointRecord(threadID: "t", namespace: "", id: 0, parentID: nil, step: step, source: "loop", createdAt: clock.now,
+                             snapshot: nil, body: Data("{}".utf8))
+        }
+        // The claim is held until the test lets it through; neither append waits for it.
+        _ = try await writer.append(record(-1), durability: .async)
+        _ = try await writer.append(record(0), durability: .exit)
+        saver.open()
+        try await writer.finish()
+        #expect(saver.calls == ["create", "putAndRelease"])
+        #expect(try await saver.records(thread: "t", namespace: "").count == 2)
     }
 
     @Test("a fallback sees the failed node's task results instead of running the side effect again")
@@ -68,5 +89,50 @@ struct WriterTests {
                 #expect(try await graph.history(thread: "shared-\(index)").count == 6)
             }
         }
+    }
+}
+
+/// An in-memory saver whose `create` (a new thread's claim) waits until `open()`; it records
+/// the writes it is asked for, in order.
+final class GatedCreateSaver: ForwardingSaver, Sendable {
+    let inner: any CheckpointSaver = InMemorySaver()
+    private let gate = Mutex<(open: Bool, waiting: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let log = Mutex<[String]>([])
+
+    var calls: [String] { log.withLock { $0 } }
+
+    func open() {
+        let waiting = gate.withLock { gate in
+            defer { gate = (true, nil) }
+            return gate.waiting
+        }
+        waiting?.resume()
+    }
+
+    func create(_ records: [CheckpointRecord], thread: String, runID: String, now: Date, leaseUntil: Date) async throws {
+        log.withLock { $0.append("create") }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let open = gate.withLock { gate in
+                if !gate.open { gate.waiting = continuation }
+                return gate.open
+            }
+            if open { continuation.resume() }
+        }
+        try await inner.create(records, thread: thread, runID: runID, now: now, leaseUntil: leaseUntil)
+    }
+
+    func put(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64, leaseUntil: Date) async throws {
+        log.withLock { $0.append(records.isEmpty ? "renew" : "put") }
+        try await inner.put(records, thread: thread, runID: runID, expectedVersion: expectedVersion, leaseUntil: leaseUntil)
+    }
+
+    func putAndRelease(_ records: [CheckpointRecord], thread: String, runID: String, expectedVersion: Int64) async throws {
+        log.withLock { $0.append("putAndRelease") }
+        try await inner.putAndRelease(records, thread: thread, runID: runID, expectedVersion: expectedVersion)
+    }
+
+    func release(thread: String, runID: String) async throws {
+        log.withLock { $0.append("release") }
+        try await inner.release(thread: thread, runID: runID)
     }
 }

@@ -25,7 +25,8 @@ protocol AssistantTool: Sendable {
     /// Whether calling it changes anything outside the run (a write, a request to another
     /// system). Such a call is an AgentGraph task: its result is checkpointed and a resume
     /// does not make it again. A call that only reads runs again on a resume instead, and
-    /// does not wait for the run's checkpoints to be stored first.
+    /// does not wait for the run's checkpoints to be stored first (unless the assistant says
+    /// it needs approval: such a tool is always handled as one that changes things).
     var changesThings: Bool { get }
     func run(_ arguments: JSONValue, scope: ToolScope) async throws -> JSONValue
 }

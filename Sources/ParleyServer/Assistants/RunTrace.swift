@@ -4,9 +4,11 @@ import NIOConcurrencyHelpers
 import SQLKit
 
 /// A run's trace steps and token usage waiting to be written: the graph's nodes add them as
-/// they happen, and they are written in the transaction of the checkpoint that ends the step
-/// (`SQLCheckpointSaver(alongside:)`), or with the run's end; so the trace commits with the
-/// step it describes and costs no transaction of its own.
+/// they happen, and they are written in the transaction of the next checkpoint stored
+/// (`SQLCheckpointSaver(alongside:)`), or with the run's end, so they cost no transaction of
+/// their own. Checkpoints are stored while the next step runs, so a step's entries may commit
+/// with the checkpoint before its own: after a crash, a step that runs again (a model call, a
+/// tool that only reads) is traced, and its tokens counted, once for each time it ran.
 final class RunTrace: Sendable {
     struct Step: Sendable {
         let kind: String

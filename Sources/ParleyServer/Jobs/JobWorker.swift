@@ -82,8 +82,8 @@ final class JobWorker: LifecycleHandler, Sendable {
         var running = false
         /// Jobs handed to this worker by a commit, while they run (see `committed`).
         var handedOff: [UUID: Task<Void, Never>] = [:]
-        /// Whether the loop should claim when it next wakes (not when it was woken only to
-        /// start jobs handed to it).
+        /// Whether the loop should claim when it next wakes: set by news of work (a commit that
+        /// enqueued a job, the poll falling due, a claim that filled every free slot).
         var claimWanted = true
         /// Jobs whose handlers finished them in their own transactions.
         var settled: Set<UUID> = []

@@ -54,17 +54,14 @@ enum ConcurrencyOnEventLoops {
         #endif
     }
 
-    /// Runs `body` on an event loop other than the calling thread's, when the caller is on one
-    /// of the shared group's loops and there is another; otherwise on the group's next loop.
-    /// A task `body` starts stays on that loop (with the hook installed), so work that need
-    /// not wait for what the caller's loop does next runs beside it, on another core.
+    /// Runs `body` on the shared group's next loop in turn, skipping the calling thread's own
+    /// when there is another. A task `body` starts stays on that loop (with the hook
+    /// installed), so work that need not wait for what the caller's loop does next runs
+    /// beside it, on another core.
     static func elsewhere(_ body: @escaping @Sendable () -> Void) {
         let group = MultiThreadedEventLoopGroup.singleton
-        var target: (any EventLoop)?
-        for loop in group.makeIterator() where !loop.inEventLoop {
-            target = loop
-            break
-        }
-        (target ?? group.next()).execute(body)
+        var loop = group.next()
+        if loop.inEventLoop { loop = group.next() }
+        loop.execute(body)
     }
 }

@@ -28,9 +28,12 @@ import VaporCSQLite
 /// idle server, wake a sleeping thread each way. A task's thread is an event loop's here, so
 /// a long run (however its binds made it long: a search for a common word) lifts the average
 /// far over the limit and sends the statement back to the pool until short runs bring it
-/// down again (each takes a quarter off the excess: after a 5 ms run, about ten), while a run the scheduler
-/// interrupted for a few hundred microseconds barely moves it; and there are fewer inline
-/// connections than event loops, so a slow inline read holds one loop at most.
+/// down again (each takes a quarter off the excess: after a 5 ms run, about ten). A run
+/// sends it back when it exceeds the average by more than four times the average's margin
+/// under the limit (for the 100 µs history read, a run of 300 µs), so an inline run can take
+/// somewhat longer than the limit, but a statement that is sometimes long cannot stay
+/// inline; and there are fewer inline connections than event loops, so a slow inline read
+/// holds one loop at most.
 ///
 /// The limit was measured: before Swift's jobs ran as the generic executor on the event loops
 /// (`ConcurrencyOnEventLoops`), inline reads of up to 0.1 ms raised the loaded assistants

@@ -210,8 +210,28 @@ struct AssistantTests {
             // The tools node ran twice (before the approval and after it); `remember` ran once.
             let steps = (try await fixture.run(runID))["steps"] as? [[String: Any]] ?? []
             #expect(steps.filter { $0["kind"] as? String == "tool" }.map { $0["name"] as? String } == ["remember", "recent_messages"])
-            let store = try await (app.db as! any SQLDatabase).raw("SELECT COUNT(*) AS n FROM agentgraph_store").first()
-            #expect(try store?.decode(column: "n", as: Int.self) == 1)
+        }
+    }
+
+    @Test("a call that only reads, made before an approval stopped the run, is made again when it resumes")
+    func readBeforeApproval() async throws {
+        try await withParley { app, _ in
+            let model = ScriptedModel([
+                .toolCalls([ToolCall(id: "c1", name: "recent_messages", arguments: #"{"limit":5}"#),
+                            ToolCall(id: "c2", name: "remember", arguments: #"{"fact":"likes tea"}"#)]),
+                .reply("Noted."),
+            ])
+            let fixture = try await AssistantFixture.make(
+                app, assistant: #""tools":["remember","recent_messages"],"approval_tools":["remember"]"#, model: model)
+            try await app.post("@helper look back, then remember I like tea", in: fixture.conversation, by: fixture.ann)
+            let runID = try #require(try await fixture.next(["run.approval_requested"]).data["id"] as? String)
+            let decided = try await app.send(.POST, "v1/runs/\(runID)/approval", json: #"{"approved":true}"#, token: fixture.ann.token)
+            #expect(decided.status == .ok, "\(decided.body)")
+            #expect(try await fixture.runEnd().type == "run.completed")
+            // Not stored as a task: the resumed tools node reads again, and the trace shows both.
+            let steps = (try await fixture.run(runID))["steps"] as? [[String: Any]] ?? []
+            #expect(steps.filter { $0["kind"] as? String == "tool" }.map { $0["name"] as? String }
+                    == ["recent_messages", "recent_messages", "remember"])
         }
     }
 
