@@ -59,6 +59,19 @@ struct ThreadWriteTests {
         return config
     }
 
+    /// Runs `compiled` on `thread`, which has checkpoints, as if it were new, and checks the
+    /// run is refused with `threadBusy`.
+    private func expectBusy(_ compiled: CompiledGraph<Counter>, asNew thread: String, durability: Durability) async {
+        var config = RunConfig(threadID: thread, durability: durability)
+        config.threadIsNew = true
+        await #expect {
+            _ = try await compiled.invoke(StateUpdate(), config: config)
+        } throws: { error in
+            if case .threadBusy = (error as? GraphError)?.kind { return true }
+            return false
+        }
+    }
+
     @Test("a run on a new thread takes it with its first checkpoint and stores its last with the release", arguments: SaverKind.available)
     func newThreadWrites(kind: SaverKind) async throws {
         try await withSaver(kind) { base in
@@ -123,12 +136,7 @@ struct ThreadWriteTests {
             let compiled = try graph.compile(checkpointer: saver)
             _ = try await compiled.invoke(StateUpdate(), config: syncConfig("taken", new: false))
             #expect(calls["inc"] == 1)
-            await #expect {
-                _ = try await compiled.invoke(StateUpdate(), config: syncConfig("taken", new: true))
-            } throws: { error in
-                if case .threadBusy = (error as? GraphError)?.kind { return true }
-                return false
-            }
+            await expectBusy(compiled, asNew: "taken", durability: .sync)
             #expect(calls["inc"] == 1)
             #expect(try await compiled.history(thread: "taken").count == 2)
         }
@@ -161,14 +169,7 @@ struct ThreadWriteTests {
             _ = try await compiled.invoke(StateUpdate(), config: RunConfig(threadID: "held", durability: .sync))
             #expect(calls["think"] == 1 && calls["act"] == 1)
 
-            var config = RunConfig(threadID: "held", durability: .async)
-            config.threadIsNew = true
-            await #expect {
-                _ = try await compiled.invoke(StateUpdate(), config: config)
-            } throws: { error in
-                if case .threadBusy = (error as? GraphError)?.kind { return true }
-                return false
-            }
+            await expectBusy(compiled, asNew: "held", durability: .async)
             // The node without side effects did not wait for the claim; the task never ran
             // without the lease, and the run stored nothing.
             #expect(calls["think"] == 2)
@@ -201,14 +202,7 @@ struct ThreadWriteTests {
             _ = try await compiled.invoke(StateUpdate(), config: RunConfig(threadID: "held", durability: .sync))
             #expect(calls["act"] == 1)
 
-            var config = RunConfig(threadID: "held", durability: .async)
-            config.threadIsNew = true
-            await #expect {
-                _ = try await compiled.invoke(StateUpdate(), config: config)
-            } throws: { error in
-                if case .threadBusy = (error as? GraphError)?.kind { return true }
-                return false
-            }
+            await expectBusy(compiled, asNew: "held", durability: .async)
             #expect(calls["act"] == 2, "one attempt, not three")
             #expect(calls["rescue"] == 0)
         }

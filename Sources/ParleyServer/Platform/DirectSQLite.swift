@@ -368,39 +368,35 @@ struct DirectSQLiteRow: SQLRow {
     /// Foundation's parser, `sscanf` on Linux): a row's ids were a good part of the cost of
     /// reading it. The results are the decoder's; any other value or type goes to it.
     private static func direct<D>(_ value: SQLiteData, as _: D.Type) -> D? {
-        if D.self == UUID.self {
-            guard case .text(let text) = value, let id = UUID(wire: text) else { return nil }
-            return unsafeBitCast(id, to: D.self)
+        // `D` is exactly `T` (or `T?`) where these are called: the casts change no bits.
+        func exactly<T>(_ converted: T?) -> D? { converted.map { unsafeBitCast($0, to: D.self) } }
+        func optional<T>(_ convert: (SQLiteData) -> T?) -> D? {
+            if case .null = value { return unsafeBitCast(T?.none, to: D.self) }
+            return convert(value).map { unsafeBitCast(T?.some($0), to: D.self) }
         }
-        if D.self == UUID?.self {
-            if case .null = value { return unsafeBitCast(UUID?.none, to: D.self) }
-            guard case .text(let text) = value, let id = UUID(wire: text) else { return nil }
-            return unsafeBitCast(UUID?.some(id), to: D.self)
-        }
-        if D.self == String.self {
-            guard case .text(let text) = value else { return nil }
-            return unsafeBitCast(text, to: D.self)
-        }
-        if D.self == String?.self {
-            if case .null = value { return unsafeBitCast(String?.none, to: D.self) }
-            guard case .text(let text) = value else { return nil }
-            return unsafeBitCast(String?.some(text), to: D.self)
-        }
-        if D.self == Int.self {
-            guard case .integer(let number) = value else { return nil }
-            return unsafeBitCast(number, to: D.self)
-        }
-        if D.self == Int?.self {
-            if case .null = value { return unsafeBitCast(Int?.none, to: D.self) }
-            guard case .integer(let number) = value else { return nil }
-            return unsafeBitCast(Int?.some(number), to: D.self)
-        }
-        if D.self == Date?.self {
-            if case .null = value { return unsafeBitCast(Date?.none, to: D.self) }
-            guard let date = Date(sqliteData: value) else { return nil }
-            return unsafeBitCast(Date?.some(date), to: D.self)
-        }
+        if D.self == UUID.self { return exactly(uuid(value)) }
+        if D.self == UUID?.self { return optional(uuid) }
+        if D.self == String.self { return exactly(text(value)) }
+        if D.self == String?.self { return optional(text) }
+        if D.self == Int.self { return exactly(integer(value)) }
+        if D.self == Int?.self { return optional(integer) }
+        if D.self == Date?.self { return optional(Date.init(sqliteData:)) }
         return nil
+    }
+
+    private static func uuid(_ value: SQLiteData) -> UUID? {
+        guard case .text(let text) = value else { return nil }
+        return UUID(wire: text)
+    }
+
+    private static func text(_ value: SQLiteData) -> String? {
+        guard case .text(let text) = value else { return nil }
+        return text
+    }
+
+    private static func integer(_ value: SQLiteData) -> Int? {
+        guard case .integer(let number) = value else { return nil }
+        return number
     }
 }
 

@@ -194,44 +194,38 @@ struct AssistantTests {
 
     @Test("a call that changes things, made before an approval stopped the run, is not made again when it resumes")
     func sideEffectBeforeApproval() async throws {
-        try await withParley { app, _ in
-            let model = ScriptedModel([
-                .toolCalls([ToolCall(id: "c1", name: "remember", arguments: #"{"fact":"likes tea"}"#),
-                            ToolCall(id: "c2", name: "recent_messages", arguments: #"{"limit":5}"#)]),
-                .reply("Noted."),
-            ])
-            let fixture = try await AssistantFixture.make(
-                app, assistant: #""tools":["remember","recent_messages"],"approval_tools":["recent_messages"]"#, model: model)
-            try await app.post("@helper remember I like tea, then look back", in: fixture.conversation, by: fixture.ann)
-            let runID = try #require(try await fixture.next(["run.approval_requested"]).data["id"] as? String)
-            let decided = try await app.send(.POST, "v1/runs/\(runID)/approval", json: #"{"approved":true}"#, token: fixture.ann.token)
-            #expect(decided.status == .ok, "\(decided.body)")
-            #expect(try await fixture.runEnd().type == "run.completed")
-            // The tools node ran twice (before the approval and after it); `remember` ran once.
-            let steps = (try await fixture.run(runID))["steps"] as? [[String: Any]] ?? []
-            #expect(steps.filter { $0["kind"] as? String == "tool" }.map { $0["name"] as? String } == ["remember", "recent_messages"])
-        }
+        // The tools node runs twice (before the approval and after it); `remember` runs once.
+        try await expectToolCallsAcrossAnApproval([
+            ToolCall(id: "c1", name: "remember", arguments: #"{"fact":"likes tea"}"#),
+            ToolCall(id: "c2", name: "recent_messages", arguments: #"{"limit":5}"#),
+        ], approving: "recent_messages", traced: ["remember", "recent_messages"])
     }
 
     @Test("a call that only reads, made before an approval stopped the run, is made again when it resumes")
     func readBeforeApproval() async throws {
+        // Not stored as a task: the resumed tools node reads again, and the trace shows both.
+        try await expectToolCallsAcrossAnApproval([
+            ToolCall(id: "c1", name: "recent_messages", arguments: #"{"limit":5}"#),
+            ToolCall(id: "c2", name: "remember", arguments: #"{"fact":"likes tea"}"#),
+        ], approving: "remember", traced: ["recent_messages", "recent_messages", "remember"])
+    }
+
+    /// Has the model make `calls` in one turn, where the tool `approving` needs approval; the
+    /// asker approves, the run completes, and its trace must show the tool calls `expected`.
+    private func expectToolCallsAcrossAnApproval(_ calls: [ToolCall], approving tool: String, traced expected: [String],
+                                                 sourceLocation: SourceLocation = #_sourceLocation) async throws {
         try await withParley { app, _ in
-            let model = ScriptedModel([
-                .toolCalls([ToolCall(id: "c1", name: "recent_messages", arguments: #"{"limit":5}"#),
-                            ToolCall(id: "c2", name: "remember", arguments: #"{"fact":"likes tea"}"#)]),
-                .reply("Noted."),
-            ])
+            let model = ScriptedModel([.toolCalls(calls), .reply("Noted.")])
             let fixture = try await AssistantFixture.make(
-                app, assistant: #""tools":["remember","recent_messages"],"approval_tools":["remember"]"#, model: model)
-            try await app.post("@helper look back, then remember I like tea", in: fixture.conversation, by: fixture.ann)
+                app, assistant: #""tools":["remember","recent_messages"],"approval_tools":["\#(tool)"]"#, model: model)
+            try await app.post("@helper remember I like tea, and look back", in: fixture.conversation, by: fixture.ann)
             let runID = try #require(try await fixture.next(["run.approval_requested"]).data["id"] as? String)
             let decided = try await app.send(.POST, "v1/runs/\(runID)/approval", json: #"{"approved":true}"#, token: fixture.ann.token)
             #expect(decided.status == .ok, "\(decided.body)")
             #expect(try await fixture.runEnd().type == "run.completed")
-            // Not stored as a task: the resumed tools node reads again, and the trace shows both.
             let steps = (try await fixture.run(runID))["steps"] as? [[String: Any]] ?? []
-            #expect(steps.filter { $0["kind"] as? String == "tool" }.map { $0["name"] as? String }
-                    == ["recent_messages", "recent_messages", "remember"])
+            #expect(steps.filter { $0["kind"] as? String == "tool" }.map { $0["name"] as? String } == expected,
+                    sourceLocation: sourceLocation)
         }
     }
 
