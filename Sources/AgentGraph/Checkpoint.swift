@@ -412,6 +412,9 @@ final class CheckpointWriter: Sendable {
         var nextID: Int64
         var version: Int64
         var queue: [CheckpointRecord] = []
+        /// How many records at the queue's end came as `.exit`: a drain leaves them for
+        /// `finish` (or a `flush`), so a run's last checkpoint is stored with the release.
+        var held = 0
         var draining: Task<Void, Never>?
         var failure: (any Error)?
         /// Whether the run holds the thread's lease (false until a new thread's first write).
@@ -456,10 +459,12 @@ final class CheckpointWriter: Sendable {
             record.id = state.nextID
             state.nextID += 1
             state.queue.append(record)
+            // A run's last checkpoint comes as `.exit`: under `.async` it waits for `finish`
+            // (behind a claim still in flight), even while a drain is running.
+            let mode = state.claimed || claimsInBackground ? durability : .sync
+            state.held = mode == .exit ? state.held + 1 : 0
             return (record.id, state.claimed)
         }
-        // A run's last checkpoint comes as `.exit`: under `.async` it waits in the queue for
-        // `finish` (and the claim still in flight) like any other.
         switch claimed || claimsInBackground ? durability : .sync {
         case .sync:
             try await flush()
@@ -476,6 +481,7 @@ final class CheckpointWriter: Sendable {
 
     /// Waits until every queued checkpoint is stored.
     func flush() async throws {
+        state.withLock { $0.held = 0 }
         startDraining()
         while let draining = state.withLock({ $0.draining }) {
             await draining.value
@@ -494,7 +500,10 @@ final class CheckpointWriter: Sendable {
         let taken: (batch: [CheckpointRecord], version: Int64, failure: (any Error)?, claimed: Bool)? = state.withLock { state in
             guard !state.finished else { return nil }
             state.finished = true
-            defer { state.queue = [] }
+            defer {
+                state.queue = []
+                state.held = 0
+            }
             return (state.queue, state.version, state.failure, state.claimed)
         }
         guard let (batch, version, failure, claimed) = taken else { return }
@@ -539,7 +548,7 @@ final class CheckpointWriter: Sendable {
 
     private func startDraining() {
         state.withLock { state in
-            guard state.draining == nil, !state.queue.isEmpty, state.failure == nil, !state.finished else { return }
+            guard state.draining == nil, state.queue.count > state.held, state.failure == nil, !state.finished else { return }
             state.draining = Task { await self.drain() }
         }
     }
@@ -547,12 +556,13 @@ final class CheckpointWriter: Sendable {
     private func drain() async {
         while true {
             let next: (batch: [CheckpointRecord], version: Int64, claimed: Bool)? = state.withLock { state in
-                guard !state.queue.isEmpty, state.failure == nil else {
+                let ready = state.queue.count - state.held
+                guard ready > 0, state.failure == nil else {
                     state.draining = nil
                     return nil
                 }
-                defer { state.queue = [] }
-                return (state.queue, state.version, state.claimed)
+                defer { state.queue.removeFirst(ready) }
+                return (Array(state.queue.prefix(ready)), state.version, state.claimed)
             }
             guard let next else { return }
             do {
