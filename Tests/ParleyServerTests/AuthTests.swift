@@ -216,6 +216,37 @@ struct AuthTests {
         }
     }
 
+    @Test("a verified token is answered from memory only as the same string and until it expires; the memory stays bounded")
+    func verifiedTokens() async throws {
+        let clock = TestClock()
+        let keys = await TokenService.makeKeys(ServerKeys(secret: String(repeating: "k", count: 48)), algorithm: .hs256)
+        let tokens = TokenService(keys: keys, algorithm: .hs256, csrfKey: SymmetricKey(size: .bits256),
+                                  accessTokenLifetime: .seconds(900), clock: clock.appClock)
+        let (userID, sessionID) = (UUID(), UUID())
+        let token = try await tokens.issue(userID: userID, sessionID: sessionID).token
+        #expect(try await tokens.verify(token) == (userID, sessionID))
+        #expect(tokens.verified.count == 1)
+        // Another signature on the same claims is checked, not taken from memory.
+        let forged = token.dropLast(4) + "AAAA"
+        await #expect(throws: TokenService.Failure.self) { try await tokens.verify(String(forged)) }
+        #expect(try await tokens.verify(token) == (userID, sessionID))
+        clock.advance(by: 901)
+        await #expect(throws: TokenService.Failure.self) { try await tokens.verify(token) }
+
+        let memory = VerifiedTokens(capacity: 3)
+        let now = Date(timeIntervalSince1970: 1_000)
+        for n in 0..<3 { memory.keep("t\(n)", userID: userID, sessionID: sessionID, expiresAt: now + (n == 0 ? 10 : 100), now: now) }
+        // Full: the expired one makes room.
+        memory.keep("t3", userID: userID, sessionID: sessionID, expiresAt: now + 100, now: now + 50)
+        #expect(memory.count == 3)
+        #expect(memory.identity(of: "t0", at: now + 50) == nil)
+        #expect(memory.identity(of: "t3", at: now + 50)?.userID == userID)
+        // Full of live tokens: emptied, and the new one kept.
+        memory.keep("t4", userID: userID, sessionID: sessionID, expiresAt: now + 100, now: now + 50)
+        #expect(memory.count == 1)
+        #expect(memory.identity(of: "t4", at: now + 50) != nil)
+    }
+
     @Test("access tokens carry sub, iat, exp and jti")
     func claims() async throws {
         try await withParley { app, _ in

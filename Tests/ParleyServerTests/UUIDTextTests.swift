@@ -38,11 +38,11 @@ struct UUIDTextTests {
         }
     }
 
-    @Test("a row's ids, texts, numbers and dates decode as sqlite-kit's decoder decodes them")
+    @Test("a row's ids, texts, numbers, dates and flags decode as sqlite-kit's decoder decodes them")
     func rowDecoding() throws {
         let id = UUID()
         let values: [SQLiteData] = [.text(id.uuidString), .text(id.wire), .null, .text("text"), .integer(42), .float(1_796_000_000.25),
-                                    .integer(7), .text("not a uuid"), .float(2.5)]
+                                    .integer(7), .text("not a uuid"), .float(2.5), .integer(0), .integer(1), .text("true")]
         let row = DirectSQLiteRow(columns: DirectSQLiteColumns(names: values.indices.map { "c\($0)" }), values: values)
         let decoder = SQLiteDataDecoder()
         func same<T: Decodable & Equatable>(_ type: T.Type, _ column: Int) throws {
@@ -62,6 +62,9 @@ struct UUIDTextTests {
             try same(Int.self, column)
             try same(Int?.self, column)
             try same(Date?.self, column)
+            try same(Date.self, column)
+            try same(Bool.self, column)
+            try same(Bool?.self, column)
         }
         #expect(try row.decode(column: "c1", as: UUID.self) == id)
         #expect(try row.decode(column: "c2", as: UUID?.self) == nil)

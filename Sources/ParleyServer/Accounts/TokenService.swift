@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import JWT
+import NIOConcurrencyHelpers
 
 /// The claims of a Parley access token.
 struct AccessClaims: JWTPayload {
@@ -22,6 +23,9 @@ struct TokenService: Sendable {
     let csrfKey: SymmetricKey
     let accessTokenLifetime: Duration
     let clock: AppClock
+    /// Tokens this process verified, so a client's next requests skip decoding and checking
+    /// the same JWT again.
+    let verified = VerifiedTokens()
 
     static func makeKeys(_ serverKeys: ServerKeys, algorithm: Settings.TokenAlgorithm) async -> JWTKeyCollection {
         let digest: DigestAlgorithm = switch algorithm {
@@ -50,7 +54,13 @@ struct TokenService: Sendable {
 
     /// Verifies a token. Only the configured algorithm is accepted: `alg: none`, another HMAC
     /// size or an asymmetric algorithm is refused before any signature check.
+    ///
+    /// A token verified before is answered from `verified` until it expires (the signature
+    /// and the claims of the same string cannot have changed); whether its session is still
+    /// active is the caller's check, on every request.
     func verify(_ token: String) async throws(Failure) -> (userID: UUID, sessionID: UUID) {
+        let now = clock.now()
+        if let known = verified.identity(of: token, at: now) { return known }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3,
               let headerData = Data(base64URLEncoded: String(parts[0])),
@@ -63,10 +73,11 @@ struct TokenService: Sendable {
         } catch {
             throw .badSignature
         }
-        guard claims.exp.value > clock.now() else { throw .expired }
+        guard claims.exp.value > now else { throw .expired }
         guard let userID = UUID(wire: claims.sub.value), let sessionID = UUID(wire: claims.sid) else {
             throw .malformed
         }
+        verified.keep(token, userID: userID, sessionID: sessionID, expiresAt: claims.exp.value, now: now)
         return (userID, sessionID)
     }
 
@@ -84,5 +95,45 @@ struct TokenService: Sendable {
         // Constant-time comparison of equal-length values.
         guard expected.count == given.count else { return false }
         return zip(expected, given).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// Access tokens verified by this process, with what they say, until they expire: checking a
+/// JWT (base64, two JSON documents, an HMAC) cost more than the rest of authenticating a
+/// request, and a client sends the same token with every request for its lifetime.
+///
+/// Bounded: when `capacity` tokens are held, the expired ones are dropped and, if that frees
+/// nothing, all of them (each is then verified once more on its next use). Hand-written: the
+/// listed packages have no bounded cache with expiry.
+final class VerifiedTokens: Sendable {
+    struct Entry: Sendable {
+        let userID: UUID
+        let sessionID: UUID
+        let expiresAt: Date
+    }
+
+    let capacity: Int
+    private let entries = NIOLockedValueBox<[String: Entry]>([:])
+
+    init(capacity: Int = 10_000) {
+        self.capacity = max(1, capacity)
+    }
+
+    var count: Int { entries.withLockedValue { $0.count } }
+
+    /// What `token` was verified to say, if it was and has not expired at `now`.
+    func identity(of token: String, at now: Date) -> (userID: UUID, sessionID: UUID)? {
+        guard let entry = entries.withLockedValue({ $0[token] }), entry.expiresAt > now else { return nil }
+        return (entry.userID, entry.sessionID)
+    }
+
+    func keep(_ token: String, userID: UUID, sessionID: UUID, expiresAt: Date, now: Date) {
+        entries.withLockedValue { entries in
+            if entries.count >= capacity, entries[token] == nil {
+                entries = entries.filter { $0.value.expiresAt > now }
+                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[token] = Entry(userID: userID, sessionID: sessionID, expiresAt: expiresAt)
+        }
     }
 }

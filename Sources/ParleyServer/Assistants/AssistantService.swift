@@ -216,7 +216,9 @@ struct AssistantService: Sendable {
     func run(_ id: UUID, by caller: Caller) async throws -> RunDetailDTO {
         let run = try await visibleRun(id, to: caller)
         let steps = try await AssistantRunStep.steps(of: id, on: db)
-        return RunDetailDTO(run: RunDTO(run), steps: steps.map(RunStepDTO.init))
+        var dtos = steps.map(RunStepDTO.init)
+        for (index, detail) in RunTrace.expand(dtos.map(\.detail)).enumerated() { dtos[index].detail = detail }
+        return RunDetailDTO(run: RunDTO(run), steps: dtos)
     }
 
     func runs(in conversationID: UUID, before cursor: Date?, limit: Int, by caller: Caller) async throws -> Page<RunDTO> {

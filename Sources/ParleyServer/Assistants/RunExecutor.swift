@@ -427,6 +427,9 @@ final class RunExecutor: Sendable {
         let approvers = assistant.approvalTools.isEmpty ? []
             : Set([run.requesterID] + (try await Membership.managers(of: run.conversationID, on: db))).map(\.wire).sorted()
         let modelName = assistant.model
+        // The last model call this execution traced, so the next one stores only the messages
+        // it adds to that prompt (`RunTrace.compact`).
+        let lastPrompt = NIOLockedValueBox<RunTrace.Prompt?>(nil)
 
         let callModel: @Sendable ([ChatMessage], NodeContext) async throws -> ChatMessage = { messages, context in
             try await self.checkBudget(run, assistant)
@@ -462,10 +465,10 @@ final class RunExecutor: Sendable {
                 d.metrics.modelRequest(provider: resolved.provider, model: modelName, outcome: "ok", firstToken: ttft,
                                        usage: (response.usage.promptTokens, response.usage.completionTokens), cost: cost)
                 trace.addUsage(prompt: response.usage.promptTokens, completion: response.usage.completionTokens, cost: cost)
-                trace.add(.init(
-                    kind: "model", name: resolved.provider + "/" + modelName, startedAt: started, durationMS: Self.milliseconds(elapsed),
-                    detail: [
-                        "messages": .array(request.messages.map(Self.traceMessage)),
+                var detail = lastPrompt.withLockedValue { last in
+                    RunTrace.compact(request.messages, after: &last, render: Self.traceMessage)
+                }
+                detail.merge([
                         "tools": .array(definitions.map { .string($0.name) }),
                         "reply": Self.traceMessage(response.message),
                         "finish_reason": .string(response.finishReason.rawValue),
@@ -474,7 +477,9 @@ final class RunExecutor: Sendable {
                         "cached_tokens": .integer(Int64(response.usage.cachedTokens)),
                         "cost_usd": .number(cost),
                         "time_to_first_token_ms": ttft.map { .number(Self.milliseconds($0)) } ?? .null,
-                    ]))
+                    ]) { _, new in new }
+                trace.add(.init(kind: "model", name: resolved.provider + "/" + modelName, startedAt: started,
+                                durationMS: Self.milliseconds(elapsed), detail: .object(detail)))
                 return response.message
             } catch {
                 let llm = (error as? LLMError)

@@ -58,7 +58,7 @@ struct ConversationService: Sendable {
             FROM conversations c
             LEFT JOIN memberships m ON m.conversation_id = c.id AND m.user_id = \(bind: userID)
             WHERE c.id = \(bind: id) AND c.deleted_at IS NULL
-            """).first(decoding: AccessRow.self)
+            """).first().map(AccessRow.init)
         else { throw Self.notFound }
         let conversation = try row.conversation(id: id)
         let membership = try row.membership(conversationID: id, userID: userID)
@@ -66,10 +66,31 @@ struct ConversationService: Sendable {
         return Access(conversation: conversation, membership: membership)
     }
 
-    private struct AccessRow: Decodable {
+    private struct AccessRow {
         let kind: String, visibility: String?, title: String?, topic: String?, last_seq: Int, direct_key: String?
         let created_by: UUID, created_at: Date?, updated_at: Date?, last_activity_at: Date
         let m_id: UUID?, m_role: String?, m_last_read_seq: Int?, m_muted: Bool?, m_notify: String?, m_joined_at: Date?
+
+        /// Column by column rather than through `Decodable`: the rows' direct conversions
+        /// (`DirectSQLiteRow`) skip the keyed-container machinery on every request.
+        init(_ row: any SQLRow) throws {
+            kind = try row.decode(column: "kind", as: String.self)
+            visibility = try row.decode(column: "visibility", as: String?.self)
+            title = try row.decode(column: "title", as: String?.self)
+            topic = try row.decode(column: "topic", as: String?.self)
+            last_seq = try row.decode(column: "last_seq", as: Int.self)
+            direct_key = try row.decode(column: "direct_key", as: String?.self)
+            created_by = try row.decode(column: "created_by", as: UUID.self)
+            created_at = try row.decode(column: "created_at", as: Date?.self)
+            updated_at = try row.decode(column: "updated_at", as: Date?.self)
+            last_activity_at = try row.decode(column: "last_activity_at", as: Date.self)
+            m_id = try row.decode(column: "m_id", as: UUID?.self)
+            m_role = try row.decode(column: "m_role", as: String?.self)
+            m_last_read_seq = try row.decode(column: "m_last_read_seq", as: Int?.self)
+            m_muted = try row.decode(column: "m_muted", as: Bool?.self)
+            m_notify = try row.decode(column: "m_notify", as: String?.self)
+            m_joined_at = try row.decode(column: "m_joined_at", as: Date?.self)
+        }
 
         func conversation(id: UUID) throws -> Conversation {
             guard let kind = Conversation.Kind(rawValue: kind) else { throw StorageError.unreadable("conversation kind \(kind)") }

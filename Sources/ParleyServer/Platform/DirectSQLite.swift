@@ -381,6 +381,9 @@ struct DirectSQLiteRow: SQLRow {
         if D.self == Int.self { return exactly(integer(value)) }
         if D.self == Int?.self { return optional(integer) }
         if D.self == Date?.self { return optional(Date.init(sqliteData:)) }
+        if D.self == Date.self { return exactly(Date(sqliteData: value)) }
+        if D.self == Bool.self { return exactly(Bool(sqliteData: value)) }
+        if D.self == Bool?.self { return optional(Bool.init(sqliteData:)) }
         return nil
     }
 

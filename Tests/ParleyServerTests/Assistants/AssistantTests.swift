@@ -1,3 +1,4 @@
+import AgentGraph
 import Foundation
 import LLM
 import NIOConcurrencyHelpers
@@ -106,6 +107,49 @@ struct AssistantTests {
             let carol = try await app.user("carol")
             expectProblem(try await fixture.run(runID, as: carol), .notFound)
         }
+    }
+
+    @Test("a model call's trace shows its whole prompt, stored as what it adds to the previous call's")
+    func tracedPrompts() async throws {
+        try await withParley { app, _ in
+            let model = ScriptedModel([.toolCalls([ToolCall(id: "c1", name: "recent_messages", arguments: #"{"limit":3}"#)]),
+                                       .reply("Done.")])
+            let fixture = try await AssistantFixture.make(app, assistant: #""tools":["recent_messages"]"#, model: model)
+            try await app.post("@helper look back", in: fixture.conversation, by: fixture.ann)
+            let end = try await fixture.runEnd()
+            #expect(end.type == "run.completed", "\(end.data)")
+            let runID = try #require(end.data["id"] as? String)
+            let steps = (try await fixture.run(runID))["steps"] as? [[String: Any]] ?? []
+            let prompts = steps.filter { $0["kind"] as? String == "model" }.map { ($0["detail"] as? [String: Any])?["messages"] as? [[String: Any]] ?? [] }
+            // What readers get is what the model was sent, call by call, without the storage keys.
+            #expect(prompts.map { $0.map { $0["role"] as? String ?? "" } } == model.requests.map { $0.messages.map(\.role.rawValue) })
+            #expect(prompts.map { $0.map { $0["content"] as? String ?? "" } } == model.requests.map { $0.messages.map(\.content) })
+            #expect(prompts.last?.count == 4)
+            #expect(steps.allSatisfy { ($0["detail"] as? [String: Any])?.keys.contains { ["prompt_key", "prompt_from", "prompt_kept"].contains($0) } == false })
+            // Stored: the second call keeps the first's two messages and adds the call and its result.
+            struct Row: Decodable { let detail: String }
+            let rows = try await (app.db as! any SQLDatabase)
+                .raw("SELECT detail FROM assistant_run_steps WHERE kind = 'model' ORDER BY position").all(decoding: Row.self)
+            let stored = try rows.map { try #require(try JSONSerialization.jsonObject(with: Data($0.detail.utf8)) as? [String: Any]) }
+            #expect(stored.count == 2)
+            #expect((stored.first?["messages"] as? [Any])?.count == 2)
+            #expect(stored.last?["prompt_from"] as? String == stored.first?["prompt_key"] as? String)
+            #expect(stored.last?["prompt_kept"] as? Int == 2)
+            #expect((stored.last?["messages"] as? [[String: Any]])?.map { $0["role"] as? String } == ["assistant", "tool"])
+        }
+    }
+
+    @Test("a traced prompt whose earlier part is not stored shows what it has and how much is missing")
+    func tracedPromptWithoutItsStart() {
+        let first: JSONValue = ["prompt_key": "a", "messages": [["role": "system"], ["role": "user"]]]
+        let second: JSONValue = ["prompt_key": "b", "prompt_from": "a", "prompt_kept": 2, "messages": [["role": "assistant"]]]
+        let orphan: JSONValue = ["prompt_key": "c", "prompt_from": "gone", "prompt_kept": 3, "messages": [["role": "tool"]]]
+        let tool: JSONValue = ["arguments": "{}"]
+        let expanded = RunTrace.expand([first, tool, second, orphan])
+        #expect(expanded[0] == ["messages": [["role": "system"], ["role": "user"]]])
+        #expect(expanded[1] == tool)
+        #expect(expanded[2] == ["messages": [["role": "system"], ["role": "user"], ["role": "assistant"]]])
+        #expect(expanded[3] == ["messages": [["role": "tool"]], "messages_omitted": 3])
     }
 
     @Test("citations of messages the asker can read are kept, on the reply and the run; others are dropped and counted")
